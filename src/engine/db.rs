@@ -1,0 +1,328 @@
+//! The salsa database: inputs (template text, parameter cells, input series cells, scenarios),
+//! the tracked queries that compile and evaluate, and the evaluation driver with §9 accounting.
+//!
+//! Memoisation is keyed by a unit's *effective definition*: [`UnitKey`] interns the unit's
+//! definition together with the keys of the units it reads and the parameter and series cells it
+//! reads. Two scenarios (a session and its variant) that share those get the same key and share
+//! one memoised value; an in-place change of a cell re-executes only the units that read it, and
+//! a unit whose new series is bitwise equal to the old one is backdated, so its readers are not
+//! re-evaluated.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use salsa::{Durability, Setter};
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::engine::plan::{Compiled, compile};
+use crate::engine::unit::{Src, UnitDef, UnitEnv};
+use crate::model::doc::{ParamLookup, read_document};
+use crate::model::params::ParamValue;
+use crate::model::yaml::{self, YamlDoc};
+
+/// A series value: compared bit for bit, so NaN equals NaN and `-0.0` differs from `0.0`.
+#[derive(Clone, Debug)]
+pub struct Series(pub Arc<[f64]>);
+
+impl PartialEq for Series {
+    fn eq(&self, other: &Series) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.len() == other.0.len()
+                && self.0.iter().zip(other.0.iter()).all(|(a, b)| a.to_bits() == b.to_bits()))
+    }
+}
+
+impl Eq for Series {}
+
+impl std::ops::Deref for Series {
+    type Target = [f64];
+    fn deref(&self) -> &[f64] {
+        &self.0
+    }
+}
+
+impl From<Vec<f64>> for Series {
+    fn from(v: Vec<f64>) -> Series {
+        Series(v.into())
+    }
+}
+
+/// An input series with what was noticed while reading it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputSeries {
+    pub values: Series,
+    /// Bins that were missing (filled with 0).
+    pub gaps: Arc<[u32]>,
+    /// Bins that were empty or NaN.
+    pub nans: Arc<[u32]>,
+    /// sha256 of the content the series was read from, for run hashes and provenance.
+    pub sha256: Arc<str>,
+}
+
+#[salsa::db]
+pub trait Db: salsa::Database {}
+
+#[salsa::db]
+#[derive(Clone, Default)]
+pub struct Database {
+    storage: salsa::Storage<Self>,
+}
+
+#[salsa::db]
+impl salsa::Database for Database {}
+
+#[salsa::db]
+impl Db for Database {}
+
+/// A document's text (durability HIGH).
+#[salsa::input(debug)]
+pub struct TemplateText {
+    #[returns(ref)]
+    pub text: Arc<str>,
+}
+
+/// One parameter value (durability MEDIUM). Variants share the session's cells for parameters
+/// they do not override.
+#[salsa::input(debug)]
+pub struct ParamCell {
+    #[returns(ref)]
+    pub value: ParamValue,
+}
+
+/// One input series (durability LOW): a file snapshot, stored telemetry, or an override.
+#[salsa::input(debug)]
+pub struct SeriesCell {
+    #[returns(ref)]
+    pub data: InputSeries,
+}
+
+/// A session or a variant: a template bound to parameter cells and input series cells.
+#[salsa::input(debug)]
+pub struct Scenario {
+    #[returns(copy)]
+    pub template: TemplateText,
+    /// Every declared parameter's cell.
+    #[returns(ref)]
+    pub params: Arc<BTreeMap<String, ParamCell>>,
+    /// Input key (`file:…`, `series:…`, `override:<node>`) → cell.
+    #[returns(ref)]
+    pub inputs: Arc<BTreeMap<String, SeriesCell>>,
+}
+
+impl TemplateText {
+    pub fn create(db: &dyn Db, text: &str) -> TemplateText {
+        TemplateText::builder(Arc::from(text)).text_durability(Durability::HIGH).new(db)
+    }
+}
+
+impl ParamCell {
+    pub fn create(db: &dyn Db, value: ParamValue) -> ParamCell {
+        ParamCell::builder(value).value_durability(Durability::MEDIUM).new(db)
+    }
+
+    /// Sets a new value; setting an equal value is not a change.
+    pub fn update(self, db: &mut Database, value: ParamValue) {
+        if *self.value(db) != value {
+            self.set_value(db).with_durability(Durability::MEDIUM).to(value);
+        }
+    }
+}
+
+impl SeriesCell {
+    pub fn create(db: &dyn Db, data: InputSeries) -> SeriesCell {
+        SeriesCell::builder(data).data_durability(Durability::LOW).new(db)
+    }
+
+    pub fn update(self, db: &mut Database, data: InputSeries) {
+        if *self.data(db) != data {
+            self.set_data(db).with_durability(Durability::LOW).to(data);
+        }
+    }
+}
+
+impl Scenario {
+    pub fn create(
+        db: &dyn Db,
+        template: TemplateText,
+        params: BTreeMap<String, ParamCell>,
+        inputs: BTreeMap<String, SeriesCell>,
+    ) -> Scenario {
+        Scenario::builder(template, Arc::new(params), Arc::new(inputs))
+            .template_durability(Durability::HIGH)
+            .params_durability(Durability::MEDIUM)
+            .inputs_durability(Durability::LOW)
+            .new(db)
+    }
+}
+
+/// The parsed YAML of a document.
+#[salsa::tracked(returns(ref))]
+pub fn parsed(db: &dyn Db, t: TemplateText) -> Result<Arc<YamlDoc>, Diagnostics> {
+    yaml::parse(t.text(db)).map(Arc::new).map_err(Diagnostics::one)
+}
+
+struct CellLookup<'a> {
+    db: &'a dyn Db,
+    cells: &'a BTreeMap<String, ParamCell>,
+}
+
+impl ParamLookup for CellLookup<'_> {
+    fn value(&self, name: &str) -> Option<ParamValue> {
+        self.cells.get(name).map(|c| c.value(self.db).clone())
+    }
+}
+
+/// The compiled plan of a scenario. Reads only the parameters that shape the graph.
+#[salsa::tracked(returns(ref))]
+pub fn compiled(db: &dyn Db, s: Scenario) -> Result<Arc<Compiled>, Diagnostics> {
+    let yaml = parsed(db, s.template(db)).clone()?;
+    let lookup = CellLookup { db, cells: s.params(db) };
+    let doc = read_document(&yaml, &lookup)?;
+    let overrides = s.inputs(db).keys().filter_map(|k| k.strip_prefix("override:")).map(str::to_string).collect();
+    compile(Arc::new(doc), &overrides).map(Arc::new)
+}
+
+/// A unit's effective definition: what it computes and exactly what it reads.
+#[salsa::interned(revisions = usize::MAX, debug)]
+pub struct UnitKey<'db> {
+    #[returns(ref)]
+    pub def: Arc<UnitDef>,
+    #[returns(ref)]
+    pub deps: Vec<UnitKey<'db>>,
+    #[returns(ref)]
+    pub params: Vec<ParamCell>,
+    #[returns(ref)]
+    pub inputs: Vec<SeriesCell>,
+}
+
+/// The key of unit `u` in scenario `s`; None when an input or parameter cell is missing.
+#[salsa::tracked(returns(copy))]
+pub fn unit_key<'db>(db: &'db dyn Db, s: Scenario, u: u32) -> Option<UnitKey<'db>> {
+    let c = compiled(db, s).as_ref().ok()?;
+    let plan = c.units.get(u as usize)?;
+    let deps = plan.deps.iter().map(|d| unit_key(db, s, *d)).collect::<Option<Vec<_>>>()?;
+    let params = plan.params.iter().map(|p| s.params(db).get(p).copied()).collect::<Option<Vec<_>>>()?;
+    let inputs = plan.inputs.iter().map(|k| s.inputs(db).get(k).copied()).collect::<Option<Vec<_>>>()?;
+    Some(UnitKey::new(db, plan.def.clone(), deps, params, inputs))
+}
+
+/// All outputs of a unit, compared bitwise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outputs(pub Vec<Series>);
+
+thread_local! {
+    /// Series definitions evaluated on this thread since the last reset (§9 accounting).
+    static EVALUATED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Evaluates one unit from its dependencies' memoised series.
+#[salsa::tracked(returns(ref))]
+pub fn eval_unit<'db>(db: &'db dyn Db, key: UnitKey<'db>) -> Outputs {
+    let def = key.def(db);
+    let deps = key.deps(db);
+    let ext: Vec<&[f64]> = def
+        .srcs
+        .iter()
+        .map(|s| match *s {
+            Src::Ext { dep, output } => &output_of(db, deps[dep as usize], output)[..],
+            Src::Own(_) => &[][..],
+        })
+        .collect();
+    let params: Vec<f64> = key.params(db).iter().map(|c| c.value(db).as_f64().unwrap_or(f64::NAN)).collect();
+    let inputs: Vec<&[f64]> = key.inputs(db).iter().map(|c| &c.data(db).values[..]).collect();
+    EVALUATED.with(|e| e.set(e.get() + def.members.len() as u64));
+    let out = def.eval(&UnitEnv { ext: &ext, params: &params, inputs: &inputs });
+    Outputs(out.into_iter().map(Series::from).collect())
+}
+
+/// One output of a multi-output unit, memoised on its own so that a reader of an unchanged
+/// output is not re-evaluated when a sibling output changes.
+#[salsa::tracked(returns(ref))]
+pub fn unit_output<'db>(db: &'db dyn Db, key: UnitKey<'db>, output: u16) -> Series {
+    eval_unit(db, key).0[output as usize].clone()
+}
+
+fn output_of<'db>(db: &'db dyn Db, key: UnitKey<'db>, output: u16) -> &'db Series {
+    let all = eval_unit(db, key);
+    if all.0.len() == 1 { &all.0[0] } else { unit_output(db, key, output) }
+}
+
+/// §9 accounting of one evaluation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Accounting {
+    pub nodes_total: u64,
+    pub nodes_evaluated: u64,
+    pub nodes_reused: u64,
+    pub elapsed_us: u64,
+}
+
+/// Evaluated series of one request.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    pub compiled: Arc<Compiled>,
+    /// Series index → value, for every series in the evaluated closure.
+    pub series: BTreeMap<u32, Series>,
+    pub accounting: Accounting,
+}
+
+impl Evaluation {
+    pub fn get(&self, id: &str) -> Option<&Series> {
+        self.compiled.by_id.get(id).and_then(|s| self.series.get(s))
+    }
+}
+
+/// Evaluates the units needed for `targets` (every series when None) bottom-up, so that each
+/// salsa query finds its dependencies already verified: the stack depth stays constant however
+/// long the dependency chains are. `elapsed_us` is left to the caller, which owns the clock.
+pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Evaluation, Diagnostics> {
+    let compiled = compiled(db, s).clone()?;
+    let closure = compiled.closure(targets);
+    EVALUATED.with(|e| e.set(0));
+    let mut keys = Vec::with_capacity(closure.len());
+    for &u in &closure {
+        match unit_key(db, s, u) {
+            Some(k) => keys.push(k),
+            None => return Err(missing_input(db, s, &compiled, u)),
+        }
+    }
+    for &k in &keys {
+        eval_unit(db, k);
+    }
+    let nodes_evaluated = EVALUATED.with(|e| e.get());
+    let nodes_total: u64 = closure.iter().map(|u| compiled.units[*u as usize].weight as u64).sum();
+    let mut series = BTreeMap::new();
+    for (&u, &k) in closure.iter().zip(&keys) {
+        let outs = eval_unit(db, k);
+        for (o, &sidx) in compiled.units[u as usize].series.iter().enumerate() {
+            series.insert(sidx, outs.0[o].clone());
+        }
+    }
+    let accounting = Accounting {
+        nodes_total,
+        nodes_evaluated,
+        nodes_reused: nodes_total.saturating_sub(nodes_evaluated),
+        elapsed_us: 0,
+    };
+    Ok(Evaluation { compiled, series, accounting })
+}
+
+fn missing_input(db: &dyn Db, s: Scenario, c: &Compiled, u: u32) -> Diagnostics {
+    let plan = &c.units[u as usize];
+    let missing: Vec<&str> =
+        plan.inputs.iter().filter(|k| !s.inputs(db).contains_key(*k)).map(String::as_str).collect();
+    let params: Vec<&str> = plan.params.iter().filter(|p| !s.params(db).contains_key(*p)).map(String::as_str).collect();
+    Diagnostic::error(
+        "input_missing",
+        format!(
+            "inputs not loaded: {}{}",
+            missing.join(", "),
+            if params.is_empty() {
+                String::new()
+            } else {
+                format!("; parameters without value: {}", params.join(", "))
+            }
+        ),
+    )
+    .into()
+}

@@ -1,0 +1,268 @@
+//! The host: owns the salsa database, turns documents, parameter values and input files into
+//! salsa inputs, and runs evaluations with the clock (elapsed time) that the engine must not use.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::engine::db::{self, compiled};
+use crate::engine::plan::Compiled;
+use crate::engine::validate::{self, ValidationInputs};
+use crate::engine::warnings::Warning;
+use crate::engine::{Database, Evaluation, InputSeries, ParamCell, Scenario, SeriesCell, TemplateText};
+use crate::model::doc::read_parameters;
+use crate::model::params::{ParamValue, hex};
+use crate::model::series::{SeriesRef, parse_series_csv};
+use crate::model::template::{Supplied, bind};
+use crate::model::yaml;
+use crate::sys;
+
+/// A loaded document bound to parameter values and input series.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// How diagnostics name the document (its path, or a label).
+    pub label: String,
+    pub data_root: PathBuf,
+    pub text: Arc<str>,
+    pub template: TemplateText,
+    pub params: BTreeMap<String, ParamValue>,
+    pub cells: BTreeMap<String, ParamCell>,
+    pub scenario: Scenario,
+    /// Input key → what was read and its cell.
+    pub inputs: BTreeMap<String, (InputSeries, SeriesCell)>,
+}
+
+impl Model {
+    pub fn input_data(&self) -> BTreeMap<String, InputSeries> {
+        self.inputs.iter().map(|(k, (d, _))| (k.clone(), d.clone())).collect()
+    }
+
+    /// Numeric parameter values, for validation checks.
+    pub fn numeric_params(&self) -> BTreeMap<String, f64> {
+        self.params.iter().filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), x))).collect()
+    }
+}
+
+#[derive(Default)]
+pub struct Host {
+    db: Database,
+}
+
+/// The data root of §4: `--data-root` when given; else, for a document inside a directory named
+/// `templates`, that directory's parent; else the document's own directory.
+pub fn data_root_for(doc: &Path, explicit: Option<&Path>) -> PathBuf {
+    if let Some(r) = explicit {
+        return r.to_path_buf();
+    }
+    let dir = doc.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    if dir.file_name().is_some_and(|n| n == "templates") {
+        return dir
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+    }
+    dir
+}
+
+fn with_file(mut d: Diagnostics, label: &str) -> Diagnostics {
+    for x in &mut d.0 {
+        if x.file.is_none() {
+            x.file = Some(label.to_string());
+        }
+    }
+    d
+}
+
+impl Host {
+    pub fn new() -> Host {
+        Host::default()
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn db_mut(&mut self) -> &mut Database {
+        &mut self.db
+    }
+
+    /// Loads a document file with parameter values and its `file:` inputs.
+    pub fn load_file(
+        &mut self,
+        path: &Path,
+        supplied: &BTreeMap<String, Supplied>,
+        data_root: Option<&Path>,
+    ) -> Result<Model, Diagnostics> {
+        let label = path.display().to_string();
+        let text = sys::read_to_string(path).map_err(|e| {
+            Diagnostics::one(Diagnostic::error("io", format!("cannot read {label}: {e}")).with_help("check the path"))
+        })?;
+        let root = data_root_for(path, data_root);
+        self.load_text(&text, &label, supplied, &root)
+    }
+
+    /// Loads document text; `file:` inputs resolve against `data_root`.
+    pub fn load_text(
+        &mut self,
+        text: &str,
+        label: &str,
+        supplied: &BTreeMap<String, Supplied>,
+        data_root: &Path,
+    ) -> Result<Model, Diagnostics> {
+        let doc = yaml::parse(text).map_err(|d| with_file(Diagnostics::one(d), label))?;
+        let decls = read_parameters(&doc).map_err(|d| with_file(d, label))?;
+        let params = bind(&decls, supplied).map_err(|d| with_file(d, label))?;
+        let template = TemplateText::create(&self.db, text);
+        let cells: BTreeMap<String, ParamCell> =
+            params.iter().map(|(k, v)| (k.clone(), ParamCell::create(&self.db, v.clone()))).collect();
+        let scenario = Scenario::create(&self.db, template, cells.clone(), BTreeMap::new());
+        let mut model = Model {
+            label: label.to_string(),
+            data_root: data_root.to_path_buf(),
+            text: Arc::from(text),
+            template,
+            params,
+            cells,
+            scenario,
+            inputs: BTreeMap::new(),
+        };
+        self.load_inputs(&mut model)?;
+        Ok(model)
+    }
+
+    pub fn compiled(&self, m: &Model) -> Result<Arc<Compiled>, Diagnostics> {
+        compiled(&self.db, m.scenario).clone().map_err(|d| with_file(d, &m.label))
+    }
+
+    /// Reads every `file:` input the compiled model needs and is not loaded yet.
+    fn load_inputs(&mut self, m: &mut Model) -> Result<(), Diagnostics> {
+        let c = self.compiled(m)?;
+        let mut diags = Vec::new();
+        let mut changed = false;
+        for (key, readers) in &c.inputs {
+            if m.inputs.contains_key(key) {
+                continue;
+            }
+            match read_input(key, &c, &m.data_root) {
+                Ok(data) => {
+                    let cell = SeriesCell::create(&self.db, data.clone());
+                    m.inputs.insert(key.clone(), (data, cell));
+                    changed = true;
+                }
+                Err(d) => diags.extend(d.0.into_iter().map(|x| x.with_help(format!("read by {}", readers.join(", "))))),
+            }
+        }
+        if !diags.is_empty() {
+            return Err(Diagnostics(diags));
+        }
+        if changed {
+            self.sync_inputs(m);
+        }
+        Ok(())
+    }
+
+    fn sync_inputs(&mut self, m: &Model) {
+        use salsa::Setter;
+        let map: BTreeMap<String, SeriesCell> = m.inputs.iter().map(|(k, (_, c))| (k.clone(), *c)).collect();
+        m.scenario.set_inputs(&mut self.db).with_durability(salsa::Durability::LOW).to(Arc::new(map));
+    }
+
+    /// Evaluates `targets` (all series when None), timing the evaluation.
+    pub fn evaluate(&self, m: &Model, targets: Option<&[u32]>) -> Result<Evaluation, Diagnostics> {
+        let sw = sys::Stopwatch::start();
+        let mut ev = db::evaluate(&self.db, m.scenario, targets).map_err(|d| with_file(d, &m.label))?;
+        ev.accounting.elapsed_us = sw.elapsed_us();
+        Ok(ev)
+    }
+
+    /// Warnings of a full evaluation.
+    pub fn warnings(&self, m: &Model, ev: &Evaluation) -> Vec<Warning> {
+        let inputs = m.input_data();
+        let params = m.numeric_params();
+        validate::warnings(ev, &ValidationInputs { inputs: &inputs, params: &params })
+    }
+
+    /// Sets a parameter; setting the value it already has is not a change.
+    pub fn set_param(&mut self, m: &mut Model, name: &str, value: ParamValue) -> Result<(), Diagnostics> {
+        let Some(cell) = m.cells.get(name).copied() else {
+            return Err(Diagnostic::error("unknown_parameter", format!("unknown parameter `{name}`")).into());
+        };
+        cell.update(&mut self.db, value.clone());
+        m.params.insert(name.to_string(), value);
+        self.load_inputs(m)
+    }
+
+    /// Replaces a const node's series (an override) with `values`.
+    pub fn override_series(&mut self, m: &mut Model, node: &str, values: Vec<f64>) -> Result<(), Diagnostics> {
+        let key = format!("override:{node}");
+        let data = input_series(values, Vec::new(), Vec::new(), b"");
+        match m.inputs.get(&key) {
+            Some((_, cell)) => {
+                let cell = *cell;
+                cell.update(&mut self.db, data.clone());
+                m.inputs.insert(key, (data, cell));
+            }
+            None => {
+                let cell = SeriesCell::create(&self.db, data.clone());
+                m.inputs.insert(key, (data, cell));
+                self.sync_inputs(m);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds an input series; the digest covers the values so that equal content is equal input.
+pub fn input_series(values: Vec<f64>, gaps: Vec<u32>, nans: Vec<u32>, source: &[u8]) -> InputSeries {
+    let mut h = Sha256::new();
+    if source.is_empty() {
+        for v in &values {
+            h.update(v.to_le_bytes());
+        }
+    } else {
+        h.update(source);
+    }
+    InputSeries { values: values.into(), gaps: gaps.into(), nans: nans.into(), sha256: hex(&h.finalize()).into() }
+}
+
+/// Reads one `file:` input relative to the data root, refusing paths that leave it.
+fn read_input(key: &str, c: &Compiled, data_root: &Path) -> Result<InputSeries, Diagnostics> {
+    let r =
+        crate::model::series::parse_ref(key).map_err(|e| Diagnostics::one(Diagnostic::error("bad_reference", e)))?;
+    match r {
+        SeriesRef::File(rel) => {
+            let path = data_root.join(&rel);
+            let root = sys::canonicalize(data_root).unwrap_or_else(|_| data_root.to_path_buf());
+            let resolved = sys::canonicalize(&path).map_err(|e| {
+                Diagnostics::one(
+                    Diagnostic::error("io", format!("cannot read {rel} (resolved to {}): {e}", path.display()))
+                        .in_file(rel.clone()),
+                )
+            })?;
+            if !resolved.starts_with(&root) {
+                return Err(Diagnostic::error(
+                    "path_escape",
+                    format!("{rel} resolves to {}, outside the data root {}", resolved.display(), root.display()),
+                )
+                .in_file(rel)
+                .into());
+            }
+            let bytes = sys::read(&resolved).map_err(|e| {
+                Diagnostics::one(Diagnostic::error("io", format!("cannot read {rel}: {e}")).in_file(rel.clone()))
+            })?;
+            let parsed = parse_series_csv(&bytes, &c.grid, &rel)?;
+            Ok(input_series(parsed.values, parsed.gaps, parsed.nans, &bytes))
+        }
+        SeriesRef::Stored(name) => Err(Diagnostic::error(
+            "no_store",
+            format!("`series:{name}` needs a database; open a session with `flowtime session open` or use `file:`"),
+        )
+        .into()),
+        _ => Err(Diagnostic::error("input_missing", format!("input `{key}` has no value")).into()),
+    }
+}

@@ -1,0 +1,15 @@
+//! flowtime: an embedded incremental-computation database for time-binned flow models.
+//!
+//! Reading order: [`diag`] (located problems), [`expr`] (the formula language), [`model`]
+//! (documents, templates, grids, series references), [`engine`] (salsa inputs and memoised
+//! evaluation), [`artifacts`] (run directories), [`sys`] (the only place that touches files and
+//! the clock), [`cli`].
+
+pub mod artifacts;
+pub mod cli;
+pub mod diag;
+pub mod engine;
+pub mod expr;
+pub mod host;
+pub mod model;
+pub mod sys;
