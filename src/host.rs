@@ -197,6 +197,37 @@ impl Host {
         self.load_inputs(m)
     }
 
+    /// Replaces the document text in place (an edit). Parameters keep their values where the new
+    /// text still declares them. Only units whose effective definition changed, and their
+    /// readers, are re-evaluated: unchanged units intern to the same keys.
+    pub fn set_text(&mut self, m: &mut Model, text: &str) -> Result<(), Diagnostics> {
+        use salsa::Setter;
+        let doc = yaml::parse(text).map_err(|d| with_file(Diagnostics::one(d), &m.label))?;
+        let decls = read_parameters(&doc).map_err(|d| with_file(d, &m.label))?;
+        let kept: BTreeMap<String, Supplied> = m
+            .params
+            .iter()
+            .filter(|(k, _)| decls.iter().any(|d| &d.name == *k))
+            .map(|(k, v)| (k.clone(), Supplied::Yaml(v.to_yaml())))
+            .collect();
+        let params = bind(&decls, &kept).map_err(|d| with_file(d, &m.label))?;
+        for (k, v) in &params {
+            match m.cells.get(k) {
+                Some(c) => c.update(&mut self.db, v.clone()),
+                None => {
+                    let c = ParamCell::create(&self.db, v.clone());
+                    m.cells.insert(k.clone(), c);
+                }
+            }
+        }
+        m.cells.retain(|k, _| params.contains_key(k));
+        m.params = params;
+        m.scenario.set_params(&mut self.db).with_durability(salsa::Durability::MEDIUM).to(Arc::new(m.cells.clone()));
+        m.template.set_text(&mut self.db).with_durability(salsa::Durability::HIGH).to(Arc::from(text));
+        m.text = Arc::from(text);
+        self.load_inputs(m)
+    }
+
     /// Replaces a const node's series (an override) with `values`.
     pub fn override_series(&mut self, m: &mut Model, node: &str, values: Vec<f64>) -> Result<(), Diagnostics> {
         let key = format!("override:{node}");

@@ -1,3 +1,4 @@
 //! The one integration-test binary; modules by area.
 
 mod fixtures;
+mod incremental;
