@@ -90,6 +90,16 @@ fn sha(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// The §8 series kind: a topology node's queue (observed or synthesised) is `stock`, ratios and
+/// times by metric, everything else `flow`.
+pub fn artifact_kind(c: &Compiled, s: u32) -> &'static str {
+    let info = &c.series[s as usize];
+    if c.topology.nodes.iter().any(|n| n.queue.as_deref() == Some(info.id.as_str())) {
+        return "stock";
+    }
+    info.kind.artifact_kind()
+}
+
 /// `{method, confidence, saturated_bins}` for an inferred-capacity series.
 pub fn inference_json(ev: &Evaluation, s: u32, params: &BTreeMap<String, f64>) -> Option<Value> {
     let info = &ev.compiled.series[s as usize];
@@ -180,7 +190,7 @@ pub fn write_run(runs: &Path, r: &RunInput<'_>) -> Result<RunOutput, Diagnostics
         let mut entry = Map::new();
         entry.insert("id".into(), info.id.clone().into());
         entry.insert("path".into(), path.clone().into());
-        entry.insert("kind".into(), info.kind.artifact_kind().into());
+        entry.insert("kind".into(), artifact_kind(c, o.series).into());
         entry.insert("points".into(), values.len().into());
         entry.insert("sha256".into(), sha(csv.as_bytes()).into());
         if let Some(inf) = inference_json(ev, o.series, &params_f64) {

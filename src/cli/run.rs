@@ -31,7 +31,7 @@ fn rows<'a>(
                     i["saturated_bins"]
                 )
             });
-            Some((id.clone(), c.series[*s as usize].kind.artifact_kind(), &v[..], note))
+            Some((id.clone(), artifacts::artifact_kind(c, *s), &v[..], note))
         })
         .collect()
 }
