@@ -1,6 +1,7 @@
 //! The command line (§13): argument parsing, one module per subcommand, human and `--json`
 //! output, and exit codes (0 ok, 1 evaluation or runtime error, 2 bad input).
 
+mod db;
 mod output;
 mod run;
 
@@ -23,6 +24,14 @@ pub struct Cli {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The database file for template, session, variant, query, compare and batch commands.
+    #[arg(long, global = true, default_value = "flowtime.redb", value_name = "FILE")]
+    pub db: PathBuf,
+    /// Directory `file:` references resolve against (default: the parent of a `templates/`
+    /// directory holding the document, else the document's directory; for a database, the
+    /// current directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -33,6 +42,50 @@ pub enum Command {
     Run(RunArgs),
     /// Check a model or template: located errors (exit 2) or warnings (exit 0).
     Validate(ValidateArgs),
+    /// Stored templates.
+    #[command(subcommand)]
+    Template(db::TemplateCmd),
+    /// Sessions: a template version bound to parameters and inputs, kept in the database.
+    #[command(subcommand)]
+    Session(db::SessionCmd),
+    /// Named what-if variants of a session.
+    #[command(subcommand)]
+    Variant(db::VariantCmd),
+    /// Series of a session or variant: `flowtime query s1/faster 'order_*' --bins 96..132`.
+    Query {
+        /// `session` or `session/variant`.
+        target: String,
+        /// A series id, or a pattern with `*`.
+        pattern: String,
+        /// Half-open bin window `a..b`.
+        #[arg(long)]
+        bins: Option<String>,
+    },
+    /// Compare two sessions/variants series by series.
+    Compare {
+        a: String,
+        b: String,
+        /// Also list identical series.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Run database commands from stdin, one per line, against one open database.
+    Batch,
+}
+
+impl Command {
+    /// The database command this is, if it is one.
+    pub(crate) fn into_db(self) -> Option<db::DbCommand> {
+        Some(match self {
+            Command::Template(t) => db::DbCommand::Template(t),
+            Command::Session(s) => db::DbCommand::Session(s),
+            Command::Variant(v) => db::DbCommand::Variant(v),
+            Command::Query { target, pattern, bins } => db::DbCommand::Query { target, pattern, bins },
+            Command::Compare { a, b, all } => db::DbCommand::Compare { a, b, all },
+            Command::Batch => db::DbCommand::Batch,
+            Command::Run(_) | Command::Validate(_) => return None,
+        })
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -45,9 +98,6 @@ pub struct RunArgs {
     /// Where run directories go.
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
-    /// Directory `file:` references resolve against (default: see §4).
-    #[arg(long)]
-    pub data_root: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -55,8 +105,6 @@ pub struct ValidateArgs {
     pub file: PathBuf,
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
-    #[arg(long)]
-    pub data_root: Option<PathBuf>,
 }
 
 /// An error that maps to an exit code: bad input (2) or a runtime failure (1).
@@ -95,9 +143,14 @@ pub fn parse_params(raw: &[String]) -> Result<BTreeMap<String, Supplied>, Failur
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    let root = cli.data_root.clone();
     let res = match cli.command {
-        Command::Run(a) => run::run(&a, json),
-        Command::Validate(a) => run::validate(&a, json),
+        Command::Run(a) => run::run(&a, root.as_deref(), json),
+        Command::Validate(a) => run::validate(&a, root.as_deref(), json),
+        other => match other.into_db() {
+            Some(cmd) => db::run(&cli.db, root.as_deref(), cmd, json).map(|()| ExitCode::SUCCESS),
+            None => Ok(ExitCode::SUCCESS),
+        },
     };
     match res {
         Ok(code) => code,

@@ -1,5 +1,13 @@
-//! The host: owns the salsa database, turns documents, parameter values and input files into
-//! salsa inputs, and runs evaluations with the clock (elapsed time) that the engine must not use.
+//! The host: the one module that sees both the redb store and the salsa database. It turns
+//! documents, parameter values and input files into salsa inputs, persists sessions and variants,
+//! and runs evaluations with the clock (elapsed time) that the engine must not use.
+//!
+//! Invariant: every change is committed to the store first, then applied to salsa inputs; a
+//! rejected request leaves both as they were.
+
+mod session;
+
+pub use session::{Comparison, OpenRequest, SeriesDiff, SessionInfo, Target, VariantInfo};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +26,7 @@ use crate::model::params::{ParamValue, hex};
 use crate::model::series::{SeriesRef, parse_series_csv};
 use crate::model::template::{Supplied, bind};
 use crate::model::yaml;
+use crate::store::{Store, StoreError};
 use crate::sys;
 
 /// A loaded document bound to parameter values and input series.
@@ -46,9 +55,72 @@ impl Model {
     }
 }
 
-#[derive(Default)]
+/// A failure of a host operation, by kind (the CLI maps kinds to exit codes, the server to
+/// gRPC status codes).
+#[derive(Debug, Clone)]
+pub enum HostError {
+    /// Bad user input: located diagnostics.
+    BadInput(Diagnostics),
+    NotFound(String),
+    AlreadyExists(String),
+    FailedPrecondition(String),
+    Store(StoreError),
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostError::BadInput(d) => write!(f, "{d}"),
+            HostError::NotFound(w) => write!(f, "{w} not found"),
+            HostError::AlreadyExists(w) => write!(f, "{w} already exists"),
+            HostError::FailedPrecondition(w) => f.write_str(w),
+            HostError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for HostError {}
+
+impl From<Diagnostics> for HostError {
+    fn from(d: Diagnostics) -> HostError {
+        HostError::BadInput(d)
+    }
+}
+
+impl From<Diagnostic> for HostError {
+    fn from(d: Diagnostic) -> HostError {
+        HostError::BadInput(d.into())
+    }
+}
+
+impl From<StoreError> for HostError {
+    fn from(e: StoreError) -> HostError {
+        match e {
+            StoreError::NotFound(w) => HostError::NotFound(w),
+            StoreError::AlreadyExists(w) => HostError::AlreadyExists(w),
+            other => HostError::Store(other),
+        }
+    }
+}
+
 pub struct Host {
     db: Database,
+    store: Store,
+    /// Where `file:` references of sessions resolve.
+    data_root: PathBuf,
+    /// `(id, version)` → text input and parameter declarations.
+    templates: BTreeMap<(String, String), session::TemplateEntry>,
+    /// Content-addressed input cells, shared by every scenario that reads the same values.
+    blobs: BTreeMap<String, SeriesCell>,
+    /// Live `series:` cells, per stored name and model window.
+    stored: BTreeMap<(String, i64, u32), SeriesCell>,
+    sessions: BTreeMap<String, session::SessionState>,
+}
+
+impl Default for Host {
+    fn default() -> Host {
+        Host::new()
+    }
 }
 
 /// The data root of §4: `--data-root` when given; else, for a document inside a directory named
@@ -79,8 +151,39 @@ fn with_file(mut d: Diagnostics, label: &str) -> Diagnostics {
 }
 
 impl Host {
+    /// A host with an in-memory store (one-shot commands and tests).
     pub fn new() -> Host {
-        Host::default()
+        let store = Store::in_memory().unwrap_or_else(|e| panic!("an in-memory redb store cannot fail to open: {e}"));
+        Host::with_store(store, PathBuf::from("."))
+    }
+
+    fn with_store(store: Store, data_root: PathBuf) -> Host {
+        Host {
+            db: Database::default(),
+            store,
+            data_root,
+            templates: BTreeMap::new(),
+            blobs: BTreeMap::new(),
+            stored: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+        }
+    }
+
+    /// Opens (or creates) a database file and rebuilds every session and variant from it.
+    /// `role` names this process to others that find the file in use.
+    pub fn open(path: &Path, role: &str, data_root: &Path) -> Result<Host, HostError> {
+        let store = Store::open(path, role)?;
+        let mut host = Host::with_store(store, data_root.to_path_buf());
+        host.rebuild()?;
+        Ok(host)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn data_root(&self) -> &Path {
+        &self.data_root
     }
 
     pub fn db(&self) -> &Database {
@@ -262,7 +365,7 @@ pub fn input_series(values: Vec<f64>, gaps: Vec<u32>, nans: Vec<u32>, source: &[
 }
 
 /// Reads one `file:` input relative to the data root, refusing paths that leave it.
-fn read_input(key: &str, c: &Compiled, data_root: &Path) -> Result<InputSeries, Diagnostics> {
+pub(crate) fn read_input(key: &str, c: &Compiled, data_root: &Path) -> Result<InputSeries, Diagnostics> {
     let r =
         crate::model::series::parse_ref(key).map_err(|e| Diagnostics::one(Diagnostic::error("bad_reference", e)))?;
     match r {

@@ -12,4 +12,5 @@ pub mod engine;
 pub mod expr;
 pub mod host;
 pub mod model;
+pub mod store;
 pub mod sys;

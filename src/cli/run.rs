@@ -46,9 +46,9 @@ fn load(
     Ok(host.load_file(file, &supplied, data_root)?)
 }
 
-pub(crate) fn run(a: &RunArgs, json: bool) -> Result<ExitCode, Failure> {
+pub(crate) fn run(a: &RunArgs, data_root: Option<&std::path::Path>, json: bool) -> Result<ExitCode, Failure> {
     let mut host = Host::new();
-    let model = load(&mut host, &a.file, &a.params, a.data_root.as_deref())?;
+    let model = load(&mut host, &a.file, &a.params, data_root)?;
     let ev = host.evaluate(&model, None)?;
     let warnings = host.warnings(&model, &ev);
     let inputs = model.input_data();
@@ -106,9 +106,9 @@ pub(crate) fn run(a: &RunArgs, json: bool) -> Result<ExitCode, Failure> {
     Ok(done(res))
 }
 
-pub(crate) fn validate(a: &ValidateArgs, json: bool) -> Result<ExitCode, Failure> {
+pub(crate) fn validate(a: &ValidateArgs, data_root: Option<&std::path::Path>, json: bool) -> Result<ExitCode, Failure> {
     let mut host = Host::new();
-    let model = load(&mut host, &a.file, &a.params, a.data_root.as_deref())?;
+    let model = load(&mut host, &a.file, &a.params, data_root)?;
     let ev = host.evaluate(&model, None)?;
     let warnings = host.warnings(&model, &ev);
     let c = &ev.compiled;

@@ -196,15 +196,22 @@ pub struct UnitKey<'db> {
     pub inputs: Vec<SeriesCell>,
 }
 
-/// The key of unit `u` in scenario `s`; None when an input or parameter cell is missing.
-#[salsa::tracked(returns(copy))]
-pub fn unit_key<'db>(db: &'db dyn Db, s: Scenario, u: u32) -> Option<UnitKey<'db>> {
+/// The keys of every unit of scenario `s`, in evaluation order; None when an input or parameter
+/// cell is missing. One query for all units: after a change of a parameter or input *value* it is
+/// verified in constant time (it reads only the plan and the cell maps, never cell values), and
+/// building keys in order needs no recursion however deep the chains are.
+#[salsa::tracked(returns(ref))]
+pub fn unit_keys<'db>(db: &'db dyn Db, s: Scenario) -> Option<Vec<UnitKey<'db>>> {
     let c = compiled(db, s).as_ref().ok()?;
-    let plan = c.units.get(u as usize)?;
-    let deps = plan.deps.iter().map(|d| unit_key(db, s, *d)).collect::<Option<Vec<_>>>()?;
-    let params = plan.params.iter().map(|p| s.params(db).get(p).copied()).collect::<Option<Vec<_>>>()?;
-    let inputs = plan.inputs.iter().map(|k| s.inputs(db).get(k).copied()).collect::<Option<Vec<_>>>()?;
-    Some(UnitKey::new(db, plan.def.clone(), deps, params, inputs))
+    let (params, inputs) = (s.params(db), s.inputs(db));
+    let mut keys: Vec<UnitKey<'db>> = Vec::with_capacity(c.units.len());
+    for plan in &c.units {
+        let deps: Vec<UnitKey<'db>> = plan.deps.iter().map(|d| keys[*d as usize]).collect();
+        let p = plan.params.iter().map(|p| params.get(p).copied()).collect::<Option<Vec<_>>>()?;
+        let i = plan.inputs.iter().map(|k| inputs.get(k).copied()).collect::<Option<Vec<_>>>()?;
+        keys.push(UnitKey::new(db, plan.def.clone(), deps, p, i));
+    }
+    Some(keys)
 }
 
 /// All outputs of a unit, compared bitwise.
@@ -279,13 +286,10 @@ pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Eva
     let compiled = compiled(db, s).clone()?;
     let closure = compiled.closure(targets);
     EVALUATED.with(|e| e.set(0));
-    let mut keys = Vec::with_capacity(closure.len());
-    for &u in &closure {
-        match unit_key(db, s, u) {
-            Some(k) => keys.push(k),
-            None => return Err(missing_input(db, s, &compiled, u)),
-        }
-    }
+    let Some(all) = unit_keys(db, s) else {
+        return Err(missing_input(db, s, &compiled));
+    };
+    let keys: Vec<UnitKey<'_>> = closure.iter().map(|u| all[*u as usize]).collect();
     for &k in &keys {
         eval_unit(db, k);
     }
@@ -307,22 +311,17 @@ pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Eva
     Ok(Evaluation { compiled, series, accounting })
 }
 
-fn missing_input(db: &dyn Db, s: Scenario, c: &Compiled, u: u32) -> Diagnostics {
-    let plan = &c.units[u as usize];
-    let missing: Vec<&str> =
-        plan.inputs.iter().filter(|k| !s.inputs(db).contains_key(*k)).map(String::as_str).collect();
-    let params: Vec<&str> = plan.params.iter().filter(|p| !s.params(db).contains_key(*p)).map(String::as_str).collect();
-    Diagnostic::error(
-        "input_missing",
-        format!(
-            "inputs not loaded: {}{}",
-            missing.join(", "),
-            if params.is_empty() {
-                String::new()
-            } else {
-                format!("; parameters without value: {}", params.join(", "))
-            }
-        ),
-    )
-    .into()
+fn missing_input(db: &dyn Db, s: Scenario, c: &Compiled) -> Diagnostics {
+    let inputs: std::collections::BTreeSet<&str> =
+        c.units.iter().flat_map(|u| &u.inputs).filter(|k| !s.inputs(db).contains_key(*k)).map(String::as_str).collect();
+    let params: std::collections::BTreeSet<&str> =
+        c.units.iter().flat_map(|u| &u.params).filter(|p| !s.params(db).contains_key(*p)).map(String::as_str).collect();
+    let mut msg = String::from("the scenario is missing");
+    if !inputs.is_empty() {
+        msg.push_str(&format!(" inputs {}", inputs.into_iter().collect::<Vec<_>>().join(", ")));
+    }
+    if !params.is_empty() {
+        msg.push_str(&format!(" parameter values {}", params.into_iter().collect::<Vec<_>>().join(", ")));
+    }
+    Diagnostic::error("input_missing", msg).into()
 }
