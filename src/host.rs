@@ -7,7 +7,7 @@
 
 mod session;
 
-pub use session::{Comparison, OpenRequest, SeriesDiff, SessionInfo, Target, VariantInfo};
+pub use session::{Comparison, OpenRequest, SeriesDiff, SessionInfo, Snapshot, Target, VariantInfo, View};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -114,7 +114,8 @@ pub struct Host {
     blobs: BTreeMap<String, SeriesCell>,
     /// Live `series:` cells, per stored name and model window.
     stored: BTreeMap<(String, i64, u32), SeriesCell>,
-    sessions: BTreeMap<String, session::SessionState>,
+    sessions: Arc<BTreeMap<String, session::SessionState>>,
+    plans: session::PlanCache,
 }
 
 impl Default for Host {
@@ -165,7 +166,8 @@ impl Host {
             templates: BTreeMap::new(),
             blobs: BTreeMap::new(),
             stored: BTreeMap::new(),
-            sessions: BTreeMap::new(),
+            sessions: Arc::new(BTreeMap::new()),
+            plans: Default::default(),
         }
     }
 

@@ -181,6 +181,10 @@ impl Store {
     pub fn open(path: &Path, role: &str) -> Result<Store> {
         let shown = path.display().to_string();
         let existed = sys::exists(path);
+        if existed {
+            // Check the schema on a read-only open first, so a refused file is left untouched.
+            Store::check_readonly(path)?;
+        }
         let db = match redb::Database::builder().create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
@@ -195,6 +199,34 @@ impl Store {
         let _ = sys::write(&holder, role.as_bytes());
         store.holder_file = Some(holder);
         Ok(store)
+    }
+
+    fn check_readonly(path: &Path) -> Result<()> {
+        let shown = path.display().to_string();
+        let db = match redb::Database::builder().open_read_only(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                let holder = sys::read_to_string(&holder_path(path)).unwrap_or_else(|_| "another process".into());
+                return Err(StoreError::InUse { path: shown, holder: holder.trim().to_string() });
+            }
+            // Files that need repair (e.g. after a crash) can only be checked by a writable open.
+            Err(_) => return Ok(()),
+        };
+        let rtx = db.begin_read()?;
+        let found = match rtx.open_table(META) {
+            Ok(t) => t.get("schema_version")?.map(|v| decode_u64(v.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let has_tables = rtx.list_tables()?.next().is_some();
+        match found {
+            Some(Some(SCHEMA_VERSION)) => Ok(()),
+            None if !has_tables => Ok(()),
+            Some(v) => {
+                Err(StoreError::SchemaVersion { path: shown, found: v.map_or("unreadable".into(), |v| v.to_string()) })
+            }
+            None => Err(StoreError::SchemaVersion { path: shown, found: "missing".into() }),
+        }
     }
 
     /// An in-memory store (tests and one-shot commands).

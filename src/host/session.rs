@@ -40,6 +40,21 @@ pub(crate) struct SessionState {
     pub(crate) variants: BTreeMap<String, VariantState>,
 }
 
+impl SessionState {
+    /// A copy without the variants (cheap: a session may have thousands of variants).
+    fn head(&self) -> SessionState {
+        SessionState {
+            record: self.record.clone(),
+            template: self.template,
+            params: self.params.clone(),
+            cells: self.cells.clone(),
+            inputs: self.inputs.clone(),
+            scenario: self.scenario,
+            variants: BTreeMap::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct VariantState {
     pub(crate) record: VariantRecord,
@@ -171,9 +186,68 @@ fn plan(
     params: &BTreeMap<String, ParamValue>,
     overrides: &BTreeSet<String>,
 ) -> Result<Compiled, Diagnostics> {
+    plan_recording(text, params, overrides).map(|(c, _)| c)
+}
+
+/// A parameter lookup that remembers what it was asked: the structural parameters.
+struct Recording<'a> {
+    values: &'a BTreeMap<String, ParamValue>,
+    read: std::cell::RefCell<BTreeSet<String>>,
+}
+
+impl crate::model::doc::ParamLookup for Recording<'_> {
+    fn value(&self, name: &str) -> Option<ParamValue> {
+        self.read.borrow_mut().insert(name.to_string());
+        self.values.get(name).cloned()
+    }
+}
+
+/// Compiles and returns the structural parameters the plan depends on, with their values.
+fn plan_recording(
+    text: &str,
+    params: &BTreeMap<String, ParamValue>,
+    overrides: &BTreeSet<String>,
+) -> Result<(Compiled, Vec<(String, Option<ParamValue>)>), Diagnostics> {
     let doc = yaml::parse(text).map_err(Diagnostics::one)?;
-    let document = read_document(&doc, params)?;
-    compile(Arc::new(document), overrides)
+    let lookup = Recording { values: params, read: Default::default() };
+    let document = read_document(&doc, &lookup)?;
+    let reads = lookup.read.into_inner().into_iter().map(|k| (k.clone(), params.get(&k).cloned())).collect();
+    Ok((compile(Arc::new(document), overrides)?, reads))
+}
+
+/// Plans already compiled, per template: a plan depends only on the text, the values of the
+/// parameters read structurally, and the set of overridden nodes, so scenarios that agree on
+/// those (e.g. variants overriding only evaluable parameters) share one plan.
+#[derive(Default)]
+pub(crate) struct PlanCache {
+    entries: BTreeMap<String, Vec<(Vec<(String, Option<ParamValue>)>, BTreeSet<String>, Arc<Compiled>)>>,
+}
+
+impl PlanCache {
+    const PER_TEMPLATE: usize = 32;
+
+    fn get(
+        &mut self,
+        sha: &str,
+        text: &str,
+        params: &BTreeMap<String, ParamValue>,
+        overrides: &BTreeSet<String>,
+    ) -> Result<Arc<Compiled>, Diagnostics> {
+        let list = self.entries.entry(sha.to_string()).or_default();
+        if let Some((_, _, c)) = list
+            .iter()
+            .find(|(reads, ovr, _)| ovr == overrides && reads.iter().all(|(k, v)| params.get(k) == v.as_ref()))
+        {
+            return Ok(c.clone());
+        }
+        let (c, reads) = plan_recording(text, params, overrides)?;
+        let c = Arc::new(c);
+        if list.len() >= Self::PER_TEMPLATE {
+            list.remove(0);
+        }
+        list.push((reads, overrides.clone(), c.clone()));
+        Ok(c)
+    }
 }
 
 /// Checks override targets (const nodes) and their lengths.
@@ -408,11 +482,22 @@ impl Host {
         pins: &BTreeMap<String, InputPin>,
         overrides: &BTreeMap<String, String>,
     ) -> Result<(BTreeMap<String, SeriesCell>, BTreeMap<String, InputPin>, Vec<Vec<f64>>), HostError> {
+        self.resolve_keys(c, &mut |_| true, pins, overrides)
+    }
+
+    /// `resolve_inputs` for the keys `keep` selects.
+    fn resolve_keys(
+        &mut self,
+        c: &Compiled,
+        keep: &mut dyn FnMut(&str) -> bool,
+        pins: &BTreeMap<String, InputPin>,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<(BTreeMap<String, SeriesCell>, BTreeMap<String, InputPin>, Vec<Vec<f64>>), HostError> {
         let mut cells = BTreeMap::new();
         let mut new_pins = BTreeMap::new();
         let mut new_blobs = Vec::new();
         let mut diags = Vec::new();
-        for key in c.inputs.keys() {
+        for key in c.inputs.keys().filter(|k| keep(k)) {
             if let Some(node) = key.strip_prefix("override:") {
                 let sha = overrides.get(node).ok_or_else(|| {
                     HostError::FailedPrecondition(format!("override of `{node}` has no stored series"))
@@ -459,7 +544,7 @@ impl Host {
         let entry = self.template_entry(&req.template_id, &req.template_version)?;
         let params = bind(&entry.decls, &req.params)?;
         let overrides: BTreeSet<String> = req.series.keys().cloned().collect();
-        let c = plan(&entry.record.text, &params, &overrides)?;
+        let c = self.plans.get(&entry.record.sha256, &entry.record.text, &params, &overrides)?;
         check_series_overrides(&c, &req.series)?;
         let id = match &req.id {
             Some(id) => {
@@ -505,7 +590,7 @@ impl Host {
         let scenario = Scenario::create(self.db(), entry.text, cells.clone(), inputs.clone());
         let state =
             SessionState { record, template: entry.text, params, cells, inputs, scenario, variants: BTreeMap::new() };
-        self.sessions.insert(id.clone(), state);
+        Arc::make_mut(&mut self.sessions).insert(id.clone(), state);
         self.session_info(&id)
     }
 
@@ -518,9 +603,8 @@ impl Host {
         fresh: &BTreeMap<String, Vec<f64>>,
     ) -> Result<(BTreeMap<String, SeriesCell>, BTreeMap<String, InputPin>, Vec<Vec<f64>>), HostError> {
         // Overrides supplied in this request are not in the store yet: resolve the rest first.
-        let mut rest = c.clone();
-        rest.inputs.retain(|k, _| !k.strip_prefix("override:").is_some_and(|n| fresh.contains_key(n)));
-        let (mut cells, pins_out, blobs) = self.resolve_inputs(&rest, pins, override_shas)?;
+        let mut keep = |k: &str| !k.strip_prefix("override:").is_some_and(|n| fresh.contains_key(n));
+        let (mut cells, pins_out, blobs) = self.resolve_keys(c, &mut keep, pins, override_shas)?;
         for (node, values) in fresh {
             let sha = values_sha(values);
             let nans: Vec<u32> = values.iter().enumerate().filter(|(_, v)| v.is_nan()).map(|(i, _)| i as u32).collect();
@@ -549,35 +633,54 @@ impl Host {
         Ok((1..).map(|n| format!("s{n}")).find(|id| !taken.contains(id)).unwrap_or_else(|| "s".into()))
     }
 
+    pub fn view(&self) -> View<'_> {
+        View { db: self.db(), sessions: &self.sessions }
+    }
+
+    /// A snapshot for a reader on another thread. A write through the host cancels in-flight
+    /// reads on snapshots (they unwind with `salsa::Cancelled` and retry) and waits for them to
+    /// drop: a reader never sees a half-applied change. Never lock the host while holding one.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot { db: self.db().clone(), sessions: self.sessions.clone() }
+    }
+
     fn state(&self, id: &str) -> Result<&SessionState, HostError> {
         self.sessions.get(id).ok_or_else(|| HostError::NotFound(format!("session `{id}`")))
     }
 
     pub fn session_info(&self, id: &str) -> Result<SessionInfo, HostError> {
-        let s = self.state(id)?;
-        Ok(SessionInfo {
-            id: s.record.id.clone(),
-            template_id: s.record.template_id.clone(),
-            template_version: s.record.template_version.clone(),
-            params: s.params.clone(),
-            inputs: s.inputs.keys().filter(|k| !k.starts_with("override:")).cloned().collect(),
-            overrides: s.record.overrides.keys().cloned().collect(),
-            tenant: s.record.tenant.clone(),
-            revision: s.record.revision,
-            variants: s.variants.keys().cloned().collect(),
-            created_utc: s.record.created_utc.clone(),
-        })
+        self.view().session_info(id)
     }
 
     pub fn session_ids(&self) -> Vec<String> {
-        self.sessions.keys().cloned().collect()
+        self.view().session_ids()
+    }
+
+    pub fn variant_info(&self, session: &str, name: &str) -> Result<VariantInfo, HostError> {
+        self.view().variant_info(session, name)
+    }
+
+    pub fn scenario(&self, t: &Target) -> Result<(Scenario, u64), HostError> {
+        self.view().scenario(t)
+    }
+
+    pub fn evaluate_target(&self, t: &Target, targets: Option<&[u32]>) -> Result<Evaluation, HostError> {
+        self.view().evaluate_target(t, targets)
+    }
+
+    pub fn compiled_target(&self, t: &Target) -> Result<Arc<Compiled>, HostError> {
+        self.view().compiled_target(t)
+    }
+
+    pub fn compare(&self, a: &Target, b: &Target) -> Result<Comparison, HostError> {
+        self.view().compare(a, b)
     }
 
     /// Closes a session: it and its variants are removed from the store.
     pub fn close_session(&mut self, id: &str) -> Result<(), HostError> {
         self.state(id)?;
         self.store.write(|w| w.delete_session(id))?;
-        self.sessions.remove(id);
+        Arc::make_mut(&mut self.sessions).remove(id);
         Ok(())
     }
 
@@ -587,7 +690,7 @@ impl Host {
         let entry = self.template_entry(&s.record.template_id, &s.record.template_version)?;
         let params = effective_params(&entry.decls, &s.params, changes)?;
         let overrides: BTreeSet<String> = s.record.overrides.keys().cloned().collect();
-        let c = plan(&entry.record.text, &params, &overrides)?;
+        let c = self.plans.get(&entry.record.sha256, &entry.record.text, &params, &overrides)?;
         let (mut inputs, new_pins, new_blobs) = self.resolve_inputs(&c, &s.record.inputs, &s.record.overrides)?;
         // Variants must still compile with the new base values.
         for v in s.variants.values() {
@@ -599,7 +702,7 @@ impl Host {
             }
             let mut vo = overrides.clone();
             vo.extend(v.record.overrides.keys().cloned());
-            plan(&entry.record.text, &vp, &vo).map_err(|d| {
+            self.plans.get(&entry.record.sha256, &entry.record.text, &vp, &vo).map_err(|d| {
                 HostError::FailedPrecondition(format!("variant `{}` would not compile: {d}", v.record.name))
             })?;
         }
@@ -614,7 +717,9 @@ impl Host {
             w.put_session(&record)
         })?;
         self.pin_cells(&new_pins, &mut inputs)?;
-        let st = self.sessions.get_mut(id).ok_or_else(|| HostError::NotFound(format!("session `{id}`")))?;
+        let st = Arc::make_mut(&mut self.sessions)
+            .get_mut(id)
+            .ok_or_else(|| HostError::NotFound(format!("session `{id}`")))?;
         for (k, v) in &params {
             if let Some(cell) = st.cells.get(k) {
                 cell.update(&mut self.db, v.clone());
@@ -628,7 +733,9 @@ impl Host {
         }
         let names: Vec<String> = st.variants.keys().cloned().collect();
         for n in names {
-            let st = self.sessions.get_mut(id).ok_or_else(|| HostError::NotFound(format!("session `{id}`")))?;
+            let st = Arc::make_mut(&mut self.sessions)
+                .get_mut(id)
+                .ok_or_else(|| HostError::NotFound(format!("session `{id}`")))?;
             let v = st.variants.get_mut(&n).ok_or_else(|| HostError::NotFound(n.clone()))?;
             for (k, val) in &params {
                 if !v.own_cells.contains_key(k) {
@@ -650,7 +757,11 @@ impl Host {
         params: &BTreeMap<String, Supplied>,
         series: &BTreeMap<String, Vec<f64>>,
     ) -> Result<VariantInfo, HostError> {
-        let s = self.state(session)?.clone();
+        let full = self.state(session)?;
+        if full.variants.contains_key(name) {
+            return Err(HostError::AlreadyExists(format!("variant `{session}/{name}`")));
+        }
+        let s = full.head();
         if !valid_name(name) {
             return Err(Diagnostic::error(
                 "bad_id",
@@ -658,9 +769,6 @@ impl Host {
             )
             .at_path("name")
             .into());
-        }
-        if s.variants.contains_key(name) {
-            return Err(HostError::AlreadyExists(format!("variant `{session}/{name}`")));
         }
         let record = VariantRecord {
             session: session.to_string(),
@@ -682,9 +790,10 @@ impl Host {
         params: &BTreeMap<String, Supplied>,
         series: &BTreeMap<String, Vec<f64>>,
     ) -> Result<VariantInfo, HostError> {
-        let s = self.state(session)?.clone();
-        let v = s.variants.get(name).ok_or_else(|| HostError::NotFound(format!("variant `{session}/{name}`")))?;
+        let full = self.state(session)?;
+        let v = full.variants.get(name).ok_or_else(|| HostError::NotFound(format!("variant `{session}/{name}`")))?;
         let mut record = v.record.clone();
+        let s = full.head();
         record.revision = s.record.revision + 1;
         self.apply_variant(&s, record, params, series, false)
     }
@@ -711,7 +820,7 @@ impl Host {
         let mut override_shas = s.record.overrides.clone();
         override_shas.extend(record.overrides.clone());
         let all_series: BTreeSet<String> = override_shas.keys().cloned().chain(series.keys().cloned()).collect();
-        let c = plan(&entry.record.text, &effective, &all_series)?;
+        let c = self.plans.get(&entry.record.sha256, &entry.record.text, &effective, &all_series)?;
         check_series_overrides(&c, series)?;
         let mut pins = s.record.inputs.clone();
         pins.extend(record.inputs.clone());
@@ -735,12 +844,8 @@ impl Host {
         // Variant-owned inputs: everything that differs from the session's.
         let own_inputs: BTreeMap<String, SeriesCell> =
             inputs.iter().filter(|(k, c)| s.inputs.get(*k) != Some(*c)).map(|(k, c)| (k.clone(), *c)).collect();
-        let st = self
-            .sessions
-            .get(&s.record.id)
-            .cloned()
-            .ok_or_else(|| HostError::NotFound(format!("session `{}`", s.record.id)))?;
-        let mut own_cells = st.variants.get(&record.name).map(|v| v.own_cells.clone()).unwrap_or_default();
+        let existing = self.state(&s.record.id)?.variants.get(&record.name).map(|v| (v.own_cells.clone(), v.scenario));
+        let mut own_cells = existing.as_ref().map(|e| e.0.clone()).unwrap_or_default();
         for (k, v) in &overridden {
             match own_cells.get(k) {
                 Some(cell) => cell.update(&mut self.db, v.clone()),
@@ -750,39 +855,24 @@ impl Host {
                 }
             }
         }
-        let mut cells = st.cells.clone();
+        let mut cells = s.cells.clone();
         cells.extend(own_cells.clone());
-        let scenario = match (new, st.variants.get(&record.name)) {
-            (false, Some(v)) => {
-                let sc = v.scenario;
+        let scenario = match (new, existing) {
+            (false, Some((_, sc))) => {
                 sc.set_params(&mut self.db).with_durability(salsa::Durability::MEDIUM).to(Arc::new(cells));
                 sc.set_inputs(&mut self.db).with_durability(salsa::Durability::LOW).to(Arc::new(inputs));
                 sc
             }
-            _ => Scenario::create(self.db(), st.template, cells, inputs),
+            _ => Scenario::create(self.db(), s.template, cells, inputs),
         };
         let name = record.name.clone();
         let state = VariantState { record, params: effective, own_cells, inputs: own_inputs, scenario };
-        let sm = self
-            .sessions
+        let sm = Arc::make_mut(&mut self.sessions)
             .get_mut(&s.record.id)
             .ok_or_else(|| HostError::NotFound(format!("session `{}`", s.record.id)))?;
         sm.record = session_record;
         sm.variants.insert(name.clone(), state);
         self.variant_info(&s.record.id, &name)
-    }
-
-    pub fn variant_info(&self, session: &str, name: &str) -> Result<VariantInfo, HostError> {
-        let s = self.state(session)?;
-        let v = s.variants.get(name).ok_or_else(|| HostError::NotFound(format!("variant `{session}/{name}`")))?;
-        Ok(VariantInfo {
-            session: session.to_string(),
-            name: name.to_string(),
-            params: v.own_cells.keys().filter_map(|k| v.params.get(k).map(|x| (k.clone(), x.clone()))).collect(),
-            series: v.record.overrides.keys().cloned().collect(),
-            revision: v.record.revision,
-            created_utc: v.record.created_utc.clone(),
-        })
     }
 
     pub fn delete_variant(&mut self, session: &str, name: &str) -> Result<(), HostError> {
@@ -796,130 +886,12 @@ impl Host {
             w.delete_variant(session, name)?;
             w.put_session(&rec)
         })?;
-        let sm = self.sessions.get_mut(session).ok_or_else(|| HostError::NotFound(format!("session `{session}`")))?;
+        let sm = Arc::make_mut(&mut self.sessions)
+            .get_mut(session)
+            .ok_or_else(|| HostError::NotFound(format!("session `{session}`")))?;
         sm.variants.remove(name);
         sm.record = rec;
         Ok(())
-    }
-
-    /// The scenario behind a target, with its session's revision.
-    pub fn scenario(&self, t: &Target) -> Result<(Scenario, u64), HostError> {
-        let s = self.state(&t.session)?;
-        match &t.variant {
-            None => Ok((s.scenario, s.record.revision)),
-            Some(v) => {
-                let v = s.variants.get(v).ok_or_else(|| HostError::NotFound(format!("variant `{t}`")))?;
-                Ok((v.scenario, s.record.revision))
-            }
-        }
-    }
-
-    /// Evaluates the series of a target matching `targets` (every series when None).
-    pub fn evaluate_target(&self, t: &Target, targets: Option<&[u32]>) -> Result<Evaluation, HostError> {
-        let (sc, _) = self.scenario(t)?;
-        let sw = sys::Stopwatch::start();
-        let mut ev = edb::evaluate(self.db(), sc, targets)?;
-        ev.accounting.elapsed_us = sw.elapsed_us();
-        Ok(ev)
-    }
-
-    pub fn compiled_target(&self, t: &Target) -> Result<Arc<Compiled>, HostError> {
-        let (sc, _) = self.scenario(t)?;
-        Ok(edb::compiled(self.db(), sc).clone()?)
-    }
-
-    /// Compares two targets series by series. Series whose unit keys are equal in both are
-    /// identical by construction and are not evaluated.
-    pub fn compare(&self, a: &Target, b: &Target) -> Result<Comparison, HostError> {
-        let (sa, _) = self.scenario(a)?;
-        let (sb, _) = self.scenario(b)?;
-        let ca = edb::compiled(self.db(), sa).clone()?;
-        let cb = edb::compiled(self.db(), sb).clone()?;
-        if ca.grid != cb.grid {
-            return Err(HostError::FailedPrecondition(format!(
-                "{a} and {b} have different grids ({} vs {} bins of {} and {} minutes)",
-                ca.grid.bins,
-                cb.grid.bins,
-                ca.grid.bin_minutes(),
-                cb.grid.bin_minutes()
-            )));
-        }
-        let ka = unit_keys(self.db(), sa)
-            .clone()
-            .ok_or_else(|| HostError::FailedPrecondition(format!("{a} has unresolved inputs")))?;
-        let kb = unit_keys(self.db(), sb)
-            .clone()
-            .ok_or_else(|| HostError::FailedPrecondition(format!("{b} has unresolved inputs")))?;
-        let ids: BTreeSet<&String> = ca.by_id.keys().chain(cb.by_id.keys()).collect();
-        let mut need_a = Vec::new();
-        let mut need_b = Vec::new();
-        let mut same = BTreeSet::new();
-        for id in &ids {
-            match (ca.by_id.get(*id), cb.by_id.get(*id)) {
-                (Some(&x), Some(&y)) => {
-                    let (ix, iy) = (&ca.series[x as usize], &cb.series[y as usize]);
-                    if ka[ix.unit as usize] == kb[iy.unit as usize] && ix.output == iy.output {
-                        same.insert((*id).clone());
-                    } else {
-                        need_a.push(x);
-                        need_b.push(y);
-                    }
-                }
-                (Some(&x), None) => need_a.push(x),
-                (None, Some(&y)) => need_b.push(y),
-                (None, None) => {}
-            }
-        }
-        let sw = sys::Stopwatch::start();
-        let ea = edb::evaluate(self.db(), sa, Some(&need_a))?;
-        let eb = edb::evaluate(self.db(), sb, Some(&need_b))?;
-        let mut out = Vec::new();
-        for id in ids {
-            if same.contains(id) {
-                out.push(SeriesDiff {
-                    id: id.clone(),
-                    identical_by_construction: true,
-                    a: None,
-                    b: None,
-                    max_abs_diff: 0.0,
-                    bins_differ: Vec::new(),
-                    total_a: f64::NAN,
-                    total_b: f64::NAN,
-                });
-                continue;
-            }
-            let va = ea.get(id).cloned();
-            let vb = eb.get(id).cloned();
-            let mut d = SeriesDiff {
-                id: id.clone(),
-                identical_by_construction: false,
-                a: va.clone(),
-                b: vb.clone(),
-                max_abs_diff: f64::NAN,
-                bins_differ: Vec::new(),
-                total_a: f64::NAN,
-                total_b: f64::NAN,
-            };
-            if let (Some(x), Some(y)) = (&va, &vb) {
-                let mut m: f64 = 0.0;
-                for (t, (p, q)) in x.iter().zip(y.iter()).enumerate() {
-                    if p.to_bits() != q.to_bits() && !(p.is_nan() && q.is_nan()) {
-                        d.bins_differ.push(t as u32);
-                        m = m.max((q - p).abs());
-                    }
-                }
-                d.max_abs_diff = m;
-                d.total_a = x.iter().fold(0.0, |acc, v| acc + v);
-                d.total_b = y.iter().fold(0.0, |acc, v| acc + v);
-            }
-            out.push(d);
-        }
-        let mut acc = ea.accounting;
-        acc.nodes_total += eb.accounting.nodes_total;
-        acc.nodes_evaluated += eb.accounting.nodes_evaluated;
-        acc.nodes_reused += eb.accounting.nodes_reused;
-        acc.elapsed_us = sw.elapsed_us();
-        Ok(Comparison { series: out, accounting: acc })
     }
 
     /// Stores (or replaces) a telemetry series. Sessions reading it see the new values: only the
@@ -980,7 +952,7 @@ impl Host {
             Ok(())
         })?;
         for r in records {
-            if let Some(s) = self.sessions.get_mut(&r.id) {
+            if let Some(s) = Arc::make_mut(&mut self.sessions).get_mut(&r.id) {
                 s.record = r;
             }
         }
@@ -1037,7 +1009,7 @@ impl Host {
             let entry = self.template_entry(&rec.template_id, &rec.template_version)?;
             let params = from_json(&entry.decls, &rec.params)?;
             let overrides: BTreeSet<String> = rec.overrides.keys().cloned().collect();
-            let c = plan(&entry.record.text, &params, &overrides)?;
+            let c = self.plans.get(&entry.record.sha256, &entry.record.text, &params, &overrides)?;
             let (inputs, new_pins, _) = self.resolve_inputs(&c, &rec.inputs, &rec.overrides)?;
             if !new_pins.is_empty() {
                 return Err(HostError::FailedPrecondition(format!(
@@ -1065,7 +1037,7 @@ impl Host {
                 let mut shas = rec.overrides.clone();
                 shas.extend(vr.overrides.clone());
                 let set: BTreeSet<String> = shas.keys().cloned().collect();
-                let c = plan(&entry.record.text, &eff, &set)?;
+                let c = self.plans.get(&entry.record.sha256, &entry.record.text, &eff, &set)?;
                 let mut pins = rec.inputs.clone();
                 pins.extend(vr.inputs.clone());
                 let (vin, _, _) = self.resolve_inputs(&c, &pins, &shas)?;
@@ -1081,9 +1053,189 @@ impl Host {
                     VariantState { record: vr, params: eff, own_cells, inputs: own_inputs, scenario: sc },
                 );
             }
-            self.sessions.insert(rec.id.clone(), state);
+            Arc::make_mut(&mut self.sessions).insert(rec.id.clone(), state);
         }
         Ok(())
+    }
+}
+
+/// Read-only access to sessions and the salsa database: from the host itself, or from a
+/// [`Snapshot`] on another thread.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub(crate) db: &'a crate::engine::Database,
+    pub(crate) sessions: &'a BTreeMap<String, SessionState>,
+}
+
+impl View<'_> {
+    pub(crate) fn state(&self, id: &str) -> Result<&SessionState, HostError> {
+        self.sessions.get(id).ok_or_else(|| HostError::NotFound(format!("session `{id}`")))
+    }
+
+    pub fn session_info(&self, id: &str) -> Result<SessionInfo, HostError> {
+        let s = self.state(id)?;
+        Ok(SessionInfo {
+            id: s.record.id.clone(),
+            template_id: s.record.template_id.clone(),
+            template_version: s.record.template_version.clone(),
+            params: s.params.clone(),
+            inputs: s.inputs.keys().filter(|k| !k.starts_with("override:")).cloned().collect(),
+            overrides: s.record.overrides.keys().cloned().collect(),
+            tenant: s.record.tenant.clone(),
+            revision: s.record.revision,
+            variants: s.variants.keys().cloned().collect(),
+            created_utc: s.record.created_utc.clone(),
+        })
+    }
+
+    pub fn session_ids(&self) -> Vec<String> {
+        self.sessions.keys().cloned().collect()
+    }
+
+    pub fn variant_info(&self, session: &str, name: &str) -> Result<VariantInfo, HostError> {
+        let s = self.state(session)?;
+        let v = s.variants.get(name).ok_or_else(|| HostError::NotFound(format!("variant `{session}/{name}`")))?;
+        Ok(VariantInfo {
+            session: session.to_string(),
+            name: name.to_string(),
+            params: v.own_cells.keys().filter_map(|k| v.params.get(k).map(|x| (k.clone(), x.clone()))).collect(),
+            series: v.record.overrides.keys().cloned().collect(),
+            revision: v.record.revision,
+            created_utc: v.record.created_utc.clone(),
+        })
+    }
+
+    /// The scenario behind a target, with its session's revision.
+    pub fn scenario(&self, t: &Target) -> Result<(Scenario, u64), HostError> {
+        let s = self.state(&t.session)?;
+        match &t.variant {
+            None => Ok((s.scenario, s.record.revision)),
+            Some(v) => {
+                let v = s.variants.get(v).ok_or_else(|| HostError::NotFound(format!("variant `{t}`")))?;
+                Ok((v.scenario, s.record.revision))
+            }
+        }
+    }
+
+    /// Evaluates the series of a target matching `targets` (every series when None).
+    pub fn evaluate_target(&self, t: &Target, targets: Option<&[u32]>) -> Result<Evaluation, HostError> {
+        let (sc, _) = self.scenario(t)?;
+        let sw = sys::Stopwatch::start();
+        let mut ev = edb::evaluate(self.db, sc, targets)?;
+        ev.accounting.elapsed_us = sw.elapsed_us();
+        Ok(ev)
+    }
+
+    pub fn compiled_target(&self, t: &Target) -> Result<Arc<Compiled>, HostError> {
+        let (sc, _) = self.scenario(t)?;
+        Ok(edb::compiled(self.db, sc).clone()?)
+    }
+
+    /// Compares two targets series by series. Series whose unit keys are equal in both are
+    /// identical by construction and are not evaluated.
+    pub fn compare(&self, a: &Target, b: &Target) -> Result<Comparison, HostError> {
+        let (sa, _) = self.scenario(a)?;
+        let (sb, _) = self.scenario(b)?;
+        let ca = edb::compiled(self.db, sa).clone()?;
+        let cb = edb::compiled(self.db, sb).clone()?;
+        if ca.grid != cb.grid {
+            return Err(HostError::FailedPrecondition(format!(
+                "{a} and {b} have different grids ({} vs {} bins of {} and {} minutes)",
+                ca.grid.bins,
+                cb.grid.bins,
+                ca.grid.bin_minutes(),
+                cb.grid.bin_minutes()
+            )));
+        }
+        let ka = unit_keys(self.db, sa)
+            .clone()
+            .ok_or_else(|| HostError::FailedPrecondition(format!("{a} has unresolved inputs")))?;
+        let kb = unit_keys(self.db, sb)
+            .clone()
+            .ok_or_else(|| HostError::FailedPrecondition(format!("{b} has unresolved inputs")))?;
+        let ids: BTreeSet<&String> = ca.by_id.keys().chain(cb.by_id.keys()).collect();
+        let mut need_a = Vec::new();
+        let mut need_b = Vec::new();
+        let mut same = BTreeSet::new();
+        for id in &ids {
+            match (ca.by_id.get(*id), cb.by_id.get(*id)) {
+                (Some(&x), Some(&y)) => {
+                    let (ix, iy) = (&ca.series[x as usize], &cb.series[y as usize]);
+                    if ka[ix.unit as usize] == kb[iy.unit as usize] && ix.output == iy.output {
+                        same.insert((*id).clone());
+                    } else {
+                        need_a.push(x);
+                        need_b.push(y);
+                    }
+                }
+                (Some(&x), None) => need_a.push(x),
+                (None, Some(&y)) => need_b.push(y),
+                (None, None) => {}
+            }
+        }
+        let sw = sys::Stopwatch::start();
+        let ea = edb::evaluate(self.db, sa, Some(&need_a))?;
+        let eb = edb::evaluate(self.db, sb, Some(&need_b))?;
+        let mut out = Vec::new();
+        for id in ids {
+            if same.contains(id) {
+                out.push(SeriesDiff {
+                    id: id.clone(),
+                    identical_by_construction: true,
+                    a: None,
+                    b: None,
+                    max_abs_diff: 0.0,
+                    bins_differ: Vec::new(),
+                    total_a: f64::NAN,
+                    total_b: f64::NAN,
+                });
+                continue;
+            }
+            let va = ea.get(id).cloned();
+            let vb = eb.get(id).cloned();
+            let mut d = SeriesDiff {
+                id: id.clone(),
+                identical_by_construction: false,
+                a: va.clone(),
+                b: vb.clone(),
+                max_abs_diff: f64::NAN,
+                bins_differ: Vec::new(),
+                total_a: f64::NAN,
+                total_b: f64::NAN,
+            };
+            if let (Some(x), Some(y)) = (&va, &vb) {
+                let mut m: f64 = 0.0;
+                for (t, (p, q)) in x.iter().zip(y.iter()).enumerate() {
+                    if p.to_bits() != q.to_bits() && !(p.is_nan() && q.is_nan()) {
+                        d.bins_differ.push(t as u32);
+                        m = m.max((q - p).abs());
+                    }
+                }
+                d.max_abs_diff = m;
+                d.total_a = x.iter().fold(0.0, |acc, v| acc + v);
+                d.total_b = y.iter().fold(0.0, |acc, v| acc + v);
+            }
+            out.push(d);
+        }
+        let mut acc = ea.accounting;
+        acc.nodes_total += eb.accounting.nodes_total;
+        acc.nodes_evaluated += eb.accounting.nodes_evaluated;
+        acc.nodes_reused += eb.accounting.nodes_reused;
+        acc.elapsed_us = sw.elapsed_us();
+        Ok(Comparison { series: out, accounting: acc })
+    }
+}
+
+/// An owned read snapshot (see [`Host::snapshot`]).
+#[derive(Clone)]
+pub struct Snapshot {
+    db: crate::engine::Database,
+    sessions: Arc<BTreeMap<String, SessionState>>,
+}
+
+impl Snapshot {
+    pub fn view(&self) -> View<'_> {
+        View { db: &self.db, sessions: &self.sessions }
     }
 }
 
