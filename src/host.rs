@@ -6,7 +6,9 @@
 //! rejected request leaves both as they were.
 
 mod session;
+mod shared;
 
+pub use shared::{ReadError, SharedHost};
 pub use session::{Comparison, OpenRequest, SeriesDiff, SessionInfo, Snapshot, Target, VariantInfo, View};
 
 use std::collections::BTreeMap;
