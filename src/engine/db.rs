@@ -251,8 +251,9 @@ pub fn unit_output<'db>(db: &'db dyn Db, key: UnitKey<'db>, output: u16) -> Seri
 }
 
 fn output_of<'db>(db: &'db dyn Db, key: UnitKey<'db>, output: u16) -> &'db Series {
-    let all = eval_unit(db, key);
-    if all.0.len() == 1 { &all.0[0] } else { unit_output(db, key, output) }
+    // Reading through `unit_output` for multi-output units records a dependency on that output
+    // only, so a reader is not re-evaluated when only a sibling output changed.
+    if key.def(db).n_outputs == 1 { &eval_unit(db, key).0[0] } else { unit_output(db, key, output) }
 }
 
 /// §9 accounting of one evaluation.

@@ -388,10 +388,8 @@ pub(crate) fn add_topology(doc: &Document, t: &mut Table, inputs: &mut BTreeMap<
                 format!("wipOverflow target `{target}` has no synthesised queue to receive the overflow"),
             )),
             Some(&j) => {
-                if pending[i].limit.is_some()
-                    && let Some(q) = &pending[i].queue
-                {
-                    routed_in[j].push(overflow_name(q, &n.id));
+                if pending[i].limit.is_some() && pending[i].synth {
+                    routed_in[j].push(overflow_name(&n.id));
                 }
             }
         }
@@ -496,7 +494,7 @@ pub(crate) fn add_topology(doc: &Document, t: &mut Table, inputs: &mut BTreeMap<
             };
             let mut outs = vec![(q.clone(), SeriesKind::Queue, n.initial_queue.clone())];
             if p.limit.is_some() {
-                let o = overflow_name(q, &n.id);
+                let o = overflow_name(&n.id);
                 node_plan.overflow = Some(o.clone());
                 outs.push((o, SeriesKind::Overflow, None));
             }
@@ -588,9 +586,11 @@ pub(crate) fn add_topology(doc: &Document, t: &mut Table, inputs: &mut BTreeMap<
                 None,
                 None,
             );
-            if let Some(cap) = node_plan.roles.get(&Role::Capacity) {
-                node_plan.capacity_times_parallelism = Some((cap.clone(), par));
-            }
+        }
+        // served_exceeds_capacity (§7.1) applies to every kind: descriptive kinds still warn.
+        if let Some(cap) = node_plan.roles.get(&Role::Capacity) {
+            let par = p.parallelism.clone().unwrap_or(Operandish::Num(1.0));
+            node_plan.capacity_times_parallelism = Some((cap.clone(), par));
         }
         plan.nodes.push(node_plan);
     }
@@ -657,11 +657,9 @@ pub(crate) fn add_topology(doc: &Document, t: &mut Table, inputs: &mut BTreeMap<
     plan
 }
 
-fn overflow_name(queue: &str, node: &str) -> String {
-    match queue.strip_suffix("_queue") {
-        Some(stem) if !stem.is_empty() => format!("{stem}_overflow"),
-        _ => format!("{}_overflow", snake(node)),
-    }
+/// `<snake(id)>_overflow` (§6), whatever name the queue itself has.
+fn overflow_name(node: &str) -> String {
+    format!("{}_overflow", snake(node))
 }
 
 #[cfg(test)]

@@ -206,7 +206,13 @@ pub fn warnings(ev: &Evaluation, vi: &ValidationInputs<'_>) -> Vec<Warning> {
                 };
                 let e = roles.errors.as_deref().and_then(get);
                 let sev = if *info { Severity::Info } else { Severity::Warning };
-                conservation(&mut out, id, sev, node, q, a, s, e, roles.initial.as_ref().map(num), *tolerance);
+                // The same initial condition as the built-in rule: the topology node's, else the
+                // queue series' own `initial`.
+                let initial = roles.initial.as_ref().map(num).or_else(|| {
+                    let qs = c.by_id.get(&roles.queue)?;
+                    c.series[*qs as usize].initial.as_ref().map(num)
+                });
+                conservation(&mut out, id, sev, node, q, a, s, e, initial, *tolerance);
             }
         }
     }
@@ -275,9 +281,9 @@ fn conservation(
     };
     let mut bins = Vec::new();
     let mut worst: Option<f64> = None;
-    for t in 0..q.len() {
+    for (t, qt) in q.iter().enumerate() {
         let Some(r) = residual(t) else { continue };
-        if r.abs() > tol * q[t].abs().max(1.0) {
+        if r.abs() > tol * qt.abs().max(1.0) {
             bins.push(t as u32);
             if worst.is_none_or(|w| r.abs() > w.abs()) {
                 worst = Some(r);
@@ -303,7 +309,7 @@ fn non_stationary(out: &mut Vec<Warning>, node: &str, a: &[f64]) {
     let mean = |xs: &[f64]| xs.iter().fold(0.0, |acc, x| acc + x) / xs.len() as f64;
     let (m1, m2) = (mean(&a[..h]), mean(&a[h..]));
     let top = m1.max(m2);
-    if !(top > 0.0) {
+    if top.is_nan() || top <= 0.0 {
         return;
     }
     let rel = (m1 - m2).abs() / top;

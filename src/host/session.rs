@@ -202,12 +202,21 @@ impl crate::model::doc::ParamLookup for Recording<'_> {
     }
 }
 
+/// The structural parameters a plan read, with the values it saw.
+type StructuralReads = Vec<(String, Option<ParamValue>)>;
+
+/// One cached plan: the structural reads and override set it was compiled with.
+type CachedPlan = (StructuralReads, BTreeSet<String>, Arc<Compiled>);
+
+/// Resolved inputs: cells by key, newly pinned file inputs, and the values to store for them.
+type Resolved = (BTreeMap<String, SeriesCell>, BTreeMap<String, InputPin>, Vec<Vec<f64>>);
+
 /// Compiles and returns the structural parameters the plan depends on, with their values.
 fn plan_recording(
     text: &str,
     params: &BTreeMap<String, ParamValue>,
     overrides: &BTreeSet<String>,
-) -> Result<(Compiled, Vec<(String, Option<ParamValue>)>), Diagnostics> {
+) -> Result<(Compiled, StructuralReads), Diagnostics> {
     let doc = yaml::parse(text).map_err(Diagnostics::one)?;
     let lookup = Recording { values: params, read: Default::default() };
     let document = read_document(&doc, &lookup)?;
@@ -220,7 +229,7 @@ fn plan_recording(
 /// those (e.g. variants overriding only evaluable parameters) share one plan.
 #[derive(Default)]
 pub(crate) struct PlanCache {
-    entries: BTreeMap<String, Vec<(Vec<(String, Option<ParamValue>)>, BTreeSet<String>, Arc<Compiled>)>>,
+    entries: BTreeMap<String, Vec<CachedPlan>>,
 }
 
 impl PlanCache {
@@ -481,7 +490,7 @@ impl Host {
         c: &Compiled,
         pins: &BTreeMap<String, InputPin>,
         overrides: &BTreeMap<String, String>,
-    ) -> Result<(BTreeMap<String, SeriesCell>, BTreeMap<String, InputPin>, Vec<Vec<f64>>), HostError> {
+    ) -> Result<Resolved, HostError> {
         self.resolve_keys(c, &mut |_| true, pins, overrides)
     }
 
@@ -492,7 +501,7 @@ impl Host {
         keep: &mut dyn FnMut(&str) -> bool,
         pins: &BTreeMap<String, InputPin>,
         overrides: &BTreeMap<String, String>,
-    ) -> Result<(BTreeMap<String, SeriesCell>, BTreeMap<String, InputPin>, Vec<Vec<f64>>), HostError> {
+    ) -> Result<Resolved, HostError> {
         let mut cells = BTreeMap::new();
         let mut new_pins = BTreeMap::new();
         let mut new_blobs = Vec::new();
@@ -601,7 +610,7 @@ impl Host {
         pins: &BTreeMap<String, InputPin>,
         override_shas: &BTreeMap<String, String>,
         fresh: &BTreeMap<String, Vec<f64>>,
-    ) -> Result<(BTreeMap<String, SeriesCell>, BTreeMap<String, InputPin>, Vec<Vec<f64>>), HostError> {
+    ) -> Result<Resolved, HostError> {
         // Overrides supplied in this request are not in the store yet: resolve the rest first.
         let mut keep = |k: &str| !k.strip_prefix("override:").is_some_and(|n| fresh.contains_key(n));
         let (mut cells, pins_out, blobs) = self.resolve_keys(c, &mut keep, pins, override_shas)?;
@@ -695,7 +704,7 @@ impl Host {
         // Variants must still compile with the new base values.
         for v in s.variants.values() {
             let mut vp = params.clone();
-            for (k, _) in &v.own_cells {
+            for k in v.own_cells.keys() {
                 if let Some(x) = v.params.get(k) {
                     vp.insert(k.clone(), x.clone());
                 }

@@ -1,0 +1,218 @@
+//! Incremental database benchmarks (issue 4): generated models of 1,000 and 10,000 nodes ×
+//! 8,760 bins in a session. Cold evaluation; one-leaf, mid-chain and root parameter changes
+//! (each fetching exactly the changed series); variant creation + fetch of one series; reopen of
+//! a database file + first query. The root change re-evaluates every node: it is the full
+//! re-evaluation baseline for the others, measured in the same run.
+//!
+//! Before the timings, the peak heap during a cold evaluation is printed as a ratio of the raw
+//! bytes of all series (target ≤ 1.5×).
+//!
+//! Run with `cargo bench --bench db`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use flowtime::host::{Host, OpenRequest, Target};
+use flowtime::model::template::Supplied;
+
+struct PeakAlloc;
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+#[expect(unsafe_code, reason = "a counting global allocator that forwards to System")]
+unsafe impl GlobalAlloc for PeakAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwards to the system allocator with the caller's layout.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) };
+        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwards to the system allocator; `ptr` came from it with `layout`.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                let now = CURRENT.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
+                PEAK.fetch_max(now, Ordering::Relaxed);
+            } else {
+                CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: PeakAlloc = PeakAlloc;
+
+const BINS: usize = 8760;
+
+/// Node i reads i−1 and an earlier node; `root` feeds n0, `mid` node N/2, `leaf_k` the last
+/// node (which nothing reads). Integer arithmetic modulo 2^20 keeps values exact.
+fn template(n: usize) -> String {
+    let mut y = format!(
+        "id: big\nversion: \"1\"\nparameters:\n  - {{name: root, type: number, default: 1}}\n  - {{name: mid, type: number, default: 1}}\n  - {{name: leaf_k, type: number, default: 1}}\ngrid: {{bins: {BINS}, binSize: 1, binUnit: hours, start: \"2025-01-01T00:00:00Z\"}}\nnodes:\n  - {{id: load, kind: const, source: \"file:load.csv\"}}\n  - {{id: n0, kind: expr, expr: \"load * {{{{root}}}}\"}}\n"
+    );
+    for i in 1..n {
+        let b = (i * 7919) % i;
+        let extra = if i == n / 2 { " + {{mid}}" } else if i == n - 1 { " + {{leaf_k}}" } else { "" };
+        y.push_str(&format!("  - {{id: n{i}, kind: expr, expr: \"MOD(n{} + 2 * n{b}{extra} + {i}, 1048576)\"}}\n", i - 1));
+    }
+    y
+}
+
+fn data_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        let mut csv = String::from("bin_index,value\n");
+        for t in 0..BINS {
+            csv.push_str(&format!("{t},{}\n", (t * 37) % 101));
+        }
+        std::fs::write(d.path().join("load.csv"), csv).unwrap();
+        d
+    })
+    .path()
+}
+
+fn session(host: &mut Host, n: usize) {
+    host.set_data_root(data_dir());
+    host.put_template(&template(n), "big.yaml").unwrap();
+    host.open_session(OpenRequest { template_id: "big".into(), template_version: "1".into(), id: Some("s".into()), ..Default::default() }).unwrap();
+}
+
+fn target() -> Target {
+    Target::parse("s")
+}
+
+fn set(host: &mut Host, name: &str, v: f64) {
+    host.set_session_params("s", &BTreeMap::from([(name.to_string(), Supplied::Text(v.to_string()))])).unwrap();
+}
+
+fn main() {
+    for n in [1000, 10_000] {
+        let before = CURRENT.load(Ordering::Relaxed);
+        PEAK.store(before, Ordering::Relaxed);
+        let mut host = Host::new();
+        session(&mut host, n);
+        let ev = host.evaluate_target(&target(), None).unwrap();
+        let raw = (n + 1) * BINS * 8;
+        let peak = PEAK.load(Ordering::Relaxed) - before;
+        let held = CURRENT.load(Ordering::Relaxed) - before;
+        println!(
+            "memory {n} nodes × {BINS} bins: raw series {:.1} MB, peak heap during cold evaluation {:.1} MB ({:.2}× raw), held after {:.1} MB ({:.2}× raw)",
+            raw as f64 / 1e6,
+            peak as f64 / 1e6,
+            peak as f64 / raw as f64,
+            held as f64 / 1e6,
+            held as f64 / raw as f64
+        );
+        drop(ev);
+    }
+    divan::main();
+}
+
+#[divan::bench(consts = [1000, 10000], sample_count = 3, sample_size = 1)]
+fn cold<const N: usize>(bencher: divan::Bencher) {
+    bencher.bench_local(|| {
+        let mut host = Host::new();
+        session(&mut host, N);
+        let ev = host.evaluate_target(&target(), None).unwrap();
+        assert_eq!(ev.accounting.nodes_evaluated as usize, N + 1);
+        (host, ev)
+    });
+}
+
+fn warm(n: usize) -> Host {
+    let mut host = Host::new();
+    session(&mut host, n);
+    host.evaluate_target(&target(), None).unwrap();
+    host
+}
+
+/// The full re-evaluation baseline: `root` feeds every node.
+#[divan::bench(consts = [1000, 10000], sample_count = 5, sample_size = 1)]
+fn root_change_full_reevaluation<const N: usize>(bencher: divan::Bencher) {
+    let mut host = warm(N);
+    let mut v = 1.0;
+    bencher.bench_local(|| {
+        v += 1.0;
+        set(&mut host, "root", v);
+        let ev = host.evaluate_target(&target(), None).unwrap();
+        assert_eq!(ev.accounting.nodes_evaluated as usize, N);
+    });
+}
+
+#[divan::bench(consts = [1000, 10000], sample_count = 20, sample_size = 1)]
+fn mid_change<const N: usize>(bencher: divan::Bencher) {
+    let mut host = warm(N);
+    let c = host.compiled_target(&target()).unwrap();
+    let unit = c.series[c.by_id[&format!("n{}", N / 2)] as usize].unit;
+    let cone: Vec<u32> = c.downstream(&[unit]).iter().flat_map(|u| c.units[*u as usize].series.clone()).collect();
+    let mut v = 1.0;
+    bencher.bench_local(|| {
+        v += 1.0;
+        set(&mut host, "mid", v);
+        let ev = host.evaluate_target(&target(), Some(&cone)).unwrap();
+        assert_eq!(ev.accounting.nodes_evaluated as usize, cone.len());
+    });
+}
+
+#[divan::bench(consts = [1000, 10000], sample_count = 100, sample_size = 1)]
+fn leaf_change<const N: usize>(bencher: divan::Bencher) {
+    let mut host = warm(N);
+    let c = host.compiled_target(&target()).unwrap();
+    let leaf = c.by_id[&format!("n{}", N - 1)];
+    let mut v = 1.0;
+    bencher.bench_local(|| {
+        v += 1.0;
+        set(&mut host, "leaf_k", v);
+        let ev = host.evaluate_target(&target(), Some(&[leaf])).unwrap();
+        assert_eq!(ev.accounting.nodes_evaluated, 1);
+    });
+}
+
+#[divan::bench(consts = [1000, 10000], sample_count = 20, sample_size = 1)]
+fn variant_create_and_fetch_one<const N: usize>(bencher: divan::Bencher) {
+    let mut host = warm(N);
+    let c = host.compiled_target(&target()).unwrap();
+    let leaf = c.by_id[&format!("n{}", N - 1)];
+    let mut i = 0;
+    bencher.bench_local(|| {
+        i += 1;
+        let name = format!("v{i}");
+        host.create_variant("s", &name, &BTreeMap::from([("leaf_k".to_string(), Supplied::Text((i + 1).to_string()))]), &BTreeMap::new()).unwrap();
+        let ev = host.evaluate_target(&Target::parse(&format!("s/{name}")), Some(&[leaf])).unwrap();
+        assert_eq!(ev.accounting.nodes_evaluated, 1);
+    });
+}
+
+#[divan::bench(consts = [1000, 10000], sample_count = 3, sample_size = 1)]
+fn reopen_and_first_query<const N: usize>(bencher: divan::Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    {
+        let mut host = Host::open(&path, "bench", data_dir()).unwrap();
+        session(&mut host, N);
+    }
+    bencher.bench_local(|| {
+        let host = Host::open(&path, "bench", data_dir()).unwrap();
+        let c = host.compiled_target(&target()).unwrap();
+        let first = c.by_id["n1"];
+        let ev = host.evaluate_target(&target(), Some(&[first])).unwrap();
+        assert!(ev.accounting.nodes_evaluated >= 2);
+    });
+}
