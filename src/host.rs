@@ -8,8 +8,8 @@
 mod session;
 mod shared;
 
-pub use shared::{ReadError, SharedHost};
 pub use session::{Comparison, OpenRequest, SeriesDiff, SessionInfo, Snapshot, Target, VariantInfo, View};
+pub use shared::{ReadError, SharedHost};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -17,7 +17,11 @@ fn run_into(out: &Path, q0: &str) -> flowtime::artifacts::RunOutput {
     let ev = host.evaluate(&m, None).unwrap();
     let ws = host.warnings(&m, &ev);
     let inputs = m.input_data();
-    write_run(out, &RunInput { text: &m.text, params: &m.params, inputs: &inputs, evaluation: &ev, warnings: &ws, tenant: None }).unwrap()
+    write_run(
+        out,
+        &RunInput { text: &m.text, params: &m.params, inputs: &inputs, evaluation: &ev, warnings: &ws, tenant: None },
+    )
+    .unwrap()
 }
 
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -61,9 +65,14 @@ fn two_runs_are_byte_identical_except_created_utc() {
 fn manifest_covers_every_file_and_existing_runs_are_verified_not_rewritten() {
     let tmp = tempfile::tempdir().unwrap();
     let r = run_into(tmp.path(), "0");
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(r.dir.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(r.dir.join("manifest.json")).unwrap()).unwrap();
     let listed: Vec<&String> = manifest["files"].as_object().unwrap().keys().collect();
-    let on_disk: Vec<String> = files(&r.dir).keys().map(|k| k.trim_start_matches('/').to_string()).filter(|k| k != "manifest.json" && k != "run.json").collect();
+    let on_disk: Vec<String> = files(&r.dir)
+        .keys()
+        .map(|k| k.trim_start_matches('/').to_string())
+        .filter(|k| k != "manifest.json" && k != "run.json")
+        .collect();
     assert_eq!(listed.len(), on_disk.len());
     assert!(on_disk.iter().all(|f| listed.contains(&f)));
     let again = run_into(tmp.path(), "0");
@@ -79,13 +88,28 @@ fn run_json_and_index_shapes() {
     let tmp = tempfile::tempdir().unwrap();
     let r = run_into(tmp.path(), "0");
     let run: serde_json::Value = serde_json::from_slice(&std::fs::read(r.dir.join("run.json")).unwrap()).unwrap();
-    for key in ["schemaVersion", "runId", "runHash", "engineVersion", "grid", "templateId", "templateVersion", "parameters", "inputs", "provenance", "warnings", "series", "createdUtc"] {
+    for key in [
+        "schemaVersion",
+        "runId",
+        "runHash",
+        "engineVersion",
+        "grid",
+        "templateId",
+        "templateVersion",
+        "parameters",
+        "inputs",
+        "provenance",
+        "warnings",
+        "series",
+        "createdUtc",
+    ] {
         assert!(run.get(key).is_some(), "run.json lacks {key}");
     }
     assert_eq!(run["grid"]["binMinutes"], 5);
     assert_eq!(run["templateId"], "order-system");
     assert!(run["inputs"].as_array().unwrap().iter().any(|i| i["ref"] == "file:data/order-system/served.csv"));
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(r.dir.join("series/index.json")).unwrap()).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(r.dir.join("series/index.json")).unwrap()).unwrap();
     let series = index["series"].as_array().unwrap();
     let kind = |id: &str| series.iter().find(|s| s["id"] == id).unwrap()["kind"].clone();
     assert_eq!(kind("queue_depth"), "stock");
@@ -104,5 +128,8 @@ fn run_json_and_index_shapes() {
 
 #[test]
 fn csv_format_is_display_with_negative_zero_as_zero() {
-    assert_eq!(series_csv(&[1.5, -0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.1 + 0.2]), "bin_index,value\n0,1.5\n1,0\n2,NaN\n3,inf\n4,-inf\n5,0.30000000000000004\n");
+    assert_eq!(
+        series_csv(&[1.5, -0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.1 + 0.2]),
+        "bin_index,value\n0,1.5\n1,0\n2,NaN\n3,inf\n4,-inf\n5,0.30000000000000004\n"
+    );
 }

@@ -38,7 +38,10 @@ fn run_prints_id_table_warnings_and_accounting() {
 fn run_json_is_machine_readable() {
     let tmp = tempfile::tempdir().unwrap();
     let tpl = repo().join("templates/order-system.yaml");
-    let out = run(&["--json", "run", tpl.to_str().unwrap(), "-p", "q0=500", "--out", tmp.path().to_str().unwrap()], tmp.path());
+    let out = run(
+        &["--json", "run", tpl.to_str().unwrap(), "-p", "q0=500", "--out", tmp.path().to_str().unwrap()],
+        tmp.path(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     assert_eq!(v["ok"], true);
@@ -103,7 +106,9 @@ fn every_shipped_template_loads_and_evaluates_with_defaults() {
             continue;
         }
         let mut host = flowtime::host::Host::new();
-        let model = host.load_file(&path, &Default::default(), None).unwrap_or_else(|e| panic!("{}: {}", path.display(), e.render()));
+        let model = host
+            .load_file(&path, &Default::default(), None)
+            .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.render()));
         let ev = host.evaluate(&model, None).unwrap_or_else(|e| panic!("{}: {}", path.display(), e.render()));
         assert!(ev.series.values().all(|s| s.len() == ev.compiled.grid.len()));
         let yaml = flowtime::artifacts::instantiated_yaml(&model.text, &model.params).unwrap();

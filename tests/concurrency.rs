@@ -10,7 +10,9 @@ use flowtime::model::template::Supplied;
 
 /// Every node is `level + i` (through a chain), so a consistent read has `n_i − i` equal for all i.
 fn chain(n: usize) -> String {
-    let mut y = String::from("id: chain\nversion: \"1\"\nparameters:\n  - {name: level, type: number, default: 0}\ngrid: {bins: 2000, binSize: 1, binUnit: hours}\nnodes:\n  - {id: n0, kind: const, values: [\"{{level}}\"]}\n");
+    let mut y = String::from(
+        "id: chain\nversion: \"1\"\nparameters:\n  - {name: level, type: number, default: 0}\ngrid: {bins: 2000, binSize: 1, binUnit: hours}\nnodes:\n  - {id: n0, kind: const, values: [\"{{level}}\"]}\n",
+    );
     for i in 1..n {
         y.push_str(&format!("  - {{id: n{i}, kind: expr, expr: \"n{} + 1\"}}\n", i - 1));
     }
@@ -22,7 +24,13 @@ fn readers_never_see_a_half_applied_change() {
     let n = 300;
     let mut host = Host::new();
     host.put_template(&chain(n), "chain.yaml").unwrap();
-    host.open_session(OpenRequest { template_id: "chain".into(), template_version: "1".into(), id: Some("s".into()), ..Default::default() }).unwrap();
+    host.open_session(OpenRequest {
+        template_id: "chain".into(),
+        template_version: "1".into(),
+        id: Some("s".into()),
+        ..Default::default()
+    })
+    .unwrap();
     host.create_variant("s", "v", &BTreeMap::new(), &BTreeMap::new()).unwrap();
     let shared = Arc::new(SharedHost::new(host));
     let stop = Arc::new(AtomicBool::new(false));
@@ -52,7 +60,10 @@ fn readers_never_see_a_half_applied_change() {
         }));
     }
     for level in 1..=40 {
-        shared.write(|h| h.set_session_params("s", &BTreeMap::from([("level".to_string(), Supplied::Text(level.to_string()))])).unwrap());
+        shared.write(|h| {
+            h.set_session_params("s", &BTreeMap::from([("level".to_string(), Supplied::Text(level.to_string()))]))
+                .unwrap()
+        });
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     stop.store(true, Ordering::Relaxed);

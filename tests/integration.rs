@@ -1,7 +1,13 @@
 //! The one integration-test binary; modules by area.
 
 mod artifacts;
+mod bad_input;
 mod cli;
+mod concurrency;
+mod expr_lang;
 mod fixtures;
 mod incremental;
+mod sessions;
+mod store;
 mod topology;
+mod warnings;

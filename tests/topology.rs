@@ -11,7 +11,6 @@ use flowtime::diag::{Diagnostic, Diagnostics};
 use flowtime::engine::Evaluation;
 use flowtime::host::{Host, Model};
 use flowtime::model::params::ParamValue;
-use flowtime::model::template::Supplied;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 
@@ -716,4 +715,518 @@ fn non_finite_queue_terms_count_as_zero() {
     let (_, _, ev) = eval(&y);
     // 0+5-1-0 = 4; 4+0-1 = 3; 3+5-0-1 = 7; 7+0-1 = 6.
     assert_series(&get(&ev, "q_queue"), &[4.0, 3.0, 7.0, 6.0], "queue");
+}
+
+#[test]
+fn queue_without_served_drains_at_capacity_and_self_names_the_synthesised_queue() {
+    let y = format!(
+        "{}nodes:\n{}{}topology:\n  nodes:
+    - {{id: Drain, kind: queue, semantics: {{arrivals: a, capacity: cap, queueDepth: self}}}}
+",
+        grid(3),
+        konst("a", &[5.0, 5.0, 1.0]),
+        konst("cap", &[3.0, 3.0, 3.0]),
+    );
+    let (_, _, ev) = eval(&y);
+    // 0+5−3 = 2, 2+5−3 = 4, 4+1−3 = 2.
+    assert_series(&get(&ev, "drain_queue"), &[2.0, 4.0, 2.0], "queue");
+    // Metrics that need served do not exist.
+    for missing in ["drain_utilization", "drain_latency_min", "drain_throughput_ratio"] {
+        assert!(ev.get(missing).is_none(), "`{missing}` must not exist");
+    }
+}
+
+#[test]
+fn wip_limit_series_wins_over_number() {
+    let y = format!(
+        "{}nodes:\n{}{}{}topology:\n  nodes:
+    - {{id: W, kind: queue, wipLimit: 100, wipLimitSeries: lim, semantics: {{arrivals: a, served: s}}}}
+",
+        grid(3),
+        konst("a", &[5.0; 3]),
+        konst("s", &[1.0; 3]),
+        konst("lim", &[2.0, f64::NAN, 6.0]),
+    );
+    let (_, _, ev) = eval(&y);
+    // 4→2 (+2); NaN never clamps: 2+4 = 6; 10→6 (+4).
+    assert_series(&get(&ev, "w_queue"), &[2.0, 6.0, 6.0], "queue");
+    assert_series(&get(&ev, "w_overflow"), &[2.0, 0.0, 4.0], "overflow");
+}
+
+#[test]
+fn shift_of_an_observed_queue_reads_its_initial_condition() {
+    let y = format!(
+        "{}nodes:\n{}{}{}  - {{id: prev, kind: expr, expr: \"SHIFT(backlog, 1)\"}}
+topology:
+  nodes:
+    - {{id: Obs, kind: queue, initialCondition: {{queueDepth: 7}}, semantics: {{arrivals: a, served: s, queueDepth: backlog}}}}
+",
+        grid(3),
+        konst("a", &[1.0; 3]),
+        konst("s", &[1.0; 3]),
+        konst("backlog", &[4.0, 5.0, 6.0]),
+    );
+    let (_, _, ev) = eval(&y);
+    assert_series(&get(&ev, "prev"), &[7.0, 4.0, 5.0], "SHIFT reads initialCondition before bin 0");
+    assert!(ev.get("obs_queue").is_none(), "an observed queue is not synthesised");
+    // Latency uses the observed queue: 4 / 1 × 60.
+    assert_series(&get(&ev, "obs_latency_min"), &[240.0, 300.0, 360.0], "latency");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: located errors.
+
+/// The 1-based line of the first line of `yaml` that contains `needle`.
+#[track_caller]
+fn line_of(yaml: &str, needle: &str) -> u32 {
+    match yaml.lines().position(|l| l.contains(needle)) {
+        Some(i) => i as u32 + 1,
+        None => panic!("`{needle}` not in the model"),
+    }
+}
+
+/// Asserts code, a message fragment, the YAML path and the line of one diagnostic.
+#[track_caller]
+fn assert_located(yaml: &str, code: &str, message: &str, path: &str, line_needle: &str) {
+    let d = load_err(yaml);
+    let x = diag(&d, code);
+    assert!(x.message.contains(message), "message `{}` lacks `{message}`", x.message);
+    assert_eq!(x.path.as_deref(), Some(path), "path of {}", x.render());
+    assert_eq!(x.line, Some(line_of(yaml, line_needle)), "line of {}", x.render());
+}
+
+fn two_queues(extra_a: &str, extra_b: &str) -> String {
+    format!(
+        "{}nodes:\n{}{}topology:
+  nodes:
+    - id: A
+      kind: queue
+{extra_a}      semantics: {{arrivals: a, served: s}}
+    - id: B
+      kind: queue
+{extra_b}      semantics: {{arrivals: a, served: s}}
+",
+        grid(3),
+        konst("a", &[1.0; 3]),
+        konst("s", &[1.0; 3]),
+    )
+}
+
+#[test]
+fn error_edge_to_unknown_node() {
+    let y = two_queues("", "") + "  edges:\n    - {from: A, to: Nope}\n";
+    assert_located(
+        &y,
+        "unknown_reference",
+        "edge endpoint `Nope` is not a topology node",
+        "topology.edges[0] (A -> Nope)",
+        "{from: A, to: Nope}",
+    );
+}
+
+#[test]
+fn error_unknown_semantics_role() {
+    let y = format!(
+        "{}nodes:\n{}topology:\n  nodes:\n    - id: A\n      semantics:\n        arrivals: a\n        arival: a\n",
+        grid(3),
+        konst("a", &[1.0; 3])
+    );
+    let d = load_err(&y);
+    let x = diag(&d, "unknown_role");
+    assert!(x.message.contains("unknown semantics role `arival`"), "{}", x.message);
+    assert!(x.help.as_deref().unwrap_or("").contains("did you mean `arrivals`"), "{}", x.render());
+    assert!(x.path.as_deref().unwrap_or("").contains("semantics.arival"), "{}", x.render());
+    assert_eq!(x.line, Some(line_of(&y, "arival:")), "{}", x.render());
+}
+
+#[test]
+fn error_overflow_cycle_even_without_limits() {
+    // B has no limit; the declarations still form a cycle.
+    let y = two_queues("      wipLimit: 5\n      wipOverflow: B\n", "      wipOverflow: A\n");
+    let d = load_err(&y);
+    let x = diag(&d, "overflow_cycle");
+    assert!(x.message.contains("A -> B -> A"), "{}", x.render());
+    assert_eq!(x.path.as_deref(), Some("topology.nodes[0] (id A)"), "{}", x.render());
+    assert_eq!(x.line, Some(line_of(&y, "- id: A")), "{}", x.render());
+    // A self-loop is a cycle too.
+    let y = two_queues("      wipLimit: 5\n      wipOverflow: A\n", "");
+    assert!(diag(&load_err(&y), "overflow_cycle").message.contains("A -> A"));
+}
+
+#[test]
+fn error_overflow_target_without_synthesised_queue() {
+    let y = two_queues("      wipLimit: 5\n      wipOverflow: Ghost\n", "");
+    assert_located(&y, "unknown_reference", "`Ghost`", "topology.nodes[0] (id A)", "- id: A");
+    let y = format!(
+        "{}nodes:\n{}{}topology:\n  nodes:
+    - {{id: A, kind: queue, wipLimit: 1, wipOverflow: S, semantics: {{arrivals: a, served: s}}}}
+    - {{id: S, kind: service, semantics: {{arrivals: a, served: s}}}}
+",
+        grid(3),
+        konst("a", &[1.0; 3]),
+        konst("s", &[1.0; 3]),
+    );
+    let d = load_err(&y);
+    assert!(diag(&d, "bad_overflow").message.contains("`S` has no synthesised queue"), "{}", d.render());
+}
+
+#[test]
+fn error_dispatch_period_zero() {
+    let y = two_queues("      dispatchSchedule: {kind: periodic, periodBins: 0}\n", "");
+    assert_located(
+        &y,
+        "bad_value",
+        "periodBins must be at least 1, got 0",
+        "topology.nodes[0] (id A).dispatchSchedule.periodBins",
+        "dispatchSchedule",
+    );
+}
+
+#[test]
+fn error_router_weights_must_sum_above_zero() {
+    for routes in
+        ["[{target: x, weight: 0}, {target: y, weight: 0}]", "[{target: x, weight: -1}, {target: y, weight: 2}]"]
+    {
+        let y = format!(
+            "{}nodes:\n{}  - id: split\n    kind: router\n    router: {{inputs: {{queue: src}}, routes: {routes}}}\n",
+            grid(2),
+            konst("src", &[1.0, 2.0])
+        );
+        assert_located(
+            &y,
+            "bad_router",
+            "finite weights ≥ 0 that sum to more than 0",
+            "nodes[1] (id split)",
+            "- id: split",
+        );
+    }
+}
+
+#[test]
+fn error_constraint_naming_missing_node_or_undeclared_id() {
+    let y = two_queues("      constraints: [pool]\n", "")
+        + "  constraints:\n    - {id: pool, semantics: {served: nowhere}}\n";
+    assert_located(
+        &y,
+        "unknown_reference",
+        "unknown series `nowhere`",
+        "topology.constraints[0] (id pool)",
+        "id: pool",
+    );
+    let y = two_queues("      constraints: [ghost]\n", "");
+    assert_located(
+        &y,
+        "unknown_reference",
+        "lists constraint `ghost`, which topology.constraints does not declare",
+        "topology.nodes[0] (id A)",
+        "- id: A",
+    );
+}
+
+#[test]
+fn error_classes_are_not_supported_yet() {
+    for key in ["classes", "traffic"] {
+        let y = format!("{}{key}: [gold, silver]\nnodes:\n{}", grid(2), konst("a", &[1.0, 2.0]));
+        let d = load_err(&y);
+        let x = diag(&d, "unsupported");
+        assert!(x.message.contains("per-class decomposition is not supported yet"), "{}", x.render());
+        assert_eq!(x.path.as_deref(), Some(key));
+        assert_eq!(x.line, Some(line_of(&y, &format!("{key}:"))), "{}", x.render());
+    }
+}
+
+#[test]
+fn error_edge_source_without_served() {
+    let y = two_queues("", "") + "  edges:\n    - {from: A, to: B}\n";
+    // Both queues have served; a sink does not.
+    let y = y.replace("  edges:", "    - {id: S, kind: sink}\n  edges:\n    - {from: S, to: A}");
+    assert_located(&y, "missing_key", "`S` has no served series", "topology.edges[0] (S -> A)", "{from: S, to: A}");
+}
+
+#[test]
+fn error_duplicate_edge_and_series_collision() {
+    let y = two_queues("", "") + "  edges:\n    - {from: A, to: B}\n    - {from: \"A:x\", to: B}\n";
+    assert_located(
+        &y,
+        "duplicate_id",
+        "duplicate edge A -> B",
+        "topology.edges[1] (A:x -> B)",
+        "{from: \"A:x\", to: B}",
+    );
+    // A node named like a synthesised series collides with it.
+    let y = two_queues("", "")
+        .replace("nodes:\n  - {id: a", "nodes:\n  - {id: a_queue, kind: const, values: [0]}\n  - {id: a");
+    let d = load_err(&y);
+    assert!(diag(&d, "duplicate_id").message.contains("`a_queue` is defined twice"), "{}", d.render());
+}
+
+#[test]
+fn error_retry_kernel_without_errors_or_failures() {
+    let y = format!(
+        "{}nodes:\n{}topology:\n  nodes:\n    - {{id: A, semantics: {{arrivals: a, retryKernel: [0, 1]}}}}\n",
+        grid(2),
+        konst("a", &[1.0, 1.0])
+    );
+    assert_located(&y, "missing_key", "neither failures nor errors", "topology.nodes[0] (id A)", "{id: A");
+}
+
+#[test]
+fn error_conflicting_initial_conditions() {
+    let y = format!(
+        "{}nodes:\n{}  - {{id: q, kind: expr, expr: \"SHIFT(q, 1) + a\", initial: 1}}
+topology:
+  nodes:
+    - {{id: Obs, kind: queue, initialCondition: {{queueDepth: 2}}, semantics: {{arrivals: a, served: a, queueDepth: q}}}}
+",
+        grid(2),
+        konst("a", &[1.0, 1.0]),
+    );
+    assert_located(&y, "initial_conflict", "queue `q` has initial 1", "topology.nodes[0] (id Obs)", "{id: Obs");
+}
+
+#[test]
+fn error_retry_loop_with_same_bin_echo_is_a_cycle() {
+    // A leading non-zero kernel coefficient reads errors in the same bin: errors → echo →
+    // arrivals → errors is a same-bin cycle.
+    let y = format!(
+        "{}nodes:\n{}  - {{id: arrivals, kind: expr, expr: \"base + retries\"}}
+  - {{id: errors, kind: expr, expr: \"arrivals * 0.1\"}}
+topology:
+  nodes:
+    - {{id: Svc, semantics: {{arrivals: arrivals, errors: errors, retryEcho: retries, retryKernel: [0.5, 0.5]}}}}
+",
+        grid(2),
+        konst("base", &[100.0; 2]),
+    );
+    let d = load_err(&y);
+    let x = diag(&d, "cycle");
+    assert!(x.message.starts_with("same-bin cycle: "), "{}", x.render());
+    for id in ["arrivals", "errors", "retries"] {
+        assert!(x.message.contains(id), "{}", x.render());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capacity inference (§7.2).
+
+/// A saturating service: the queue builds while arrivals exceed `cap`, and
+/// `served = min(Q[t−1] + arrivals, cap)` (arrivals up to capacity plus queue drain).
+fn saturating(arrivals: &[f64], cap: f64) -> (Vec<f64>, Vec<f64>) {
+    let mut q = Vec::new();
+    let mut served = Vec::new();
+    let mut prev = 0.0;
+    for a in arrivals {
+        let s = (prev + a).min(cap);
+        prev = prev + a - s;
+        served.push(s);
+        q.push(prev);
+    }
+    (served, q)
+}
+
+fn inference_model(served: &[f64], queue: &[f64]) -> String {
+    format!(
+        "{}nodes:\n{}{}  - {{id: capacity_inferred, kind: expr, expr: \"infer_from_saturation(served, queue)\"}}\n",
+        grid(served.len()),
+        konst("served", served),
+        konst("queue", queue),
+    )
+}
+
+proptest! {
+    #![proptest_config(config(0x5eed_0005))]
+
+    /// A generated series with a known capacity infers exactly that capacity.
+    #[test]
+    fn inference_recovers_a_known_capacity(
+        cap_cents in 100u32..=5000,
+        arrivals in prop::collection::vec(0u32..=8000, 2..=60),
+        burst in any::<prop::sample::Index>(),
+    ) {
+        let cap = cap_cents as f64 / 100.0;
+        let mut arrivals: Vec<f64> = arrivals.into_iter().map(|c| c as f64 / 100.0).collect();
+        // At least one bin exceeds capacity, so the queue builds somewhere.
+        let i = burst.index(arrivals.len());
+        arrivals[i] = cap + 1.0;
+        let (served, queue) = saturating(&arrivals, cap);
+        let (host, model, ev) = eval(&inference_model(&served, &queue));
+        let inferred = get(&ev, "capacity_inferred");
+        prop_assert!(inferred.iter().all(|c| *c == cap), "inferred {inferred:?}, capacity {cap}");
+        let ws = host.warnings(&model, &ev);
+        prop_assert!(ws.iter().all(|w| w.code != "capacity_not_inferable"), "{ws:?}");
+    }
+}
+
+#[test]
+fn inference_of_a_never_saturated_series_is_nan_with_a_warning() {
+    let arrivals = [3.0, 5.0, 2.0, 4.0, 0.0];
+    let (served, queue) = saturating(&arrivals, 6.0);
+    assert!(queue.iter().all(|q| *q == 0.0), "never saturated");
+    let (host, model, ev) = eval(&inference_model(&served, &queue));
+    assert!(get(&ev, "capacity_inferred").iter().all(|c| c.is_nan()));
+    let ws = host.warnings(&model, &ev);
+    let w: Vec<_> = ws.iter().filter(|w| w.code == "capacity_not_inferable").collect();
+    assert_eq!(w.len(), 1, "{ws:?}");
+    assert_eq!(w[0].node_id, "capacity_inferred");
+    assert_eq!(w[0].severity, flowtime::diag::Severity::Warning);
+}
+
+#[test]
+fn inference_median_by_hand_and_initial_condition() {
+    // Saturated bins (Q > 0 and Q ≥ Q[t−1]): 1 (3 ≥ 0), 2 (6 ≥ 3), 3 (6 ≥ 6); bin 4 drains.
+    // served there: 10, 12, 20 → median 12 (the mean would be 14).
+    let (_, _, ev) = eval(&inference_model(&[5.0, 10.0, 12.0, 20.0, 4.0], &[0.0, 3.0, 6.0, 6.0, 2.0]));
+    assert!(get(&ev, "capacity_inferred").iter().all(|c| *c == 12.0));
+    // Even count: mean of the two middle values (8 and 10 over bins 0, 1, 2, 3 → 9).
+    let (_, _, ev) = eval(&inference_model(&[8.0, 10.0, 7.0, 12.0], &[1.0, 2.0, 3.0, 4.0]));
+    assert!(get(&ev, "capacity_inferred").iter().all(|c| *c == 9.0));
+    // A synthesised queue starting at 10 that drains: Q = 8, 6 — never Q ≥ Q[−1] = 10.
+    let y = format!(
+        "{}nodes:\n{}{}  - {{id: cap_inf, kind: expr, expr: \"infer_from_saturation(s, b_queue)\"}}
+topology:
+  nodes:
+    - {{id: B, kind: queue, initialCondition: {{queueDepth: 10}}, semantics: {{arrivals: a, served: s}}}}
+",
+        grid(2),
+        konst("a", &[1.0, 1.0]),
+        konst("s", &[3.0, 3.0]),
+    );
+    let (host, model, ev) = eval(&y);
+    assert_series(&get(&ev, "b_queue"), &[8.0, 6.0], "queue");
+    assert!(get(&ev, "cap_inf").iter().all(|c| c.is_nan()), "initial condition 10 makes bin 0 draining");
+    assert!(host.warnings(&model, &ev).iter().any(|w| w.code == "capacity_not_inferable" && w.node_id == "cap_inf"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Incrementality through topology (§9).
+
+/// Units: 6 consts (a_in, a_out, b_in, b_out, c_in, c_out), `pressure` (reads A's queue),
+/// `bystander` (reads b_in), queue units A, B, C, and the derived metrics: latency and throughput
+/// ratio for each queue (6). A's overflow goes to B. 17 units in all. The const series are
+/// pairwise different: equal definitions would share one memoised unit (§9).
+fn incremental_model(limit_a: &str, q0_a: &str) -> String {
+    format!(
+        "parameters:
+  - {{name: lim_a, type: number, default: 12}}
+  - {{name: q0_a, type: number, default: 0}}
+{}nodes:
+{}{}{}{}{}{}  - {{id: pressure, kind: expr, expr: \"a_queue / 10\"}}
+  - {{id: bystander, kind: expr, expr: \"b_in * 2\"}}
+topology:
+  nodes:
+    - id: A
+      kind: queue
+      wipLimit: {limit_a}
+      wipOverflow: B
+      initialCondition: {{queueDepth: {q0_a}}}
+      semantics: {{arrivals: a_in, served: a_out}}
+    - {{id: B, kind: queue, semantics: {{arrivals: b_in, served: b_out}}}}
+    - {{id: C, kind: queue, wipLimit: 5, semantics: {{arrivals: c_in, served: c_out}}}}
+",
+        grid(6),
+        konst("a_in", &[10.0; 6]),
+        konst("a_out", &[4.0, 4.0, 4.0, 4.0, 4.0, 4.0]),
+        konst("b_in", &[1.0; 6]),
+        konst("b_out", &[2.0; 6]),
+        konst("c_in", &[3.0; 6]),
+        konst("c_out", &[0.5; 6]),
+    )
+}
+
+/// A's queue, its latency, `pressure` (reads the queue), and through A's overflow B's queue and
+/// B's latency. Throughput ratios read only served and arrivals; C and `bystander` are unrelated.
+const CONE_OF_A: u64 = 5;
+const UNITS: u64 = 17;
+
+#[test]
+fn changing_wip_limit_parameter_reevaluates_only_the_queue_cone() {
+    let (mut host, mut m) = load(&incremental_model("\"{{lim_a}}\"", "\"{{q0_a}}\""));
+    let ev = host.evaluate(&m, None).unwrap();
+    assert_eq!(ev.accounting.nodes_total, UNITS);
+    assert_eq!(ev.accounting.nodes_evaluated, UNITS);
+    // A: 6, 12, 12 (+6), … ; overflow 0, 0, 6, 6, 6, 6.
+    assert_series(&get(&ev, "a_queue"), &[6.0, 12.0, 12.0, 12.0, 12.0, 12.0], "A");
+    assert_series(&get(&ev, "a_overflow"), &[0.0, 0.0, 6.0, 6.0, 6.0, 6.0], "A overflow");
+    assert_series(&get(&ev, "b_queue"), &[0.0, 0.0, 5.0, 10.0, 15.0, 20.0], "B");
+
+    host.set_param(&mut m, "lim_a", ParamValue::Number(9.0)).unwrap();
+    let ev = host.evaluate(&m, None).unwrap();
+    assert_eq!(ev.accounting.nodes_evaluated, CONE_OF_A);
+    assert_eq!(ev.accounting.nodes_reused, UNITS - CONE_OF_A);
+    // A: 6, 12→9 (+3), 15→9 (+6), …; B: 0, 1+3−2 = 2, 2+7−2 = 7, 12, 17, 22.
+    assert_series(&get(&ev, "a_queue"), &[6.0, 9.0, 9.0, 9.0, 9.0, 9.0], "A after");
+    assert_series(&get(&ev, "b_queue"), &[0.0, 2.0, 7.0, 12.0, 17.0, 22.0], "B after");
+    assert_series(&get(&ev, "pressure"), &[0.6, 0.9, 0.9, 0.9, 0.9, 0.9], "pressure after");
+
+    // The same limit again is not a change.
+    host.set_param(&mut m, "lim_a", ParamValue::Number(9.0)).unwrap();
+    assert_eq!(host.evaluate(&m, None).unwrap().accounting.nodes_evaluated, 0);
+}
+
+#[test]
+fn changing_initial_condition_parameter_reevaluates_only_the_queue_cone() {
+    let (mut host, mut m) = load(&incremental_model("\"{{lim_a}}\"", "\"{{q0_a}}\""));
+    host.evaluate(&m, None).unwrap();
+    host.set_param(&mut m, "q0_a", ParamValue::Number(3.0)).unwrap();
+    let ev = host.evaluate(&m, None).unwrap();
+    assert_eq!(ev.accounting.nodes_evaluated, CONE_OF_A);
+    // A: 3+6 = 9, 15→12 (+3), 18→12 (+6), …; B: 0, 1+3−2 = 2, 2+7−2 = 7, …
+    assert_series(&get(&ev, "a_queue"), &[9.0, 12.0, 12.0, 12.0, 12.0, 12.0], "A");
+    assert_series(&get(&ev, "a_overflow"), &[0.0, 3.0, 6.0, 6.0, 6.0, 6.0], "A overflow");
+    assert_series(&get(&ev, "b_queue"), &[0.0, 2.0, 7.0, 12.0, 17.0, 22.0], "B");
+
+    // A change of Q that leaves the overflow bitwise equal stops at A's readers: the queue and
+    // its overflow are one unit, but B reads only the overflow output.
+    host.set_param(&mut m, "q0_a", ParamValue::Number(2.0)).unwrap();
+    let ev = host.evaluate(&m, None).unwrap();
+    // A: 8, 14→12 (+2), 18→12 (+6), …: overflow changes at bin 1 (3 → 2), so B is in.
+    assert_eq!(ev.accounting.nodes_evaluated, CONE_OF_A);
+    assert_series(&get(&ev, "a_overflow"), &[0.0, 2.0, 6.0, 6.0, 6.0, 6.0], "A overflow");
+}
+
+#[test]
+fn queue_change_with_unchanged_overflow_stops_before_the_overflow_target() {
+    // A drains to 0 at bin 1 whatever its initial depth (≤ 2), so only bin 0 of Q depends on it.
+    let y = incremental_model("12", "\"{{q0_a}}\"")
+        .replace(&konst("a_out", &[4.0; 6]), &konst("a_out", &[2.0, 20.0, 4.0, 4.0, 4.0, 4.0]));
+    let (mut host, mut m) = load(&y);
+    let base = host.evaluate(&m, None).unwrap();
+    // q0 = 0: 8, max(0, 8+10−20) = 0, 6, 12, 18→12 (+6), 12 (+6).
+    assert_series(&get(&base, "a_queue"), &[8.0, 0.0, 6.0, 12.0, 12.0, 12.0], "A, q0 = 0");
+    host.set_param(&mut m, "q0_a", ParamValue::Number(1.5)).unwrap();
+    let ev = host.evaluate(&m, None).unwrap();
+    // q0 = 1.5: 9.5, max(0, −0.5) = 0, 6, …: only bin 0 of Q changes; the overflow is equal.
+    assert_series(&get(&ev, "a_queue"), &[9.5, 0.0, 6.0, 12.0, 12.0, 12.0], "A, q0 = 1.5");
+    assert_eq!(get(&ev, "a_overflow"), get(&base, "a_overflow"));
+    assert_eq!(get(&ev, "b_queue"), get(&base, "b_queue"));
+    // §9 allows at most the cone of A's unit (5). Re-evaluated: A's queue unit, A's latency and
+    // `pressure`; B's queue reads only the unchanged overflow output, so it is not re-run.
+    assert_eq!(ev.accounting.nodes_evaluated, 3);
+}
+
+#[test]
+fn editing_wip_limit_and_initial_condition_in_text_reevaluates_only_the_queue_cone() {
+    let (mut host, mut m) = load(&incremental_model("12", "0"));
+    let ev = host.evaluate(&m, None).unwrap();
+    assert_eq!(ev.accounting.nodes_evaluated, UNITS);
+
+    host.set_text(&mut m, &incremental_model("9", "0")).unwrap();
+    let ev = host.evaluate(&m, None).unwrap();
+    assert_eq!(ev.accounting.nodes_evaluated, CONE_OF_A, "wipLimit 12 → 9");
+    assert_series(&get(&ev, "a_queue"), &[6.0, 9.0, 9.0, 9.0, 9.0, 9.0], "A");
+    assert_series(&get(&ev, "b_queue"), &[0.0, 2.0, 7.0, 12.0, 17.0, 22.0], "B");
+
+    host.set_text(&mut m, &incremental_model("9", "2")).unwrap();
+    let ev = host.evaluate(&m, None).unwrap();
+    assert_eq!(ev.accounting.nodes_evaluated, CONE_OF_A, "queueDepth 0 → 2");
+    // A: 8, 14→9 (+5), 15→9 (+6); B: 0, 1+5−2 = 4, 4+7−2 = 9, …
+    assert_series(&get(&ev, "a_queue"), &[8.0, 9.0, 9.0, 9.0, 9.0, 9.0], "A");
+    assert_series(&get(&ev, "b_queue"), &[0.0, 4.0, 9.0, 14.0, 19.0, 24.0], "B");
+
+    // C's limit: C's queue and latency only (nothing reads C's overflow).
+    host.set_text(&mut m, &incremental_model("9", "2").replace("wipLimit: 5", "wipLimit: 4")).unwrap();
+    let ev = host.evaluate(&m, None).unwrap();
+    assert_eq!(ev.accounting.nodes_evaluated, 2, "C's wipLimit 5 → 4");
+    // C: 2.5, 5→4 (+1), 6.5→4 (+2.5), …
+    assert_series(&get(&ev, "c_queue"), &[2.5, 4.0, 4.0, 4.0, 4.0, 4.0], "C");
 }

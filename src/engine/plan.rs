@@ -675,7 +675,9 @@ fn tarjan(g: &[Vec<usize>]) -> Vec<Vec<usize>> {
         on_stack[root] = true;
         while let Some(&(v, i)) = call.last() {
             if i < g[v].len() {
-                call.last_mut().map(|c| c.1 += 1);
+                if let Some(c) = call.last_mut() {
+                    c.1 += 1;
+                }
                 let w = g[v][i];
                 if index[w] == usize::MAX {
                     index[w] = next;

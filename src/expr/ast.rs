@@ -197,7 +197,9 @@ impl Expr {
                 }
                 Call::Conv { x, kernel, .. } => {
                     x.walk(on_expr, on_lit);
-                    kernel.iter().for_each(|k| on_lit(k));
+                    for k in kernel {
+                        on_lit(k);
+                    }
                 }
                 Call::Min(args) | Call::Max(args) => args.iter().for_each(|a| a.walk(on_expr, on_lit)),
                 Call::Clamp(a, b, c) => {
@@ -265,15 +267,42 @@ fn write_num(f: &mut fmt::Formatter<'_>, v: f64) -> fmt::Result {
     if v.is_sign_negative() { write!(f, "(-{})", -v) } else { write!(f, "{v}") }
 }
 
-/// Prints a fully parenthesised form that parses back to an equal tree.
+/// How tightly an expression binds when printed as an operand: comparisons loosest, then `+ -`,
+/// then `* /`, then unary minus; calls, numbers and names are atomic.
+fn binding(e: &Expr) -> u8 {
+    match &e.kind {
+        ExprKind::Compare(..) => 0,
+        ExprKind::Binary(BinOp::Add | BinOp::Sub, ..) => 1,
+        ExprKind::Binary(BinOp::Mul | BinOp::Div, ..) => 2,
+        ExprKind::Neg(_) => 3,
+        _ => 4,
+    }
+}
+
+fn write_operand(f: &mut fmt::Formatter<'_>, e: &Expr, parens: bool) -> fmt::Result {
+    if parens { write!(f, "({e})") } else { write!(f, "{e}") }
+}
+
+/// Prints the canonical form: upper-case function names, one space around binary operators, and
+/// parentheses only where precedence or left-associativity needs them. It parses back to an
+/// equal tree, and never nests deeper than any text that parses to that tree (so whatever the
+/// parser accepted, it accepts the printed form too).
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             ExprKind::Num(v) => write_num(f, *v),
             ExprKind::Param(p) => write!(f, "{{{{{p}}}}}"),
             ExprKind::Ref(r) => f.write_str(r),
-            ExprKind::Neg(x) => write!(f, "(-{x})"),
-            ExprKind::Binary(op, a, b) => write!(f, "({a} {} {b})", op.symbol()),
+            ExprKind::Neg(x) => {
+                f.write_str("-")?;
+                write_operand(f, x, binding(x) < 3)
+            }
+            ExprKind::Binary(op, a, b) => {
+                let level = binding(self);
+                write_operand(f, a, binding(a) < level)?;
+                write!(f, " {} ", op.symbol())?;
+                write_operand(f, b, binding(b) <= level)
+            }
             ExprKind::Compare(op, a, b) => write!(f, "{a} {} {b}", op.symbol()),
             ExprKind::Call(call) => match call {
                 Call::Shift { x, lag } => write!(f, "SHIFT({x}, {lag})"),

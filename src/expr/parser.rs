@@ -6,8 +6,11 @@ use crate::expr::ast::{BinOp, Call, CmpOp, Expr, ExprKind, Lit, LitValue, Span, 
 
 /// Longest expression text accepted.
 pub const MAX_EXPR_LEN: usize = 64 * 1024;
-/// Deepest tree accepted (parentheses, calls and operator chains all count).
+/// Tallest tree accepted: every operator, unary minus and call is one level. Everything that
+/// walks an expression recurses on its height, so this bounds their stack use.
 pub const MAX_DEPTH: usize = 256;
+/// Deepest parser recursion accepted: parentheses, unary minus and call arguments.
+pub const MAX_NESTING: usize = 64;
 
 /// A syntax or validation error in an expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,8 +36,8 @@ pub fn parse(text: &str, mode: Mode) -> Result<Expr, ExprError> {
         });
     }
     let tokens = lex(text)?;
-    let mut p = Parser { tokens, pos: 0, depth: 0 };
-    let expr = if mode == Mode::Check { p.cmp()? } else { p.expr()? };
+    let mut p = Parser { tokens, pos: 0, nesting: 0 };
+    let (expr, _) = if mode == Mode::Check { p.cmp()? } else { p.expr()? };
     let tok = p.peek();
     if tok.kind != Tok::Eof {
         let message = match tok.kind {
@@ -157,6 +160,14 @@ fn lex(text: &str) -> Result<Vec<Token>, ExprError> {
                     span: Span::new(i, i + n),
                     help: None,
                 })?;
+                if !v.is_finite() {
+                    // It would evaluate as infinity and print as `inf`, which reads as a name.
+                    return Err(ExprError {
+                        message: format!("number `{s}` is too large"),
+                        span: Span::new(i, i + n),
+                        help: Some(format!("numbers must be below {:e}", f64::MAX)),
+                    });
+                }
                 if let Some(&next) = bytes.get(i + n)
                     && (next.is_ascii_alphabetic() || next == b'_')
                 {
@@ -248,12 +259,16 @@ fn lex_placeholder(text: &str, i: usize) -> Result<(Tok, usize), ExprError> {
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
-    depth: usize,
+    /// Current recursion nesting: parentheses, unary minus and call arguments.
+    nesting: usize,
 }
 
 fn node(kind: ExprKind, span: Span) -> Expr {
     Expr { kind, span }
 }
+
+/// A parsed sub-expression with its tree height (0 for a leaf).
+type Parsed = Result<(Expr, usize), ExprError>;
 
 impl Parser {
     fn peek(&self) -> &Token {
@@ -268,11 +283,12 @@ impl Parser {
         t
     }
 
+    /// Enters one level of parser recursion; the caller leaves it with `self.nesting -= 1`.
     fn enter(&mut self, span: Span) -> Result<(), ExprError> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
             return Err(ExprError {
-                message: format!("expression is nested more than {MAX_DEPTH} levels deep"),
+                message: format!("expression is nested more than {MAX_NESTING} levels deep"),
                 span,
                 help: Some("split the formula over several nodes".into()),
             });
@@ -280,28 +296,40 @@ impl Parser {
         Ok(())
     }
 
+    /// Checks the height of a node being built: every later walk over the tree recurses on it.
+    fn height(&self, h: usize, span: Span) -> Result<usize, ExprError> {
+        if h > MAX_DEPTH {
+            return Err(ExprError {
+                message: format!("expression is more than {MAX_DEPTH} operations deep"),
+                span,
+                help: Some("split the formula over several nodes".into()),
+            });
+        }
+        Ok(h)
+    }
+
     fn expect(&mut self, want: Tok, what: &str) -> Result<Token, ExprError> {
         let t = self.peek().clone();
         if t.kind == want {
             return Ok(self.bump());
         }
-        Err(ExprError { message: format!("expected {what}, found {}", t.kind.describe()), span: t.span, help: None })
+        Err(unexpected(&t.kind, t.span, what))
     }
 
-    fn cmp(&mut self) -> Result<Expr, ExprError> {
-        let lhs = self.expr()?;
+    fn cmp(&mut self) -> Parsed {
+        let (lhs, lh) = self.expr()?;
         if let Tok::Cmp(op) = self.peek().kind {
-            self.bump();
-            let rhs = self.expr()?;
+            let op_span = self.bump().span;
+            let (rhs, rh) = self.expr()?;
+            let h = self.height(1 + lh.max(rh), op_span)?;
             let span = lhs.span.to(rhs.span);
-            return Ok(node(ExprKind::Compare(op, Box::new(lhs), Box::new(rhs)), span));
+            return Ok((node(ExprKind::Compare(op, Box::new(lhs), Box::new(rhs)), span), h));
         }
-        Ok(lhs)
+        Ok((lhs, lh))
     }
 
-    fn expr(&mut self) -> Result<Expr, ExprError> {
-        let mut lhs = self.term()?;
-        let mut chain = 0;
+    fn expr(&mut self) -> Parsed {
+        let (mut lhs, mut h) = self.term()?;
         loop {
             let op = match self.peek().kind {
                 Tok::Plus => BinOp::Add,
@@ -309,19 +337,16 @@ impl Parser {
                 _ => break,
             };
             let op_span = self.bump().span;
-            chain += 1;
-            self.enter(op_span)?;
-            let rhs = self.term()?;
+            let (rhs, rh) = self.term()?;
+            h = self.height(1 + h.max(rh), op_span)?;
             let span = lhs.span.to(rhs.span);
             lhs = node(ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span);
         }
-        self.depth -= chain;
-        Ok(lhs)
+        Ok((lhs, h))
     }
 
-    fn term(&mut self) -> Result<Expr, ExprError> {
-        let mut lhs = self.unary()?;
-        let mut chain = 0;
+    fn term(&mut self) -> Parsed {
+        let (mut lhs, mut h) = self.unary()?;
         loop {
             let op = match self.peek().kind {
                 Tok::Star => BinOp::Mul,
@@ -329,95 +354,78 @@ impl Parser {
                 _ => break,
             };
             let op_span = self.bump().span;
-            chain += 1;
-            self.enter(op_span)?;
-            let rhs = self.unary()?;
+            let (rhs, rh) = self.unary()?;
+            h = self.height(1 + h.max(rh), op_span)?;
             let span = lhs.span.to(rhs.span);
             lhs = node(ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span);
         }
-        self.depth -= chain;
-        Ok(lhs)
+        Ok((lhs, h))
     }
 
-    fn unary(&mut self) -> Result<Expr, ExprError> {
+    fn unary(&mut self) -> Parsed {
         if self.peek().kind == Tok::Minus {
             let minus = self.bump().span;
             self.enter(minus)?;
-            let x = self.unary()?;
-            self.depth -= 1;
+            let (x, xh) = self.unary()?;
+            self.nesting -= 1;
+            let h = self.height(1 + xh, minus)?;
             let span = minus.to(x.span);
-            return Ok(node(ExprKind::Neg(Box::new(x)), span));
+            return Ok((node(ExprKind::Neg(Box::new(x)), span), h));
         }
         self.primary()
     }
 
-    fn primary(&mut self) -> Result<Expr, ExprError> {
+    fn primary(&mut self) -> Parsed {
         let t = self.bump();
         match t.kind {
-            Tok::Num(v) => Ok(node(ExprKind::Num(v), t.span)),
-            Tok::Param(p) => Ok(node(ExprKind::Param(p), t.span)),
+            Tok::Num(v) => Ok((node(ExprKind::Num(v), t.span), 0)),
+            Tok::Param(p) => Ok((node(ExprKind::Param(p), t.span), 0)),
             Tok::Ident(name) => {
                 if self.peek().kind == Tok::LParen {
                     self.call(name, t.span)
                 } else {
-                    Ok(node(ExprKind::Ref(name), t.span))
+                    Ok((node(ExprKind::Ref(name), t.span), 0))
                 }
             }
             Tok::LParen => {
                 self.enter(t.span)?;
-                let e = self.expr()?;
+                let (e, h) = self.expr()?;
                 let close = self.expect(Tok::RParen, "`)`")?;
-                self.depth -= 1;
-                Ok(Expr { kind: e.kind, span: t.span.to(close.span) })
+                self.nesting -= 1;
+                Ok((Expr { kind: e.kind, span: t.span.to(close.span) }, h))
             }
-            Tok::LBracket => Err(ExprError {
-                message: "an array is only allowed as CONV's kernel".into(),
-                span: t.span,
-                help: Some("write a kernel as the second argument of CONV, e.g. `CONV(x, [0.5, 0.5])`".into()),
-            }),
-            Tok::Cmp(_) => Err(ExprError {
-                message: "comparison operators are only allowed in validation checks".into(),
-                span: t.span,
-                help: None,
-            }),
-            other => Err(ExprError {
-                message: format!("expected a number, a name, a function call or `(`, found {}", other.describe()),
-                span: t.span,
-                help: None,
-            }),
+            other => Err(unexpected_operand(other, t.span)),
         }
     }
 
-    /// Parses a call's argument list; CONV's second argument may be an array.
-    fn args(&mut self, is_conv: bool) -> Result<(Vec<Arg>, Span), ExprError> {
+    /// Parses a call's argument list; CONV's second argument may be an array. Returns the
+    /// arguments, the span of the list and the tallest argument's height.
+    fn args(&mut self, is_conv: bool) -> Result<(Vec<Arg>, Span, usize), ExprError> {
         let open = self.expect(Tok::LParen, "`(`")?;
         self.enter(open.span)?;
         let mut args = Vec::new();
+        let mut h = 0;
         if self.peek().kind == Tok::RParen {
             let close = self.bump();
-            self.depth -= 1;
-            return Ok((args, open.span.to(close.span)));
+            self.nesting -= 1;
+            return Ok((args, open.span.to(close.span), h));
         }
         loop {
             if is_conv && args.len() == 1 && self.peek().kind == Tok::LBracket {
                 args.push(Arg::Array(self.array()?));
             } else {
-                args.push(Arg::Expr(self.expr()?));
+                let (e, eh) = self.expr()?;
+                h = h.max(eh);
+                args.push(Arg::Expr(e));
             }
             let t = self.bump();
             match t.kind {
                 Tok::Comma => continue,
                 Tok::RParen => {
-                    self.depth -= 1;
-                    return Ok((args, open.span.to(t.span)));
+                    self.nesting -= 1;
+                    return Ok((args, open.span.to(t.span), h));
                 }
-                other => {
-                    return Err(ExprError {
-                        message: format!("expected `,` or `)` in the argument list, found {}", other.describe()),
-                        span: t.span,
-                        help: None,
-                    });
-                }
+                other => return Err(unexpected(&other, t.span, "`,` or `)` in the argument list")),
             }
         }
     }
@@ -459,141 +467,190 @@ impl Parser {
         }
     }
 
-    fn call(&mut self, name: String, name_span: Span) -> Result<Expr, ExprError> {
-        let upper = name.to_ascii_uppercase();
-        let known = [
-            "SHIFT",
-            "CONV",
-            "MIN",
-            "MAX",
-            "CLAMP",
-            "MOD",
-            "FLOOR",
-            "CEIL",
-            "ABS",
-            "ROUND",
-            "STEP",
-            "PULSE",
-            "INFER_FROM_SATURATION",
-        ];
-        if !known.contains(&upper.as_str()) {
-            return Err(ExprError {
-                message: format!("unknown function `{name}`"),
-                span: name_span,
-                help: Some(
-                    "known functions: SHIFT, CONV, MIN, MAX, CLAMP, MOD, FLOOR, CEIL, ABS, ROUND, STEP, PULSE, \
+    fn call(&mut self, name: String, name_span: Span) -> Parsed {
+        let upper = function_name(&name, name_span)?;
+        let (args, args_span, arg_h) = self.args(upper == "CONV")?;
+        let h = self.height(1 + arg_h, name_span)?;
+        let call = build_call(&upper, args, name_span)?;
+        Ok((node(ExprKind::Call(call), name_span.to(args_span)), h))
+    }
+}
+
+/// The error for a token found where `expected` was needed; a comparison operator gets the rule
+/// that forbids it there rather than a list of what was expected.
+#[cold]
+#[inline(never)]
+fn unexpected(tok: &Tok, span: Span, expected: &str) -> ExprError {
+    let message = match tok {
+        Tok::Cmp(_) => "comparison operators are only allowed in validation checks".to_string(),
+        other => format!("expected {expected}, found {}", other.describe()),
+    };
+    ExprError { message, span, help: None }
+}
+
+/// The error for a token that cannot start an operand (cold, out of the recursion).
+#[cold]
+#[inline(never)]
+fn unexpected_operand(tok: Tok, span: Span) -> ExprError {
+    match tok {
+        Tok::LBracket => ExprError {
+            message: "an array is only allowed as CONV's kernel".into(),
+            span,
+            help: Some("write a kernel as the second argument of CONV, e.g. `CONV(x, [0.5, 0.5])`".into()),
+        },
+        Tok::Cmp(_) => {
+            ExprError { message: "comparison operators are only allowed in validation checks".into(), span, help: None }
+        }
+        other => ExprError {
+            message: format!("expected a number, a name, a function call or `(`, found {}", other.describe()),
+            span,
+            help: None,
+        },
+    }
+}
+
+/// The upper-cased name of a known function. Kept out of the parser's recursion so that each
+/// nesting level costs little stack.
+#[inline(never)]
+fn function_name(name: &str, name_span: Span) -> Result<String, ExprError> {
+    let upper = name.to_ascii_uppercase();
+    let known = [
+        "SHIFT",
+        "CONV",
+        "MIN",
+        "MAX",
+        "CLAMP",
+        "MOD",
+        "FLOOR",
+        "CEIL",
+        "ABS",
+        "ROUND",
+        "STEP",
+        "PULSE",
+        "INFER_FROM_SATURATION",
+    ];
+    if !known.contains(&upper.as_str()) {
+        return Err(ExprError {
+            message: format!("unknown function `{name}`"),
+            span: name_span,
+            help: Some(
+                "known functions: SHIFT, CONV, MIN, MAX, CLAMP, MOD, FLOOR, CEIL, ABS, ROUND, STEP, PULSE, \
                      infer_from_saturation (names are case-insensitive)"
-                        .into(),
+                    .into(),
+            ),
+        });
+    }
+    Ok(upper)
+}
+
+/// Checks a call's arity and literal arguments and builds it. Kept out of the parser's recursion
+/// so that each nesting level costs little stack.
+#[inline(never)]
+fn build_call(upper: &str, args: Vec<Arg>, name_span: Span) -> Result<Call, ExprError> {
+    let arity = |lo: usize, hi: usize, sig: &str| -> Result<(), ExprError> {
+        if args.len() < lo || args.len() > hi {
+            let want = if lo == hi {
+                format!("{lo}")
+            } else if hi == usize::MAX {
+                format!("at least {lo}")
+            } else {
+                format!("{lo} to {hi}")
+            };
+            return Err(ExprError {
+                message: format!(
+                    "{upper} takes {want} argument{}, got {}",
+                    if want == "1" { "" } else { "s" },
+                    args.len()
                 ),
+                span: name_span,
+                help: Some(format!("usage: {sig}")),
             });
         }
-        let (args, args_span) = self.args(upper == "CONV")?;
-        let span = name_span.to(args_span);
-        let arity = |lo: usize, hi: usize, sig: &str| -> Result<(), ExprError> {
-            if args.len() < lo || args.len() > hi {
-                let want = if lo == hi {
-                    format!("{lo}")
-                } else if hi == usize::MAX {
-                    format!("at least {lo}")
-                } else {
-                    format!("{lo} to {hi}")
-                };
-                return Err(ExprError {
-                    message: format!(
-                        "{upper} takes {want} argument{}, got {}",
-                        if want == "1" { "" } else { "s" },
-                        args.len()
-                    ),
-                    span: name_span,
-                    help: Some(format!("usage: {sig}")),
-                });
-            }
-            Ok(())
-        };
-        let call = match upper.as_str() {
-            "SHIFT" => {
-                arity(2, 2, "SHIFT(x, lag)")?;
-                let mut it = args.into_iter();
-                let x = it.next().unwrap_or_else(|| unreachable_arg()).into_expr()?;
-                let lag = literal(it.next().unwrap_or_else(|| unreachable_arg()), "SHIFT's lag")?;
-                check_int_lit(&lag, 0, "SHIFT's lag")?;
-                Call::Shift { x: Box::new(x), lag }
-            }
-            "CONV" => {
-                arity(2, 2, "CONV(x, [k0, k1, ...])")?;
-                let mut it = args.into_iter();
-                let x = it.next().unwrap_or_else(|| unreachable_arg()).into_expr()?;
-                match it.next().unwrap_or_else(|| unreachable_arg()) {
-                    Arg::Array((kernel, kernel_span)) => Call::Conv { x: Box::new(x), kernel, kernel_span },
-                    Arg::Expr(e) => {
-                        return Err(ExprError {
-                            message: "CONV's kernel must be a list of numbers".into(),
-                            span: e.span,
-                            help: Some("e.g. `CONV(errors, [0, 0.6, 0.3, 0.1])`".into()),
-                        });
-                    }
+        Ok(())
+    };
+    let call = match upper {
+        "SHIFT" => {
+            arity(2, 2, "SHIFT(x, lag)")?;
+            let mut it = args.into_iter();
+            let x = it.next().unwrap_or_else(|| unreachable_arg()).into_expr()?;
+            let lag = literal(it.next().unwrap_or_else(|| unreachable_arg()), "SHIFT's lag")?;
+            check_int_lit(&lag, 0, "SHIFT's lag")?;
+            Call::Shift { x: Box::new(x), lag }
+        }
+        "CONV" => {
+            arity(2, 2, "CONV(x, [k0, k1, ...])")?;
+            let mut it = args.into_iter();
+            let x = it.next().unwrap_or_else(|| unreachable_arg()).into_expr()?;
+            match it.next().unwrap_or_else(|| unreachable_arg()) {
+                Arg::Array((kernel, kernel_span)) => Call::Conv { x: Box::new(x), kernel, kernel_span },
+                Arg::Expr(e) => {
+                    return Err(ExprError {
+                        message: "CONV's kernel must be a list of numbers".into(),
+                        span: e.span,
+                        help: Some("e.g. `CONV(errors, [0, 0.6, 0.3, 0.1])`".into()),
+                    });
                 }
             }
-            "MIN" | "MAX" => {
-                arity(2, usize::MAX, &format!("{upper}(a, b, ...)"))?;
-                let xs = args.into_iter().map(Arg::into_expr).collect::<Result<Vec<_>, _>>()?;
-                if upper == "MIN" { Call::Min(xs) } else { Call::Max(xs) }
+        }
+        "MIN" | "MAX" => {
+            arity(2, usize::MAX, &format!("{upper}(a, b, ...)"))?;
+            let xs = args.into_iter().map(Arg::into_expr).collect::<Result<Vec<_>, _>>()?;
+            if upper == "MIN" { Call::Min(xs) } else { Call::Max(xs) }
+        }
+        "CLAMP" => {
+            arity(3, 3, "CLAMP(x, lo, hi)")?;
+            let mut xs = args.into_iter().map(Arg::into_expr).collect::<Result<Vec<_>, _>>()?.into_iter();
+            let (a, b, c) = (next(&mut xs), next(&mut xs), next(&mut xs));
+            Call::Clamp(a, b, c)
+        }
+        "MOD" | "STEP" | "INFER_FROM_SATURATION" => {
+            let sig = match upper {
+                "MOD" => "MOD(a, b)",
+                "STEP" => "STEP(x, threshold)",
+                _ => "infer_from_saturation(served, queue)",
+            };
+            arity(2, 2, sig)?;
+            let mut xs = args.into_iter().map(Arg::into_expr).collect::<Result<Vec<_>, _>>()?.into_iter();
+            let (a, b) = (next(&mut xs), next(&mut xs));
+            match upper {
+                "MOD" => Call::Mod(a, b),
+                "STEP" => Call::Step(a, b),
+                _ => Call::InferFromSaturation(a, b),
             }
-            "CLAMP" => {
-                arity(3, 3, "CLAMP(x, lo, hi)")?;
-                let mut xs = args.into_iter().map(Arg::into_expr).collect::<Result<Vec<_>, _>>()?.into_iter();
-                let (a, b, c) = (next(&mut xs), next(&mut xs), next(&mut xs));
-                Call::Clamp(a, b, c)
-            }
-            "MOD" | "STEP" | "INFER_FROM_SATURATION" => {
-                let sig = match upper.as_str() {
-                    "MOD" => "MOD(a, b)",
-                    "STEP" => "STEP(x, threshold)",
-                    _ => "infer_from_saturation(served, queue)",
-                };
-                arity(2, 2, sig)?;
-                let mut xs = args.into_iter().map(Arg::into_expr).collect::<Result<Vec<_>, _>>()?.into_iter();
-                let (a, b) = (next(&mut xs), next(&mut xs));
-                match upper.as_str() {
-                    "MOD" => Call::Mod(a, b),
-                    "STEP" => Call::Step(a, b),
-                    _ => Call::InferFromSaturation(a, b),
+        }
+        "FLOOR" | "CEIL" | "ABS" | "ROUND" => {
+            arity(1, 1, &format!("{upper}(x)"))?;
+            let mut xs = args.into_iter().map(Arg::into_expr).collect::<Result<Vec<_>, _>>()?.into_iter();
+            let f = match upper {
+                "FLOOR" => UnaryFn::Floor,
+                "CEIL" => UnaryFn::Ceil,
+                "ABS" => UnaryFn::Abs,
+                _ => UnaryFn::Round,
+            };
+            Call::Unary(f, next(&mut xs))
+        }
+        "PULSE" => {
+            arity(1, 3, "PULSE(period [, phase [, amplitude]])")?;
+            let mut it = args.into_iter();
+            let period = literal(it.next().unwrap_or_else(|| unreachable_arg()), "PULSE's period")?;
+            check_int_lit(&period, 1, "PULSE's period")?;
+            let phase = match it.next() {
+                Some(a) => {
+                    let l = literal(a, "PULSE's phase")?;
+                    check_int_lit(&l, 0, "PULSE's phase")?;
+                    Some(l)
                 }
-            }
-            "FLOOR" | "CEIL" | "ABS" | "ROUND" => {
-                arity(1, 1, &format!("{upper}(x)"))?;
-                let mut xs = args.into_iter().map(Arg::into_expr).collect::<Result<Vec<_>, _>>()?.into_iter();
-                let f = match upper.as_str() {
-                    "FLOOR" => UnaryFn::Floor,
-                    "CEIL" => UnaryFn::Ceil,
-                    "ABS" => UnaryFn::Abs,
-                    _ => UnaryFn::Round,
-                };
-                Call::Unary(f, next(&mut xs))
-            }
-            "PULSE" => {
-                arity(1, 3, "PULSE(period [, phase [, amplitude]])")?;
-                let mut it = args.into_iter();
-                let period = literal(it.next().unwrap_or_else(|| unreachable_arg()), "PULSE's period")?;
-                check_int_lit(&period, 1, "PULSE's period")?;
-                let phase = match it.next() {
-                    Some(a) => {
-                        let l = literal(a, "PULSE's phase")?;
-                        check_int_lit(&l, 0, "PULSE's phase")?;
-                        Some(l)
-                    }
-                    None => None,
-                };
-                let amp = match it.next() {
-                    Some(a) => Some(Box::new(a.into_expr()?)),
-                    None => None,
-                };
-                Call::Pulse { period, phase, amp }
-            }
-            _ => unreachable_arg(),
-        };
-        Ok(node(ExprKind::Call(call), span))
-    }
+                None => None,
+            };
+            let amp = match it.next() {
+                Some(a) => Some(Box::new(a.into_expr()?)),
+                None => None,
+            };
+            Call::Pulse { period, phase, amp }
+        }
+        _ => unreachable_arg(),
+    };
+    Ok(call)
 }
 
 enum Arg {

@@ -321,7 +321,7 @@ pub fn read_document(doc: &YamlDoc, lookup: &dyn ParamLookup) -> Result<Document
     if r.diags.iter().any(Diagnostic::is_error) {
         return Err(Diagnostics(r.diags));
     }
-    document.ok_or_else(|| Diagnostics(r.diags))
+    document.ok_or(Diagnostics(r.diags))
 }
 
 const ROOT_KEYS: &[&str] = &[
@@ -579,12 +579,12 @@ impl<'a> Reader<'a> {
                 false
             }
             Some(d) if !d.ty.is_numeric() => {
-                let ty = d.ty.name();
+                let ty = d.ty.with_article();
                 self.err(
                     path,
                     label,
                     "type",
-                    format!("parameter `{name}` is a {ty}, but `{label}` expects a number"),
+                    format!("parameter `{name}` is {ty}, but `{label}` expects a number"),
                     Some("only number and integer parameters can stand for numbers"),
                 );
                 false
@@ -1137,8 +1137,8 @@ impl<'a> Reader<'a> {
         let problem = match self.decls.get(name) {
             None => Some(format!("unknown placeholder `{{{{{name}}}}}`: no parameter `{name}` is declared")),
             Some(d) if !d.ty.is_numeric() => Some(format!(
-                "parameter `{name}` is a {}; only number and integer parameters may appear in expressions (formulas are fixed)",
-                d.ty.name()
+                "parameter `{name}` is {}; only number and integer parameters may appear in expressions (formulas are fixed)",
+                d.ty.with_article()
             )),
             Some(_) => None,
         };
@@ -1160,7 +1160,7 @@ impl<'a> Reader<'a> {
         });
         let mut ok = true;
         let mut values = Vec::new();
-        for (name, negate, span) in params {
+        for (name, negate, span) in params.iter().cloned() {
             if !self.expr_param_ok(&name, text, span, loc) {
                 ok = false;
                 continue;
@@ -1181,7 +1181,11 @@ impl<'a> Reader<'a> {
         }
         // Write pass, then re-check the literal rules with the actual values.
         substitute_lits(expr, &values);
-        if let Err(e) = check_literals(expr) {
+        if let Err(mut e) = check_literals(expr) {
+            // The value came from a placeholder: name the parameter as well as the field (§3).
+            if let Some((name, _, _)) = params.iter().find(|(_, _, span)| *span == e.span) {
+                e.message.push_str(&format!(", from parameter `{name}`"));
+            }
             self.diags.push(expr_diag(loc, text, &e));
             return false;
         }

@@ -43,6 +43,14 @@ impl ParamType {
         }
     }
 
+    /// The name with its article: "a number", "an integer", "an enum", …
+    pub fn with_article(self) -> String {
+        match self {
+            ParamType::Integer | ParamType::Enum => format!("an {}", self.name()),
+            _ => format!("a {}", self.name()),
+        }
+    }
+
     pub fn is_numeric(self) -> bool {
         matches!(self, ParamType::Number | ParamType::Integer)
     }

@@ -5,7 +5,7 @@
 //! `nodes[3].expr`) still need a line, so the locator walks the events once and records where
 //! every key and value starts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use yaml_serde::Value;
@@ -92,10 +92,18 @@ pub struct YamlDoc {
 /// Parses one YAML document. Duplicate keys, syntax errors and an empty document are errors with
 /// line and column.
 pub fn parse(text: &str) -> Result<YamlDoc, Diagnostic> {
+    // Editors on some systems start UTF-8 files with a byte-order mark, which yaml_serde would
+    // read as a second document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let value: Value = yaml_serde::from_str(text).map_err(|e| {
-        let mut d = Diagnostic::error("yaml_syntax", format!("malformed YAML: {}", strip_location(&e.to_string())))
+        let msg = strip_location(&e.to_string());
+        // yaml_serde places a duplicate key at the start of its map; point at the key itself.
+        let pos = if msg.contains("duplicate entry") { first_duplicate_key(text) } else { None };
+        let mut d = Diagnostic::error("yaml_syntax", format!("malformed YAML: {msg}"))
             .with_help("check indentation, quoting and that every key appears once per map");
-        if let Some(loc) = e.location() {
+        if let Some(p) = pos {
+            d = d.at_line(p.line, p.column);
+        } else if let Some(loc) = e.location() {
             d = d.at_line(loc.line() as u32, loc.column() as u32);
         }
         d
@@ -113,6 +121,38 @@ fn strip_location(msg: &str) -> String {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
     }
+}
+
+/// Where the first key that repeats within one map is, from the event stream (which, unlike
+/// the tree parser, accepts duplicates).
+fn first_duplicate_key(text: &str) -> Option<Pos> {
+    // Per open collection: for maps, the scalar keys seen and whether the next node is a key.
+    let mut stack: Vec<Option<(HashSet<String>, bool)>> = Vec::new();
+    let mut parser = events::Parser::new(text.as_bytes());
+    while let Some(ev) = parser.next() {
+        let starts_node = matches!(
+            ev.kind,
+            events::Kind::Scalar(_) | events::Kind::SeqStart | events::Kind::MapStart | events::Kind::Alias
+        );
+        if starts_node && let Some(Some((keys, next_is_key))) = stack.last_mut() {
+            if *next_is_key
+                && let events::Kind::Scalar(k) = &ev.kind
+                && !keys.insert(k.clone())
+            {
+                return Some(Pos { line: ev.line + 1, column: ev.column + 1 });
+            }
+            *next_is_key = !*next_is_key;
+        }
+        match ev.kind {
+            events::Kind::MapStart => stack.push(Some((HashSet::new(), true))),
+            events::Kind::SeqStart => stack.push(None),
+            events::Kind::MapEnd | events::Kind::SeqEnd => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 enum Frame {

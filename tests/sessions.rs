@@ -1,0 +1,267 @@
+//! The incremental database (§9, §10): a real redb file in a temp dir; sessions and variants
+//! survive reopening; unknown schema versions are refused untouched; bad requests leave the
+//! store unchanged; variants share work outside an override's cone.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use flowtime::host::{Host, HostError, OpenRequest, Target};
+use flowtime::model::template::Supplied;
+
+pub(crate) const TINY: &str = "id: tiny\nversion: \"1\"\n\
+parameters:\n  - {name: k, type: number, default: 2}\n  - {name: base, type: number, default: 1}\n  - {name: label, type: string, default: x}\n\
+grid: {bins: 4, binSize: 1, binUnit: hours, start: \"2025-10-07T00:00:00Z\"}\n\
+nodes:\n\
+  - {id: a, kind: const, values: [\"{{base}}\"]}\n\
+  - {id: load, kind: const, values: [1, 2, 3, 4]}\n\
+  - {id: b, kind: expr, expr: \"a * {{k}} + load\"}\n\
+  - {id: c, kind: expr, expr: \"b + 1\"}\n\
+  - {id: d, kind: expr, expr: \"a + 10\"}\n";
+
+pub(crate) fn p(pairs: &[(&str, &str)]) -> BTreeMap<String, Supplied> {
+    pairs.iter().map(|(k, v)| (k.to_string(), Supplied::Text(v.to_string()))).collect()
+}
+
+pub(crate) fn open_db(path: &Path) -> Host {
+    Host::open(path, "test", Path::new(".")).unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+}
+
+fn open_tiny(host: &mut Host, id: &str) {
+    host.put_template(TINY, "tiny.yaml").unwrap();
+    host.open_session(OpenRequest {
+        template_id: "tiny".into(),
+        template_version: "1".into(),
+        params: p(&[("k", "3")]),
+        id: Some(id.into()),
+        ..Default::default()
+    })
+    .unwrap();
+}
+
+fn t(s: &str) -> Target {
+    Target::parse(s)
+}
+
+fn values(host: &Host, target: &str, id: &str) -> Vec<f64> {
+    host.evaluate_target(&t(target), None).unwrap().get(id).unwrap().to_vec()
+}
+
+#[test]
+fn templates_are_immutable_per_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = open_db(&dir.path().join("f.redb"));
+    assert_eq!(host.put_template(TINY, "tiny.yaml").unwrap(), ("tiny".into(), "1".into(), true));
+    assert_eq!(
+        host.put_template(TINY, "tiny.yaml").unwrap(),
+        ("tiny".into(), "1".into(), false),
+        "identical text is a no-op"
+    );
+    let changed = TINY.replace("a + 10", "a + 11");
+    match host.put_template(&changed, "tiny.yaml") {
+        Err(HostError::AlreadyExists(m)) => assert!(m.contains("tiny") && m.contains("new version"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(host.template("tiny", "1").unwrap().text, TINY);
+    let bad = TINY.replace("a + 10", "a + nope");
+    let bad = bad.replace("version: \"1\"", "version: \"2\"");
+    match host.put_template(&bad, "tiny.yaml") {
+        Err(HostError::BadInput(d)) => assert!(d.0[0].message.contains("unknown series `nope`")),
+        other => panic!("{other:?}"),
+    }
+    assert!(host.template("tiny", "2").is_err(), "an invalid template is not stored");
+}
+
+#[test]
+fn reopen_restores_sessions_variants_and_parameters_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.redb");
+    let (before_s, before_v, info_s, info_v);
+    {
+        let mut host = open_db(&path);
+        open_tiny(&mut host, "s");
+        host.create_variant(
+            "s",
+            "v",
+            &p(&[("base", "5")]),
+            &BTreeMap::from([("load".to_string(), vec![0.5, -0.0, f64::NAN, 7.0])]),
+        )
+        .unwrap();
+        before_s = host.evaluate_target(&t("s"), None).unwrap();
+        before_v = host.evaluate_target(&t("s/v"), None).unwrap();
+        info_s = host.session_info("s").unwrap();
+        info_v = host.variant_info("s", "v").unwrap();
+    }
+    let host = open_db(&path);
+    assert_eq!(host.session_info("s").unwrap(), info_s);
+    assert_eq!(host.variant_info("s", "v").unwrap(), info_v);
+    for (target, before) in [("s", &before_s), ("s/v", &before_v)] {
+        let after = host.evaluate_target(&t(target), None).unwrap();
+        for (id, s) in &before.compiled.by_id {
+            let (x, y) = (&before.series[s], after.get(id).unwrap());
+            assert!(x == y, "{target}/{id} differs after reopen");
+        }
+    }
+    // The override kept its bits: -0.0 and NaN survive the store.
+    let b = values(&host, "s/v", "b");
+    assert_eq!(b[1].to_bits(), (5.0f64 * 3.0 + -0.0).to_bits());
+    assert!(b[2].is_nan());
+    // After warm-up, a repeated query evaluates nothing.
+    assert_eq!(host.evaluate_target(&t("s/v"), None).unwrap().accounting.nodes_evaluated, 0);
+}
+
+#[test]
+fn unknown_schema_version_is_refused_and_the_file_left_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+            let mut t = tx.open_table(meta).unwrap();
+            t.insert("schema_version", &99u64.to_le_bytes()[..]).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = Host::open(&path, "test", Path::new(".")).err().expect("must refuse");
+    let msg = err.to_string();
+    assert!(msg.contains("schema version 99") && msg.contains("left unchanged"), "{msg}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the file was modified");
+}
+
+#[test]
+fn a_second_process_is_told_who_holds_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.redb");
+    let _host = Host::open(&path, "`flowtime serve` (pid 1); use `--server`", Path::new(".")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowtime"))
+        .args(["--db", path.to_str().unwrap(), "session", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by `flowtime serve`") && err.contains("--server"), "{err}");
+}
+
+#[test]
+fn bad_requests_are_clear_errors_and_leave_the_store_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = open_db(&dir.path().join("f.redb"));
+    open_tiny(&mut host, "s");
+    host.create_variant("s", "v", &p(&[("k", "4")]), &BTreeMap::new()).unwrap();
+    let counts = host.store().read().unwrap().counts().unwrap();
+    let session = host.session_info("s").unwrap();
+    let expect_bad = |r: Result<flowtime::host::VariantInfo, HostError>, needle: &str| match r {
+        Err(e) => assert!(e.to_string().contains(needle), "`{e}` lacks `{needle}`"),
+        Ok(v) => panic!("accepted: {v:?}"),
+    };
+    expect_bad(host.create_variant("nope", "x", &BTreeMap::new(), &BTreeMap::new()), "session `nope` not found");
+    expect_bad(host.create_variant("s", "x", &p(&[("zzz", "1")]), &BTreeMap::new()), "unknown parameter `zzz`");
+    expect_bad(host.create_variant("s", "x", &p(&[("k", "fast")]), &BTreeMap::new()), "parameter `k` (number)");
+    expect_bad(
+        host.create_variant("s", "x", &BTreeMap::new(), &BTreeMap::from([("load".to_string(), vec![1.0; 3])])),
+        "series for `load` has 3 values; the grid has 4 bins",
+    );
+    expect_bad(
+        host.create_variant("s", "x", &BTreeMap::new(), &BTreeMap::from([("b".to_string(), vec![1.0; 4])])),
+        "`b` is not a const node",
+    );
+    expect_bad(host.create_variant("s", "v", &BTreeMap::new(), &BTreeMap::new()), "variant `s/v` already exists");
+    match host.open_session(OpenRequest {
+        template_id: "tiny".into(),
+        template_version: "1".into(),
+        id: Some("s".into()),
+        ..Default::default()
+    }) {
+        Err(HostError::AlreadyExists(m)) => assert!(m.contains("session `s`")),
+        other => panic!("{other:?}"),
+    }
+    match host.open_session(OpenRequest {
+        template_id: "tiny".into(),
+        template_version: "9".into(),
+        ..Default::default()
+    }) {
+        Err(HostError::NotFound(m)) => assert!(m.contains("template `tiny` version `9`")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(host.store().read().unwrap().counts().unwrap(), counts);
+    assert_eq!(host.session_info("s").unwrap(), session);
+    assert_eq!(host.variant_info("s", "v").unwrap().params["k"], flowtime::model::params::ParamValue::Number(4.0));
+}
+
+/// A layered 1,000-node model whose nodes each read two earlier ones; parameter `leaf_k` is read
+/// only by the last node, `root` by the first. Integer arithmetic modulo 2^20 keeps every value
+/// exact and bounded, so a change reaches every node of its cone (no change is rounded away).
+fn big_template(n: usize) -> (String, Vec<Vec<usize>>) {
+    let mut y = String::from(
+        "id: big\nversion: \"1\"\nparameters:\n  - {name: root, type: number, default: 1}\n  - {name: mid, type: number, default: 1}\n  - {name: leaf_k, type: number, default: 1}\ngrid: {bins: 48, binSize: 1, binUnit: hours}\nnodes:\n  - {id: n0, kind: const, values: [\"{{root}}\"]}\n",
+    );
+    let mut reads = vec![vec![]];
+    for i in 1..n {
+        let a = i - 1;
+        let b = (i * 7919) % i;
+        let extra = if i == n / 2 {
+            " + {{mid}}"
+        } else if i == n - 1 {
+            " + {{leaf_k}}"
+        } else {
+            ""
+        };
+        y.push_str(&format!("  - {{id: n{i}, kind: expr, expr: \"MOD(n{a} + 2 * n{b}{extra} + {i}, 1048576)\"}}\n"));
+        reads.push(if a == b { vec![a] } else { vec![a, b] });
+    }
+    (y, reads)
+}
+
+fn cone(reads: &[Vec<usize>], root: usize) -> usize {
+    let mut hit = vec![false; reads.len()];
+    hit[root] = true;
+    for (i, r) in reads.iter().enumerate() {
+        if r.iter().any(|d| hit[*d]) {
+            hit[i] = true;
+        }
+    }
+    hit.iter().filter(|h| **h).count()
+}
+
+#[test]
+fn parameter_changes_reevaluate_exactly_their_cone_and_variants_share_the_rest() {
+    let (text, reads) = big_template(1000);
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = open_db(&dir.path().join("f.redb"));
+    host.put_template(&text, "big.yaml").unwrap();
+    host.open_session(OpenRequest {
+        template_id: "big".into(),
+        template_version: "1".into(),
+        id: Some("a".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let cold = host.evaluate_target(&t("a"), None).unwrap();
+    assert_eq!((cold.accounting.nodes_total, cold.accounting.nodes_evaluated), (1000, 1000));
+
+    for (param, node, value) in [("leaf_k", 999, "2"), ("mid", 500, "3"), ("root", 0, "4")] {
+        host.set_session_params("a", &p(&[(param, value)])).unwrap();
+        let ev = host.evaluate_target(&t("a"), None).unwrap();
+        assert_eq!(ev.accounting.nodes_evaluated as usize, cone(&reads, node), "change of {param}");
+        // The same value again is no change at all.
+        host.set_session_params("a", &p(&[(param, value)])).unwrap();
+        assert_eq!(host.evaluate_target(&t("a"), None).unwrap().accounting.nodes_evaluated, 0, "{param} unchanged");
+    }
+
+    // Variant B of A differing in `mid` evaluates only `mid`'s cone.
+    host.create_variant("a", "b", &p(&[("mid", "7")]), &BTreeMap::new()).unwrap();
+    let evb = host.evaluate_target(&t("a/b"), None).unwrap();
+    let mid_cone = cone(&reads, 500);
+    assert_eq!(evb.accounting.nodes_evaluated as usize, mid_cone);
+    assert_eq!(evb.accounting.nodes_reused as usize, 1000 - mid_cone);
+
+    // Comparing A and B evaluates nothing new; everything outside the cone is identical by
+    // construction.
+    let cmp = host.compare(&t("a"), &t("a/b")).unwrap();
+    assert_eq!(cmp.accounting.nodes_evaluated, 0);
+    let by_construction = cmp.series.iter().filter(|d| d.identical_by_construction).count();
+    assert_eq!(by_construction, 1000 - mid_cone);
+    assert!(cmp.series.iter().filter(|d| !d.identical_by_construction).all(|d| !d.bins_differ.is_empty()));
+}
