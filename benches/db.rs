@@ -68,8 +68,17 @@ fn template(n: usize) -> String {
     );
     for i in 1..n {
         let b = (i * 7919) % i;
-        let extra = if i == n / 2 { " + {{mid}}" } else if i == n - 1 { " + {{leaf_k}}" } else { "" };
-        y.push_str(&format!("  - {{id: n{i}, kind: expr, expr: \"MOD(n{} + 2 * n{b}{extra} + {i}, 1048576)\"}}\n", i - 1));
+        let extra = if i == n / 2 {
+            " + {{mid}}"
+        } else if i == n - 1 {
+            " + {{leaf_k}}"
+        } else {
+            ""
+        };
+        y.push_str(&format!(
+            "  - {{id: n{i}, kind: expr, expr: \"MOD(n{} + 2 * n{b}{extra} + {i}, 1048576)\"}}\n",
+            i - 1
+        ));
     }
     y
 }
@@ -91,7 +100,13 @@ fn data_dir() -> &'static Path {
 fn session(host: &mut Host, n: usize) {
     host.set_data_root(data_dir());
     host.put_template(&template(n), "big.yaml").unwrap();
-    host.open_session(OpenRequest { template_id: "big".into(), template_version: "1".into(), id: Some("s".into()), ..Default::default() }).unwrap();
+    host.open_session(OpenRequest {
+        template_id: "big".into(),
+        template_version: "1".into(),
+        id: Some("s".into()),
+        ..Default::default()
+    })
+    .unwrap();
 }
 
 fn target() -> Target {
@@ -143,45 +158,55 @@ fn warm(n: usize) -> Host {
     host
 }
 
+/// Times from "input set in memory" to "every changed series fetched": the parameter is set
+/// (and committed to the store) before each timed run; the commit is timed by `param_commit`.
+fn change_then_fetch(bencher: divan::Bencher, host: Host, param: &'static str, fetch: Option<Vec<u32>>, expect: usize) {
+    let host = std::cell::RefCell::new(host);
+    let v = std::cell::Cell::new(1.0);
+    bencher
+        .with_inputs(|| {
+            v.set(v.get() + 1.0);
+            set(&mut host.borrow_mut(), param, v.get());
+        })
+        .bench_local_values(|()| {
+            let ev = host.borrow().evaluate_target(&target(), fetch.as_deref()).unwrap();
+            assert_eq!(ev.accounting.nodes_evaluated as usize, expect);
+            ev
+        });
+}
+
 /// The full re-evaluation baseline: `root` feeds every node.
 #[divan::bench(consts = [1000, 10000], sample_count = 5, sample_size = 1)]
 fn root_change_full_reevaluation<const N: usize>(bencher: divan::Bencher) {
-    let mut host = warm(N);
-    let mut v = 1.0;
-    bencher.bench_local(|| {
-        v += 1.0;
-        set(&mut host, "root", v);
-        let ev = host.evaluate_target(&target(), None).unwrap();
-        assert_eq!(ev.accounting.nodes_evaluated as usize, N);
-    });
+    change_then_fetch(bencher, warm(N), "root", None, N);
 }
 
 #[divan::bench(consts = [1000, 10000], sample_count = 20, sample_size = 1)]
 fn mid_change<const N: usize>(bencher: divan::Bencher) {
-    let mut host = warm(N);
+    let host = warm(N);
     let c = host.compiled_target(&target()).unwrap();
     let unit = c.series[c.by_id[&format!("n{}", N / 2)] as usize].unit;
     let cone: Vec<u32> = c.downstream(&[unit]).iter().flat_map(|u| c.units[*u as usize].series.clone()).collect();
-    let mut v = 1.0;
-    bencher.bench_local(|| {
-        v += 1.0;
-        set(&mut host, "mid", v);
-        let ev = host.evaluate_target(&target(), Some(&cone)).unwrap();
-        assert_eq!(ev.accounting.nodes_evaluated as usize, cone.len());
-    });
+    let n = cone.len();
+    change_then_fetch(bencher, host, "mid", Some(cone), n);
 }
 
-#[divan::bench(consts = [1000, 10000], sample_count = 100, sample_size = 1)]
+#[divan::bench(consts = [1000, 10000], sample_count = 200, sample_size = 1)]
 fn leaf_change<const N: usize>(bencher: divan::Bencher) {
-    let mut host = warm(N);
+    let host = warm(N);
     let c = host.compiled_target(&target()).unwrap();
     let leaf = c.by_id[&format!("n{}", N - 1)];
+    change_then_fetch(bencher, host, "leaf_k", Some(vec![leaf]), 1);
+}
+
+/// The store commit (and salsa input update) of one parameter change, timed on its own.
+#[divan::bench(consts = [1000, 10000], sample_count = 100, sample_size = 1)]
+fn param_commit<const N: usize>(bencher: divan::Bencher) {
+    let mut host = warm(N);
     let mut v = 1.0;
     bencher.bench_local(|| {
         v += 1.0;
         set(&mut host, "leaf_k", v);
-        let ev = host.evaluate_target(&target(), Some(&[leaf])).unwrap();
-        assert_eq!(ev.accounting.nodes_evaluated, 1);
     });
 }
 
@@ -194,7 +219,13 @@ fn variant_create_and_fetch_one<const N: usize>(bencher: divan::Bencher) {
     bencher.bench_local(|| {
         i += 1;
         let name = format!("v{i}");
-        host.create_variant("s", &name, &BTreeMap::from([("leaf_k".to_string(), Supplied::Text((i + 1).to_string()))]), &BTreeMap::new()).unwrap();
+        host.create_variant(
+            "s",
+            &name,
+            &BTreeMap::from([("leaf_k".to_string(), Supplied::Text((i + 1).to_string()))]),
+            &BTreeMap::new(),
+        )
+        .unwrap();
         let ev = host.evaluate_target(&Target::parse(&format!("s/{name}")), Some(&[leaf])).unwrap();
         assert_eq!(ev.accounting.nodes_evaluated, 1);
     });

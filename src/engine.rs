@@ -12,6 +12,4 @@ pub mod unit;
 pub mod validate;
 pub mod warnings;
 
-pub use db::{
-    Accounting, Database, Db, Evaluation, InputSeries, ParamCell, Scenario, Series, SeriesCell, TemplateText, evaluate,
-};
+pub use db::{Accounting, Database, Db, Evaluation, InputSeries, ParamCell, Scenario, Series, SeriesCell, evaluate};

@@ -11,18 +11,18 @@ mod shared;
 pub use session::{Comparison, OpenRequest, SeriesDiff, SessionInfo, Snapshot, Target, VariantInfo, View};
 pub use shared::{ReadError, SharedHost};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::engine::db::{self, compiled};
+use crate::engine::db;
 use crate::engine::plan::Compiled;
 use crate::engine::validate::{self, ValidationInputs};
 use crate::engine::warnings::Warning;
-use crate::engine::{Database, Evaluation, InputSeries, ParamCell, Scenario, SeriesCell, TemplateText};
+use crate::engine::{Database, Evaluation, InputSeries, ParamCell, Scenario, SeriesCell};
 use crate::model::doc::read_parameters;
 use crate::model::params::{ParamValue, hex};
 use crate::model::series::{SeriesRef, parse_series_csv};
@@ -38,7 +38,8 @@ pub struct Model {
     pub label: String,
     pub data_root: PathBuf,
     pub text: Arc<str>,
-    pub template: TemplateText,
+    /// sha256 of the text: the plan cache key.
+    pub text_sha: String,
     pub params: BTreeMap<String, ParamValue>,
     pub cells: BTreeMap<String, ParamCell>,
     pub scenario: Scenario,
@@ -49,6 +50,11 @@ pub struct Model {
 impl Model {
     pub fn input_data(&self) -> BTreeMap<String, InputSeries> {
         self.inputs.iter().map(|(k, (d, _))| (k.clone(), d.clone())).collect()
+    }
+
+    /// Const nodes whose series are overridden.
+    pub fn overrides(&self) -> BTreeSet<String> {
+        self.inputs.keys().filter_map(|k| k.strip_prefix("override:")).map(str::to_string).collect()
     }
 
     /// Numeric parameter values, for validation checks.
@@ -224,15 +230,16 @@ impl Host {
         let doc = yaml::parse(text).map_err(|d| with_file(Diagnostics::one(d), label))?;
         let decls = read_parameters(&doc).map_err(|d| with_file(d, label))?;
         let params = bind(&decls, supplied).map_err(|d| with_file(d, label))?;
-        let template = TemplateText::create(&self.db, text);
+        let text_sha = text_sha(text);
+        let plan = self.plans.get(&text_sha, text, &params, &BTreeSet::new()).map_err(|d| with_file(d, label))?;
         let cells: BTreeMap<String, ParamCell> =
             params.iter().map(|(k, v)| (k.clone(), ParamCell::create(&self.db, v.clone()))).collect();
-        let scenario = Scenario::create(&self.db, template, cells.clone(), BTreeMap::new());
+        let scenario = Scenario::create(&self.db, plan, cells.clone(), BTreeMap::new());
         let mut model = Model {
             label: label.to_string(),
             data_root: data_root.to_path_buf(),
             text: Arc::from(text),
-            template,
+            text_sha,
             params,
             cells,
             scenario,
@@ -243,10 +250,22 @@ impl Host {
     }
 
     pub fn compiled(&self, m: &Model) -> Result<Arc<Compiled>, Diagnostics> {
-        compiled(&self.db, m.scenario).clone().map_err(|d| with_file(d, &m.label))
+        Ok(m.scenario.plan(&self.db).clone())
     }
 
-    /// Reads every `file:` input the compiled model needs and is not loaded yet.
+    /// Compiles `m` as it would be with `params` and `overrides` (through the plan cache)
+    /// without changing anything: a change is validated before it is applied.
+    fn plan_for(
+        &mut self,
+        m: &Model,
+        params: &BTreeMap<String, ParamValue>,
+        overrides: &BTreeSet<String>,
+    ) -> Result<Arc<Compiled>, Diagnostics> {
+        self.plans.get(&m.text_sha, &m.text, params, overrides).map_err(|d| with_file(d, &m.label))
+    }
+
+    /// Resolves every input the compiled model needs and is not loaded yet: `file:` from the data
+    /// root, `series:` and `snapshot:` from the store.
     fn load_inputs(&mut self, m: &mut Model) -> Result<(), Diagnostics> {
         let c = self.compiled(m)?;
         let mut diags = Vec::new();
@@ -255,10 +274,30 @@ impl Host {
             if m.inputs.contains_key(key) {
                 continue;
             }
-            match read_input(key, &c, &m.data_root) {
-                Ok(data) => {
-                    let cell = SeriesCell::create(&self.db, data.clone());
-                    m.inputs.insert(key.clone(), (data, cell));
+            let stored = if key.starts_with("series:") || key.starts_with("snapshot:") {
+                let cell = match key.strip_prefix("series:") {
+                    Some(name) => self.stored_cell(name, &c.grid),
+                    None => self.blob_cell(&key["snapshot:".len()..], &[]),
+                };
+                Some(cell.map(|cell| (cell.data(&self.db).clone(), cell)))
+            } else {
+                None
+            };
+            let loaded = match stored {
+                Some(Ok((data, cell))) => Ok((data, cell)),
+                Some(Err(e)) => Err(match e {
+                    HostError::BadInput(d) => d,
+                    other => Diagnostics::one(Diagnostic::error("input_missing", other.to_string())),
+                }),
+                None => read_input(key, &c, &m.data_root).map(|data| {
+                    // A file is read once per model: its cell never changes.
+                    let cell = SeriesCell::immutable(&self.db, data.clone());
+                    (data, cell)
+                }),
+            };
+            match loaded {
+                Ok(pair) => {
+                    m.inputs.insert(key.clone(), pair);
                     changed = true;
                 }
                 Err(d) => diags.extend(d.0.into_iter().map(|x| x.with_help(format!("read by {}", readers.join(", "))))),
@@ -294,13 +333,18 @@ impl Host {
         validate::warnings(ev, &ValidationInputs { inputs: &inputs, params: &params })
     }
 
-    /// Sets a parameter; setting the value it already has is not a change.
+    /// Sets a parameter; setting the value it already has is not a change. A value that would
+    /// not compile is rejected and nothing changes.
     pub fn set_param(&mut self, m: &mut Model, name: &str, value: ParamValue) -> Result<(), Diagnostics> {
         let Some(cell) = m.cells.get(name).copied() else {
             return Err(Diagnostic::error("unknown_parameter", format!("unknown parameter `{name}`")).into());
         };
-        cell.update(&mut self.db, value.clone());
-        m.params.insert(name.to_string(), value);
+        let mut params = m.params.clone();
+        params.insert(name.to_string(), value.clone());
+        let plan = self.plan_for(m, &params, &m.overrides())?;
+        cell.update(&mut self.db, value);
+        m.params = params;
+        m.scenario.update_plan(&mut self.db, plan);
         self.load_inputs(m)
     }
 
@@ -318,6 +362,8 @@ impl Host {
             .map(|(k, v)| (k.clone(), Supplied::Yaml(v.to_yaml())))
             .collect();
         let params = bind(&decls, &kept).map_err(|d| with_file(d, &m.label))?;
+        let sha = text_sha(text);
+        let plan = self.plans.get(&sha, text, &params, &m.overrides()).map_err(|d| with_file(d, &m.label))?;
         for (k, v) in &params {
             match m.cells.get(k) {
                 Some(c) => c.update(&mut self.db, v.clone()),
@@ -330,8 +376,9 @@ impl Host {
         m.cells.retain(|k, _| params.contains_key(k));
         m.params = params;
         m.scenario.set_params(&mut self.db).with_durability(salsa::Durability::MEDIUM).to(Arc::new(m.cells.clone()));
-        m.template.set_text(&mut self.db).with_durability(salsa::Durability::HIGH).to(Arc::from(text));
+        m.scenario.update_plan(&mut self.db, plan);
         m.text = Arc::from(text);
+        m.text_sha = sha;
         self.load_inputs(m)
     }
 
@@ -346,13 +393,33 @@ impl Host {
                 m.inputs.insert(key, (data, cell));
             }
             None => {
+                let mut overrides = m.overrides();
+                overrides.insert(node.to_string());
+                let plan = self.plan_for(m, &m.params.clone(), &overrides)?;
+                if plan.grid.len() != data.values.len() {
+                    return Err(Diagnostic::error(
+                        "series_length",
+                        format!(
+                            "series for `{node}` has {} values; the grid has {} bins",
+                            data.values.len(),
+                            plan.grid.len()
+                        ),
+                    )
+                    .into());
+                }
                 let cell = SeriesCell::create(&self.db, data.clone());
                 m.inputs.insert(key, (data, cell));
                 self.sync_inputs(m);
+                m.scenario.update_plan(&mut self.db, plan);
             }
         }
         Ok(())
     }
+}
+
+/// sha256 of a document's text (hex).
+pub(crate) fn text_sha(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
 }
 
 /// Builds an input series; the digest covers the values so that equal content is equal input.
@@ -396,11 +463,6 @@ pub(crate) fn read_input(key: &str, c: &Compiled, data_root: &Path) -> Result<In
             let parsed = parse_series_csv(&bytes, &c.grid, &rel)?;
             Ok(input_series(parsed.values, parsed.gaps, parsed.nans, &bytes))
         }
-        SeriesRef::Stored(name) => Err(Diagnostic::error(
-            "no_store",
-            format!("`series:{name}` needs a database; open a session with `flowtime session open` or use `file:`"),
-        )
-        .into()),
         _ => Err(Diagnostic::error("input_missing", format!("input `{key}` has no value")).into()),
     }
 }

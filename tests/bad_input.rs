@@ -536,10 +536,10 @@ fn unknown_placeholders_name_the_placeholder_and_the_place() {
 }
 
 #[test]
-fn stored_series_references_are_rejected_clearly_for_now() {
+fn stored_series_references_that_are_not_stored_are_rejected_clearly() {
     let e = rejected(&format!("{GRID}nodes:\n  - {{id: a, kind: const, source: \"series:orders\"}}\n"));
     let d = &e.0[0];
-    assert!(d.message.contains("`series:orders` needs a database"), "{}", d.render());
-    // FIXME: the message names the reference and the help names the node, but not the YAML path.
+    assert!(d.message.contains("no stored series `orders`"), "{}", d.render());
+    // FIXME: the help names the reading node, but the diagnostic has no YAML path.
     assert!(d.help.as_deref().unwrap_or("").contains("read by a"), "{}", d.render());
 }

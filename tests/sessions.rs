@@ -265,3 +265,118 @@ fn parameter_changes_reevaluate_exactly_their_cone_and_variants_share_the_rest()
     assert_eq!(by_construction, 1000 - mid_cone);
     assert!(cmp.series.iter().filter(|d| !d.identical_by_construction).all(|d| !d.bins_differ.is_empty()));
 }
+
+const TELE: &str = "id: tele\nversion: \"1\"\n\
+parameters:\n  - {name: demand_source, type: series, default: \"series:demand\"}\n\
+grid: {bins: 4, binSize: 5, binUnit: minutes, start: \"2025-10-07T00:10:00Z\"}\n\
+nodes:\n\
+  - {id: demand, kind: const, source: \"{{demand_source}}\"}\n\
+  - {id: other, kind: const, values: [1, 1, 1, 1]}\n\
+  - {id: doubled, kind: expr, expr: \"demand * 2\"}\n\
+  - {id: plus, kind: expr, expr: \"other + 1\"}\n";
+
+/// Minutes since the epoch of 2025-10-07T00:00Z.
+const DAY_START: i64 = 29_329_920;
+
+#[test]
+fn series_references_read_stored_telemetry_by_window_and_follow_replacements() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.redb");
+    let mut host = open_db(&path);
+    let tel: Vec<f64> = (0..10).map(|i| i as f64 * 10.0).collect();
+    host.put_series("demand", &tel, Some(DAY_START), 5, serde_json::json!({"source": "test"})).unwrap();
+    host.put_template(TELE, "tele.yaml").unwrap();
+    host.open_session(OpenRequest {
+        template_id: "tele".into(),
+        template_version: "1".into(),
+        id: Some("s".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    // The model starts at 00:10, i.e. stored bin 2.
+    assert_eq!(values(&host, "s", "doubled"), vec![40.0, 60.0, 80.0, 100.0]);
+    let rev = host.session_info("s").unwrap().revision;
+
+    // A corrected series: only `demand` and its reader re-evaluate.
+    let mut fixed = tel.clone();
+    fixed[3] = 35.0;
+    assert!(host.put_series("demand", &fixed, Some(DAY_START), 5, serde_json::json!({"source": "test"})).unwrap());
+    let ev = host.evaluate_target(&t("s"), None).unwrap();
+    assert_eq!(ev.accounting.nodes_evaluated, 2);
+    assert_eq!(ev.get("doubled").unwrap().to_vec(), vec![40.0, 70.0, 80.0, 100.0]);
+    assert_eq!(host.session_info("s").unwrap().revision, rev + 1, "the change bumps the session's revision");
+    // Storing identical content again is not a change.
+    assert!(!host.put_series("demand", &fixed, Some(DAY_START), 5, serde_json::json!({"source": "test"})).unwrap());
+
+    // Reopen: still live, still the corrected values.
+    drop(host);
+    let host = open_db(&path);
+    assert_eq!(values(&host, "s", "doubled"), vec![40.0, 70.0, 80.0, 100.0]);
+}
+
+#[test]
+fn a_stored_series_that_does_not_cover_the_window_names_both_grids() {
+    let mut host = Host::new();
+    host.put_series("demand", &[1.0; 3], Some(DAY_START), 5, serde_json::json!({})).unwrap();
+    host.put_template(TELE, "tele.yaml").unwrap();
+    let err = host
+        .open_session(OpenRequest { template_id: "tele".into(), template_version: "1".into(), ..Default::default() })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("2025-10-07T00:00:00Z + 3 × 5 min") && err.contains("2025-10-07T00:10:00Z + 4 × 5 min"),
+        "{err}"
+    );
+    host.put_series("hourly", &[1.0; 10], Some(DAY_START), 60, serde_json::json!({})).unwrap();
+    let err = host
+        .open_session(OpenRequest {
+            template_id: "tele".into(),
+            template_version: "1".into(),
+            params: p(&[("demand_source", "series:hourly")]),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("× 60 min") && err.contains("× 5 min"), "{err}");
+    assert_eq!(host.session_ids().len(), 0);
+}
+
+#[test]
+fn values_bound_to_a_series_parameter_become_a_content_addressed_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.redb");
+    {
+        let mut host = open_db(&path);
+        host.put_series("demand", &[5.0; 10], Some(DAY_START), 5, serde_json::json!({})).unwrap();
+        host.put_template(TELE, "tele.yaml").unwrap();
+        host.open_session(OpenRequest {
+            template_id: "tele".into(),
+            template_version: "1".into(),
+            id: Some("s".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        host.evaluate_target(&t("s"), None).unwrap();
+        let v = host
+            .create_variant(
+                "s",
+                "what_if",
+                &BTreeMap::new(),
+                &BTreeMap::from([("demand_source".to_string(), vec![1.0, 2.0, 3.0, 4.0])]),
+            )
+            .unwrap();
+        let flowtime::model::params::ParamValue::Series(r) = &v.params["demand_source"] else { panic!("{v:?}") };
+        assert!(r.starts_with("snapshot:"), "{r}");
+        let ev = host.evaluate_target(&t("s/what_if"), None).unwrap();
+        assert_eq!(ev.get("doubled").unwrap().to_vec(), vec![2.0, 4.0, 6.0, 8.0]);
+        // `other` and `plus` are shared with the session.
+        assert_eq!(ev.accounting.nodes_evaluated, 2);
+        let err = host
+            .create_variant("s", "short", &BTreeMap::new(), &BTreeMap::from([("demand_source".to_string(), vec![1.0])]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("parameter `demand_source` has 1 values; the grid has 4 bins"), "{err}");
+    }
+    let host = open_db(&path);
+    assert_eq!(values(&host, "s/what_if", "doubled"), vec![2.0, 4.0, 6.0, 8.0]);
+}

@@ -127,17 +127,27 @@ fn sigkill_never_loses_a_committed_write() {
             let _ = stdin.write_all(lines.as_bytes());
         });
         let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<usize>();
         let reader = std::thread::spawn(move || {
             let mut oks = Vec::new();
             for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(n) = line.strip_prefix("ok ").and_then(|n| n.parse::<usize>().ok()) {
                     oks.push(first + n - 1);
+                    let _ = tx.send(oks.len());
                 }
             }
             oks
         });
-        // Let the child get going, then kill it somewhere in its work (the last round may finish).
-        std::thread::sleep(std::time::Duration::from_millis(40 + rng.next() % 160));
+        // Kill after a random number of reported commits plus a random sub-millisecond to few-
+        // millisecond delay, so kills land both between and inside transactions, at a rate that
+        // does not depend on the machine's speed.
+        let wanted = 5 + (rng.next() % 40) as usize;
+        while let Ok(seen) = rx.recv() {
+            if seen >= wanted {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_micros(rng.next() % 3000));
         let finished = child.try_wait().unwrap().is_some();
         if !finished {
             child.kill().unwrap();

@@ -15,11 +15,9 @@ use std::sync::Arc;
 use salsa::{Durability, Setter};
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::engine::plan::{Compiled, compile};
+use crate::engine::plan::Compiled;
 use crate::engine::unit::{Src, UnitDef, UnitEnv};
-use crate::model::doc::{ParamLookup, read_document};
 use crate::model::params::ParamValue;
-use crate::model::yaml::{self, YamlDoc};
 
 /// A series value: compared bit for bit, so NaN equals NaN and `-0.0` differs from `0.0`.
 #[derive(Clone, Debug)]
@@ -75,13 +73,6 @@ impl salsa::Database for Database {}
 #[salsa::db]
 impl Db for Database {}
 
-/// A document's text (durability HIGH).
-#[salsa::input(debug)]
-pub struct TemplateText {
-    #[returns(ref)]
-    pub text: Arc<str>,
-}
-
 /// One parameter value (durability MEDIUM). Variants share the session's cells for parameters
 /// they do not override.
 #[salsa::input(debug)]
@@ -97,23 +88,21 @@ pub struct SeriesCell {
     pub data: InputSeries,
 }
 
-/// A session or a variant: a template bound to parameter cells and input series cells.
+/// A session or a variant: a compiled plan bound to parameter cells and input series cells.
+///
+/// The plan is set by the host, which compiles documents through a cache keyed by the text, the
+/// values of the parameters read structurally and the overridden nodes: scenarios that agree on
+/// those share one plan, so creating a variant never recompiles.
 #[salsa::input(debug)]
 pub struct Scenario {
-    #[returns(copy)]
-    pub template: TemplateText,
+    #[returns(ref)]
+    pub plan: Arc<Compiled>,
     /// Every declared parameter's cell.
     #[returns(ref)]
     pub params: Arc<BTreeMap<String, ParamCell>>,
     /// Input key (`file:…`, `series:…`, `override:<node>`) → cell.
     #[returns(ref)]
     pub inputs: Arc<BTreeMap<String, SeriesCell>>,
-}
-
-impl TemplateText {
-    pub fn create(db: &dyn Db, text: &str) -> TemplateText {
-        TemplateText::builder(Arc::from(text)).text_durability(Durability::HIGH).new(db)
-    }
 }
 
 impl ParamCell {
@@ -130,8 +119,16 @@ impl ParamCell {
 }
 
 impl SeriesCell {
+    /// A cell whose content may be replaced (stored telemetry, overrides): durability LOW.
     pub fn create(db: &dyn Db, data: InputSeries) -> SeriesCell {
         SeriesCell::builder(data).data_durability(Durability::LOW).new(db)
+    }
+
+    /// A cell for content that never changes (a content-addressed snapshot, a file read once):
+    /// durability HIGH, so units that read only such inputs are not re-verified after a
+    /// parameter or telemetry change elsewhere.
+    pub fn immutable(db: &dyn Db, data: InputSeries) -> SeriesCell {
+        SeriesCell::builder(data).data_durability(Durability::HIGH).new(db)
     }
 
     pub fn update(self, db: &mut Database, data: InputSeries) {
@@ -142,45 +139,31 @@ impl SeriesCell {
 }
 
 impl Scenario {
+    /// Replaces the plan unless it is the same one (plans come from a cache, so an unchanged
+    /// plan is the same allocation).
+    pub fn update_plan(self, db: &mut Database, plan: Arc<Compiled>) {
+        if !Arc::ptr_eq(self.plan(db), &plan) {
+            self.set_plan(db).with_durability(Durability::MEDIUM).to(plan);
+        }
+    }
+
     pub fn create(
         db: &dyn Db,
-        template: TemplateText,
+        plan: Arc<Compiled>,
         params: BTreeMap<String, ParamCell>,
         inputs: BTreeMap<String, SeriesCell>,
     ) -> Scenario {
-        Scenario::builder(template, Arc::new(params), Arc::new(inputs))
-            .template_durability(Durability::HIGH)
+        Scenario::builder(plan, Arc::new(params), Arc::new(inputs))
+            .plan_durability(Durability::MEDIUM)
             .params_durability(Durability::MEDIUM)
             .inputs_durability(Durability::LOW)
             .new(db)
     }
 }
 
-/// The parsed YAML of a document.
-#[salsa::tracked(returns(ref))]
-pub fn parsed(db: &dyn Db, t: TemplateText) -> Result<Arc<YamlDoc>, Diagnostics> {
-    yaml::parse(t.text(db)).map(Arc::new).map_err(Diagnostics::one)
-}
-
-struct CellLookup<'a> {
-    db: &'a dyn Db,
-    cells: &'a BTreeMap<String, ParamCell>,
-}
-
-impl ParamLookup for CellLookup<'_> {
-    fn value(&self, name: &str) -> Option<ParamValue> {
-        self.cells.get(name).map(|c| c.value(self.db).clone())
-    }
-}
-
-/// The compiled plan of a scenario. Reads only the parameters that shape the graph.
-#[salsa::tracked(returns(ref))]
-pub fn compiled(db: &dyn Db, s: Scenario) -> Result<Arc<Compiled>, Diagnostics> {
-    let yaml = parsed(db, s.template(db)).clone()?;
-    let lookup = CellLookup { db, cells: s.params(db) };
-    let doc = read_document(&yaml, &lookup)?;
-    let overrides = s.inputs(db).keys().filter_map(|k| k.strip_prefix("override:")).map(str::to_string).collect();
-    compile(Arc::new(doc), &overrides).map(Arc::new)
+/// The compiled plan of a scenario.
+pub fn compiled(db: &dyn Db, s: Scenario) -> Arc<Compiled> {
+    s.plan(db).clone()
 }
 
 /// A unit's effective definition: what it computes and exactly what it reads.
@@ -202,7 +185,7 @@ pub struct UnitKey<'db> {
 /// building keys in order needs no recursion however deep the chains are.
 #[salsa::tracked(returns(ref))]
 pub fn unit_keys<'db>(db: &'db dyn Db, s: Scenario) -> Option<Vec<UnitKey<'db>>> {
-    let c = compiled(db, s).as_ref().ok()?;
+    let c = s.plan(db);
     let (params, inputs) = (s.params(db), s.inputs(db));
     let mut keys: Vec<UnitKey<'db>> = Vec::with_capacity(c.units.len());
     for plan in &c.units {
@@ -269,7 +252,7 @@ pub struct Accounting {
 #[derive(Clone, Debug)]
 pub struct Evaluation {
     pub compiled: Arc<Compiled>,
-    /// Series index → value, for every series in the evaluated closure.
+    /// Series index → value: the requested series (every series when none were named).
     pub series: BTreeMap<u32, Series>,
     pub accounting: Accounting,
 }
@@ -284,7 +267,7 @@ impl Evaluation {
 /// salsa query finds its dependencies already verified: the stack depth stays constant however
 /// long the dependency chains are. `elapsed_us` is left to the caller, which owns the clock.
 pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Evaluation, Diagnostics> {
-    let compiled = compiled(db, s).clone()?;
+    let compiled = s.plan(db).clone();
     let closure = compiled.closure(targets);
     EVALUATED.with(|e| e.set(0));
     let Some(all) = unit_keys(db, s) else {
@@ -296,11 +279,24 @@ pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Eva
     }
     let nodes_evaluated = EVALUATED.with(|e| e.get());
     let nodes_total: u64 = closure.iter().map(|u| compiled.units[*u as usize].weight as u64).sum();
+    // Return the requested series (all of them when no targets are given); the rest of the
+    // closure was evaluated only as their dependencies.
     let mut series = BTreeMap::new();
-    for (&u, &k) in closure.iter().zip(&keys) {
-        let outs = eval_unit(db, k);
-        for (o, &sidx) in compiled.units[u as usize].series.iter().enumerate() {
-            series.insert(sidx, outs.0[o].clone());
+    match targets {
+        Some(ts) => {
+            for &sidx in ts {
+                let info = &compiled.series[sidx as usize];
+                let outs = eval_unit(db, all[info.unit as usize]);
+                series.insert(sidx, outs.0[info.output as usize].clone());
+            }
+        }
+        None => {
+            for (&u, &k) in closure.iter().zip(&keys) {
+                let outs = eval_unit(db, k);
+                for (o, &sidx) in compiled.units[u as usize].series.iter().enumerate() {
+                    series.insert(sidx, outs.0[o].clone());
+                }
+            }
         }
     }
     let accounting = Accounting {

@@ -266,7 +266,7 @@ pub fn compile(document: Arc<Document>, overrides: &BTreeSet<String>) -> Result<
                 Body::Values(vs.clone())
             }
             NodeDef::Source { source, loc } => match source {
-                SeriesRef::File(_) | SeriesRef::Stored(_) => {
+                SeriesRef::File(_) | SeriesRef::Stored(_) | SeriesRef::Snapshot(_) => {
                     let key = source.to_string();
                     inputs.entry(key.clone()).or_default().push(n.id.clone());
                     Body::Input(key)
@@ -909,7 +909,7 @@ fn lower_unit(t: &Table, ordered: &[usize], u: u32, looped: bool, bins: u32) -> 
         members.push(Member { def: member, outputs });
     }
     let n_outputs = series.len() as u16;
-    let def = UnitDef { bins, srcs: l.srcs, members, n_outputs, sequential };
+    let def = UnitDef::new(bins, l.srcs, members, n_outputs, sequential);
     UnitPlan {
         def: Arc::new(def),
         deps: l.deps,

@@ -271,7 +271,7 @@ pub(crate) fn add_topology(doc: &Document, t: &mut Table, inputs: &mut BTreeMap<
         match r {
             SeriesRef::Node(id) => Some(id.clone()),
             SeriesRef::SelfQueue => None,
-            SeriesRef::File(_) | SeriesRef::Stored(_) => {
+            SeriesRef::File(_) | SeriesRef::Stored(_) | SeriesRef::Snapshot(_) => {
                 let id = format!("{}_{}", snake(&n.id), snake(role));
                 let key = r.to_string();
                 inputs.entry(key.clone()).or_default().push(id.clone());

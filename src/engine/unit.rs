@@ -17,8 +17,10 @@ pub enum Src {
     Own(u16),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnitDef {
+    /// A hash of everything below, computed once: interning a key hashes this, not the tree.
+    digest: u64,
     pub bins: u32,
     pub srcs: Vec<Src>,
     /// Members in evaluation order (within a bin, same-bin dependencies come first).
@@ -26,6 +28,12 @@ pub struct UnitDef {
     pub n_outputs: u16,
     /// Evaluate bin by bin (feedback loops and queues) rather than series by series.
     pub sequential: bool,
+}
+
+impl std::hash::Hash for UnitDef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.digest);
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -147,6 +155,14 @@ impl Env for MemberEnv<'_> {
 }
 
 impl UnitDef {
+    pub fn new(bins: u32, srcs: Vec<Src>, members: Vec<Member>, n_outputs: u16, sequential: bool) -> UnitDef {
+        use std::hash::{Hash, Hasher};
+        // SipHash with fixed keys: deterministic across runs (only used in memory anyway).
+        let mut h = std::hash::DefaultHasher::new();
+        (bins, &srcs, &members, n_outputs, sequential).hash(&mut h);
+        UnitDef { digest: h.finish(), bins, srcs, members, n_outputs, sequential }
+    }
+
     /// Evaluates every output of the unit.
     pub fn eval(&self, env: &UnitEnv<'_>) -> Vec<Vec<f64>> {
         let n = self.bins as usize;

@@ -11,7 +11,7 @@ use salsa::Setter;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::engine::db::{self as edb, unit_keys};
 use crate::engine::plan::{Compiled, compile};
-use crate::engine::{Evaluation, InputSeries, ParamCell, Scenario, SeriesCell, TemplateText};
+use crate::engine::{Evaluation, InputSeries, ParamCell, Scenario, SeriesCell};
 use crate::host::{Host, HostError, read_input};
 use crate::model::doc::{NodeDef, read_document, read_parameters};
 use crate::model::grid::{Grid, format_minutes};
@@ -23,7 +23,6 @@ use crate::sys;
 
 #[derive(Clone, Debug)]
 pub(crate) struct TemplateEntry {
-    pub(crate) text: TemplateText,
     pub(crate) record: TemplateRecord,
     pub(crate) decls: Arc<Vec<ParamDecl>>,
 }
@@ -31,7 +30,6 @@ pub(crate) struct TemplateEntry {
 #[derive(Clone, Debug)]
 pub(crate) struct SessionState {
     pub(crate) record: SessionRecord,
-    pub(crate) template: TemplateText,
     pub(crate) params: BTreeMap<String, ParamValue>,
     pub(crate) cells: BTreeMap<String, ParamCell>,
     /// Input key → cell (file pins, live stored series, overrides).
@@ -45,7 +43,6 @@ impl SessionState {
     fn head(&self) -> SessionState {
         SessionState {
             record: self.record.clone(),
-            template: self.template,
             params: self.params.clone(),
             cells: self.cells.clone(),
             inputs: self.inputs.clone(),
@@ -235,7 +232,7 @@ pub(crate) struct PlanCache {
 impl PlanCache {
     const PER_TEMPLATE: usize = 32;
 
-    fn get(
+    pub(crate) fn get(
         &mut self,
         sha: &str,
         text: &str,
@@ -293,6 +290,53 @@ fn check_series_overrides(c: &Compiled, series: &BTreeMap<String, Vec<f64>>) -> 
             );
         }
     }
+    if diags.is_empty() { Ok(()) } else { Err(HostError::BadInput(Diagnostics(diags))) }
+}
+
+/// Splits series bindings by target: a `series` parameter takes the values as a content-addressed
+/// `snapshot:` reference (returned as a parameter value); anything else is a const node override.
+/// Also returns the fresh input keys (`snapshot:…`, `override:…`) with their values.
+fn split_bindings(
+    decls: &[ParamDecl],
+    series: &BTreeMap<String, Vec<f64>>,
+) -> (BTreeMap<String, Supplied>, BTreeMap<String, Vec<f64>>, BTreeMap<String, Vec<f64>>) {
+    let mut params = BTreeMap::new();
+    let mut nodes = BTreeMap::new();
+    let mut fresh = BTreeMap::new();
+    for (target, values) in series {
+        if decls.iter().any(|d| &d.name == target && d.ty == crate::model::params::ParamType::Series) {
+            let key = format!("snapshot:{}", values_sha(values));
+            params.insert(target.clone(), Supplied::Text(key.clone()));
+            fresh.insert(key, values.clone());
+        } else {
+            nodes.insert(target.clone(), values.clone());
+            fresh.insert(format!("override:{target}"), values.clone());
+        }
+    }
+    (params, nodes, fresh)
+}
+
+/// Checks that values bound to series parameters have one value per bin.
+fn check_param_bindings(
+    c: &Compiled,
+    params: &BTreeMap<String, Supplied>,
+    series: &BTreeMap<String, Vec<f64>>,
+) -> Result<(), HostError> {
+    let bins = c.grid.len();
+    let diags: Vec<Diagnostic> = params
+        .keys()
+        .filter_map(|p| {
+            let n = series.get(p)?.len();
+            (n != bins).then(|| {
+                Diagnostic::error(
+                    "series_length",
+                    format!("series for parameter `{p}` has {n} values; the grid has {bins} bins"),
+                )
+                .at_path(format!("series.{p}"))
+                .with_help(format!("supply exactly {bins} values"))
+            })
+        })
+        .collect();
     if diags.is_empty() { Ok(()) } else { Err(HostError::BadInput(Diagnostics(diags))) }
 }
 
@@ -387,14 +431,13 @@ impl Host {
         let record = self.template(id, version)?;
         let doc = yaml::parse(&record.text).map_err(Diagnostics::one)?;
         let decls = read_parameters(&doc)?;
-        let entry =
-            TemplateEntry { text: TemplateText::create(self.db(), &record.text), record, decls: Arc::new(decls) };
+        let entry = TemplateEntry { record, decls: Arc::new(decls) };
         self.templates.insert(key, entry.clone());
         Ok(entry)
     }
 
     /// The cell for content-addressed values (created on first use, then shared).
-    fn blob_cell(&mut self, sha: &str, gaps: &[u32]) -> Result<SeriesCell, HostError> {
+    pub(super) fn blob_cell(&mut self, sha: &str, gaps: &[u32]) -> Result<SeriesCell, HostError> {
         let key = if gaps.is_empty() { sha.to_string() } else { format!("{sha}:{gaps:?}") };
         if let Some(c) = self.blobs.get(&key) {
             return Ok(*c);
@@ -402,13 +445,13 @@ impl Host {
         let values = self.store.read()?.blob(sha)?;
         let nans: Vec<u32> = values.iter().enumerate().filter(|(_, v)| v.is_nan()).map(|(i, _)| i as u32).collect();
         let data = InputSeries { values: values.into(), gaps: gaps.into(), nans: nans.into(), sha256: sha.into() };
-        let cell = SeriesCell::create(self.db(), data);
+        let cell = SeriesCell::immutable(self.db(), data);
         self.blobs.insert(key, cell);
         Ok(cell)
     }
 
     /// The live cell of stored series `name` sliced to `grid`'s window.
-    fn stored_cell(&mut self, name: &str, grid: &Grid) -> Result<SeriesCell, HostError> {
+    pub(super) fn stored_cell(&mut self, name: &str, grid: &Grid) -> Result<SeriesCell, HostError> {
         let rec = self.store.read()?.series(name)?.ok_or_else(|| {
             HostError::BadInput(
                 Diagnostic::error("unknown_series", format!("no stored series `{name}`"))
@@ -514,6 +557,8 @@ impl Host {
                 cells.insert(key.clone(), self.blob_cell(sha, &[])?);
             } else if let Some(name) = key.strip_prefix("series:") {
                 cells.insert(key.clone(), self.stored_cell(name, &c.grid)?);
+            } else if let Some(sha) = key.strip_prefix("snapshot:") {
+                cells.insert(key.clone(), self.blob_cell(sha, &[])?);
             } else if let Some(pin) = pins.get(key) {
                 cells.insert(key.clone(), self.blob_cell(&pin.sha256, &pin.gaps)?);
             } else if key.starts_with("file:") {
@@ -551,10 +596,14 @@ impl Host {
     /// Opens a session on a stored template.
     pub fn open_session(&mut self, req: OpenRequest) -> Result<SessionInfo, HostError> {
         let entry = self.template_entry(&req.template_id, &req.template_version)?;
-        let params = bind(&entry.decls, &req.params)?;
-        let overrides: BTreeSet<String> = req.series.keys().cloned().collect();
+        let (bound, node_series, fresh) = split_bindings(&entry.decls, &req.series);
+        let mut supplied = req.params.clone();
+        supplied.extend(bound.clone());
+        let params = bind(&entry.decls, &supplied)?;
+        let overrides: BTreeSet<String> = node_series.keys().cloned().collect();
         let c = self.plans.get(&entry.record.sha256, &entry.record.text, &params, &overrides)?;
-        check_series_overrides(&c, &req.series)?;
+        check_series_overrides(&c, &node_series)?;
+        check_param_bindings(&c, &bound, &req.series)?;
         let id = match &req.id {
             Some(id) => {
                 if !valid_name(id) {
@@ -573,9 +622,9 @@ impl Host {
             return Err(HostError::AlreadyExists(format!("session `{id}`")));
         }
         let override_shas: BTreeMap<String, String> =
-            req.series.iter().map(|(k, v)| (k.clone(), values_sha(v))).collect();
+            node_series.iter().map(|(k, v)| (k.clone(), values_sha(v))).collect();
         let (mut inputs, new_pins, new_blobs) =
-            self.resolve_override_aware(&c, &BTreeMap::new(), &override_shas, &req.series)?;
+            self.resolve_override_aware(&c, &BTreeMap::new(), &override_shas, &fresh)?;
         let record = SessionRecord {
             id: id.clone(),
             template_id: req.template_id.clone(),
@@ -596,9 +645,8 @@ impl Host {
         self.pin_cells(&new_pins, &mut inputs)?;
         let cells: BTreeMap<String, ParamCell> =
             params.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), v.clone()))).collect();
-        let scenario = Scenario::create(self.db(), entry.text, cells.clone(), inputs.clone());
-        let state =
-            SessionState { record, template: entry.text, params, cells, inputs, scenario, variants: BTreeMap::new() };
+        let scenario = Scenario::create(self.db(), c, cells.clone(), inputs.clone());
+        let state = SessionState { record, params, cells, inputs, scenario, variants: BTreeMap::new() };
         Arc::make_mut(&mut self.sessions).insert(id.clone(), state);
         self.session_info(&id)
     }
@@ -611,10 +659,13 @@ impl Host {
         override_shas: &BTreeMap<String, String>,
         fresh: &BTreeMap<String, Vec<f64>>,
     ) -> Result<Resolved, HostError> {
-        // Overrides supplied in this request are not in the store yet: resolve the rest first.
-        let mut keep = |k: &str| !k.strip_prefix("override:").is_some_and(|n| fresh.contains_key(n));
+        // Series supplied in this request are not in the store yet: resolve the rest first.
+        let mut keep = |k: &str| !fresh.contains_key(k);
         let (mut cells, pins_out, blobs) = self.resolve_keys(c, &mut keep, pins, override_shas)?;
-        for (node, values) in fresh {
+        for (key, values) in fresh {
+            if !c.inputs.contains_key(key) {
+                continue;
+            }
             let sha = values_sha(values);
             let nans: Vec<u32> = values.iter().enumerate().filter(|(_, v)| v.is_nan()).map(|(i, _)| i as u32).collect();
             let data = InputSeries {
@@ -626,12 +677,12 @@ impl Host {
             let cell = match self.blobs.get(&sha) {
                 Some(c) => *c,
                 None => {
-                    let c = SeriesCell::create(self.db(), data);
+                    let c = SeriesCell::immutable(self.db(), data);
                     self.blobs.insert(sha.clone(), c);
                     c
                 }
             };
-            cells.insert(format!("override:{node}"), cell);
+            cells.insert(key.clone(), cell);
         }
         Ok((cells, pins_out, blobs))
     }
@@ -702,6 +753,7 @@ impl Host {
         let c = self.plans.get(&entry.record.sha256, &entry.record.text, &params, &overrides)?;
         let (mut inputs, new_pins, new_blobs) = self.resolve_inputs(&c, &s.record.inputs, &s.record.overrides)?;
         // Variants must still compile with the new base values.
+        let mut variant_plans = BTreeMap::new();
         for v in s.variants.values() {
             let mut vp = params.clone();
             for k in v.own_cells.keys() {
@@ -711,9 +763,10 @@ impl Host {
             }
             let mut vo = overrides.clone();
             vo.extend(v.record.overrides.keys().cloned());
-            self.plans.get(&entry.record.sha256, &entry.record.text, &vp, &vo).map_err(|d| {
+            let vplan = self.plans.get(&entry.record.sha256, &entry.record.text, &vp, &vo).map_err(|d| {
                 HostError::FailedPrecondition(format!("variant `{}` would not compile: {d}", v.record.name))
             })?;
+            variant_plans.insert(v.record.name.clone(), vplan);
         }
         let mut record = s.record.clone();
         record.params = to_json(&params);
@@ -740,6 +793,7 @@ impl Host {
             st.inputs = inputs.clone();
             st.scenario.set_inputs(&mut self.db).with_durability(salsa::Durability::LOW).to(Arc::new(inputs.clone()));
         }
+        st.scenario.update_plan(&mut self.db, c.clone());
         let names: Vec<String> = st.variants.keys().cloned().collect();
         for n in names {
             let st = Arc::make_mut(&mut self.sessions)
@@ -754,6 +808,9 @@ impl Host {
             let mut merged = inputs.clone();
             merged.extend(v.inputs.clone());
             v.scenario.set_inputs(&mut self.db).with_durability(salsa::Durability::LOW).to(Arc::new(merged));
+            if let Some(p) = variant_plans.remove(&n) {
+                v.scenario.update_plan(&mut self.db, p);
+            }
         }
         Ok(record.revision)
     }
@@ -818,8 +875,10 @@ impl Host {
         let entry = self.template_entry(&s.record.template_id, &s.record.template_version)?;
         // Overrides accumulate: earlier ones stay unless replaced.
         let prior = from_json(&entry.decls, &record.params)?;
+        let (bound, node_series, fresh) = split_bindings(&entry.decls, series);
         let mut supplied = supplied_from(&prior);
         supplied.extend(params.clone());
+        supplied.extend(bound.clone());
         let effective = effective_params(&entry.decls, &s.params, &supplied)?;
         let overridden: BTreeMap<String, ParamValue> = effective
             .iter()
@@ -828,14 +887,15 @@ impl Host {
             .collect();
         let mut override_shas = s.record.overrides.clone();
         override_shas.extend(record.overrides.clone());
-        let all_series: BTreeSet<String> = override_shas.keys().cloned().chain(series.keys().cloned()).collect();
+        let all_series: BTreeSet<String> = override_shas.keys().cloned().chain(node_series.keys().cloned()).collect();
         let c = self.plans.get(&entry.record.sha256, &entry.record.text, &effective, &all_series)?;
-        check_series_overrides(&c, series)?;
+        check_series_overrides(&c, &node_series)?;
+        check_param_bindings(&c, &bound, series)?;
         let mut pins = s.record.inputs.clone();
         pins.extend(record.inputs.clone());
-        let (inputs, new_pins, new_blobs) = self.resolve_override_aware(&c, &pins, &override_shas, series)?;
+        let (inputs, new_pins, new_blobs) = self.resolve_override_aware(&c, &pins, &override_shas, &fresh)?;
         record.params = to_json(&overridden);
-        for (k, v) in series {
+        for (k, v) in &node_series {
             record.overrides.insert(k.clone(), values_sha(v));
         }
         record.inputs.extend(new_pins.clone());
@@ -870,9 +930,10 @@ impl Host {
             (false, Some((_, sc))) => {
                 sc.set_params(&mut self.db).with_durability(salsa::Durability::MEDIUM).to(Arc::new(cells));
                 sc.set_inputs(&mut self.db).with_durability(salsa::Durability::LOW).to(Arc::new(inputs));
+                sc.update_plan(&mut self.db, c);
                 sc
             }
-            _ => Scenario::create(self.db(), s.template, cells, inputs),
+            _ => Scenario::create(self.db(), c, cells, inputs),
         };
         let name = record.name.clone();
         let state = VariantState { record, params: effective, own_cells, inputs: own_inputs, scenario };
@@ -1029,10 +1090,9 @@ impl Host {
             }
             let cells: BTreeMap<String, ParamCell> =
                 params.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), v.clone()))).collect();
-            let scenario = Scenario::create(self.db(), entry.text, cells.clone(), inputs.clone());
+            let scenario = Scenario::create(self.db(), c, cells.clone(), inputs.clone());
             let mut state = SessionState {
                 record: rec.clone(),
-                template: entry.text,
                 params: params.clone(),
                 cells: cells.clone(),
                 inputs: inputs.clone(),
@@ -1056,7 +1116,7 @@ impl Host {
                 vcells.extend(own_cells.clone());
                 let own_inputs =
                     vin.iter().filter(|(k, c)| inputs.get(*k) != Some(*c)).map(|(k, c)| (k.clone(), *c)).collect();
-                let sc = Scenario::create(self.db(), entry.text, vcells, vin);
+                let sc = Scenario::create(self.db(), c, vcells, vin);
                 state.variants.insert(
                     vr.name.clone(),
                     VariantState { record: vr, params: eff, own_cells, inputs: own_inputs, scenario: sc },
@@ -1137,7 +1197,7 @@ impl View<'_> {
 
     pub fn compiled_target(&self, t: &Target) -> Result<Arc<Compiled>, HostError> {
         let (sc, _) = self.scenario(t)?;
-        Ok(edb::compiled(self.db, sc).clone()?)
+        Ok(edb::compiled(self.db, sc))
     }
 
     /// Compares two targets series by series. Series whose unit keys are equal in both are
@@ -1145,8 +1205,8 @@ impl View<'_> {
     pub fn compare(&self, a: &Target, b: &Target) -> Result<Comparison, HostError> {
         let (sa, _) = self.scenario(a)?;
         let (sb, _) = self.scenario(b)?;
-        let ca = edb::compiled(self.db, sa).clone()?;
-        let cb = edb::compiled(self.db, sb).clone()?;
+        let ca = edb::compiled(self.db, sa);
+        let cb = edb::compiled(self.db, sb);
         if ca.grid != cb.grid {
             return Err(HostError::FailedPrecondition(format!(
                 "{a} and {b} have different grids ({} vs {} bins of {} and {} minutes)",

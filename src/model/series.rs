@@ -13,6 +13,9 @@ pub enum SeriesRef {
     File(String),
     /// `series:<name>`: stored telemetry.
     Stored(String),
+    /// `snapshot:<sha256>`: stored values addressed by content (what a binding of uploaded values
+    /// to a series parameter becomes).
+    Snapshot(String),
     /// A node or synthesised series id.
     Node(String),
     /// `self`: the queue the engine synthesises (only for `queueDepth`).
@@ -24,6 +27,7 @@ impl fmt::Display for SeriesRef {
         match self {
             SeriesRef::File(p) => write!(f, "file:{p}"),
             SeriesRef::Stored(n) => write!(f, "series:{n}"),
+            SeriesRef::Snapshot(h) => write!(f, "snapshot:{h}"),
             SeriesRef::Node(n) => f.write_str(n),
             SeriesRef::SelfQueue => f.write_str("self"),
         }
@@ -48,6 +52,13 @@ pub fn parse_ref(s: &str) -> Result<SeriesRef, String> {
             return Err(format!("`{s}` is not a valid stored series name (letters, digits, `_`, `-`, `.`, `/`)"));
         }
         return Ok(SeriesRef::Stored(name.to_string()));
+    }
+    if let Some(h) = s.strip_prefix("snapshot:") {
+        let h = h.trim();
+        if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+            return Err(format!("`{s}` is not a snapshot reference (`snapshot:` and 64 lowercase hex digits)"));
+        }
+        return Ok(SeriesRef::Snapshot(h.to_string()));
     }
     if s == "self" {
         return Ok(SeriesRef::SelfQueue);
