@@ -293,13 +293,13 @@ fn check_series_overrides(c: &Compiled, series: &BTreeMap<String, Vec<f64>>) -> 
     if diags.is_empty() { Ok(()) } else { Err(HostError::BadInput(Diagnostics(diags))) }
 }
 
+/// Series bindings split by target: parameter values, const-node series, fresh input keys.
+type Bindings = (BTreeMap<String, Supplied>, BTreeMap<String, Vec<f64>>, BTreeMap<String, Vec<f64>>);
+
 /// Splits series bindings by target: a `series` parameter takes the values as a content-addressed
 /// `snapshot:` reference (returned as a parameter value); anything else is a const node override.
 /// Also returns the fresh input keys (`snapshot:…`, `override:…`) with their values.
-fn split_bindings(
-    decls: &[ParamDecl],
-    series: &BTreeMap<String, Vec<f64>>,
-) -> (BTreeMap<String, Supplied>, BTreeMap<String, Vec<f64>>, BTreeMap<String, Vec<f64>>) {
+fn split_bindings(decls: &[ParamDecl], series: &BTreeMap<String, Vec<f64>>) -> Bindings {
     let mut params = BTreeMap::new();
     let mut nodes = BTreeMap::new();
     let mut fresh = BTreeMap::new();
