@@ -117,3 +117,57 @@ fn every_shipped_template_loads_and_evaluates_with_defaults() {
     }
     assert!(n >= 2);
 }
+
+#[test]
+fn database_commands_open_query_compare_and_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("f.redb");
+    let dbs = db.to_str().unwrap();
+    let tpl = repo().join("templates/order-system.yaml");
+    let ok = |args: &[&str]| {
+        let out = run(&[&["--db", dbs][..], args].concat(), tmp.path());
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert!(ok(&["session", "open", tpl.to_str().unwrap(), "--name", "replay"]).starts_with("opened session replay"));
+    ok(&["variant", "create", "replay", "backlog", "-p", "q0=500"]);
+    let q = ok(&["--json", "query", "replay/backlog", "queue_depth", "--bins", "0..3"]);
+    let v: serde_json::Value = serde_json::from_str(&q).unwrap();
+    // queue_depth[0] = max(0, 500 + arrivals[0] − served[0] − errors[0]) = 500 + 43 − 43 − 0.
+    assert_eq!(v["series"][0]["values"], serde_json::json!([500.0, 500.0, 500.0]));
+    assert_eq!(v["window"], serde_json::json!([0, 3]));
+    let c: serde_json::Value = serde_json::from_str(&ok(&["--json", "compare", "replay", "replay/backlog"])).unwrap();
+    let rows = c["series"].as_array().unwrap();
+    let row = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap().clone();
+    assert_eq!(row("served")["notDownstreamOfAnyDifference"], true);
+    assert_eq!(row("queue_depth")["identical"], false);
+    assert_eq!(row("queue_depth")["maxAbsDiff"], 500.0);
+    // Out-of-range windows and unknown targets are bad input.
+    let out = run(&["--db", dbs, "query", "replay", "served", "--bins", "0..999"], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("outside the grid of 288 bins"));
+    let out = run(&["--db", dbs, "variant", "create", "nope", "x"], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("session `nope` not found"));
+
+    // batch: one line per command, results as they commit.
+    let mut child = flowtime()
+        .args(["--db", dbs, "batch"])
+        .current_dir(tmp.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"variant create replay a -p demand_scale=1.1\n# comment\nvariant create replay a\nsession list\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    assert_eq!(lines[0], "ok 1");
+    assert!(lines[1].starts_with("error 3:") && lines[1].contains("already exists"), "{lines:?}");
+    assert_eq!(lines[2], "ok 4");
+}
