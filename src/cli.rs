@@ -4,6 +4,7 @@
 mod db;
 mod output;
 mod run;
+mod serve;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -71,6 +72,8 @@ pub enum Command {
     },
     /// Run database commands from stdin, one per line, against one open database.
     Batch,
+    /// Serve the gRPC API on the database.
+    Serve(serve::ServeArgs),
 }
 
 impl Command {
@@ -83,7 +86,7 @@ impl Command {
             Command::Query { target, pattern, bins } => db::DbCommand::Query { target, pattern, bins },
             Command::Compare { a, b, all } => db::DbCommand::Compare { a, b, all },
             Command::Batch => db::DbCommand::Batch,
-            Command::Run(_) | Command::Validate(_) => return None,
+            Command::Run(_) | Command::Validate(_) | Command::Serve(_) => return None,
         })
     }
 }
@@ -147,6 +150,7 @@ pub fn main() -> ExitCode {
     let res = match cli.command {
         Command::Run(a) => run::run(&a, root.as_deref(), json),
         Command::Validate(a) => run::validate(&a, root.as_deref(), json),
+        Command::Serve(a) => serve::run(&cli.db, root.as_deref(), &a).map(|()| ExitCode::SUCCESS),
         other => match other.into_db() {
             Some(cmd) => db::run(&cli.db, root.as_deref(), cmd, json).map(|()| ExitCode::SUCCESS),
             None => Ok(ExitCode::SUCCESS),

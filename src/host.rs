@@ -8,7 +8,7 @@
 mod session;
 mod shared;
 
-pub use session::{Comparison, OpenRequest, SeriesDiff, SessionInfo, Snapshot, Target, VariantInfo, View};
+pub use session::{Comparison, OpenRequest, RunCreated, SeriesDiff, SessionInfo, Snapshot, Target, VariantInfo, View};
 pub use shared::{ReadError, SharedHost};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -443,6 +443,13 @@ pub(crate) fn read_input(key: &str, c: &Compiled, data_root: &Path) -> Result<In
         SeriesRef::File(rel) => {
             let path = data_root.join(&rel);
             let root = sys::canonicalize(data_root).unwrap_or_else(|_| data_root.to_path_buf());
+            if !sys::exists(&path)
+                && let Some(bytes) = crate::embedded::file(&rel)
+            {
+                // The shipped data is compiled into the binary: it resolves anywhere.
+                let parsed = parse_series_csv(bytes, &c.grid, &rel)?;
+                return Ok(input_series(parsed.values, parsed.gaps, parsed.nans, bytes));
+            }
             let resolved = sys::canonicalize(&path).map_err(|e| {
                 Diagnostics::one(
                     Diagnostic::error("io", format!("cannot read {rel} (resolved to {}): {e}", path.display()))

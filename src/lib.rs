@@ -6,6 +6,7 @@
 //! the clock), [`cli`].
 
 pub mod artifacts;
+pub mod embedded;
 pub mod cli;
 pub mod diag;
 pub mod engine;
@@ -13,4 +14,5 @@ pub mod expr;
 pub mod host;
 pub mod model;
 pub mod store;
+pub mod server;
 pub mod sys;

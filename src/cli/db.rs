@@ -411,29 +411,6 @@ pub(crate) fn exec(host: &mut Host, data_root: Option<&Path>, cmd: DbCommand) ->
     }
 }
 
-/// `*` matches any run of characters.
-pub(crate) fn glob(pattern: &str, s: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == s;
-    }
-    let mut rest = s;
-    for (i, p) in parts.iter().enumerate() {
-        if i == 0 {
-            let Some(r) = rest.strip_prefix(p) else { return false };
-            rest = r;
-        } else if i == parts.len() - 1 {
-            return rest.ends_with(p);
-        } else {
-            match rest.find(p) {
-                Some(k) => rest = &rest[k + p.len()..],
-                None => return false,
-            }
-        }
-    }
-    true
-}
-
 /// `a..b` (half-open) within `bins`.
 pub(crate) fn parse_window(s: Option<&str>, bins: usize) -> Result<(usize, usize), Failure> {
     let Some(s) = s else { return Ok((0, bins)) };
@@ -456,7 +433,7 @@ pub(crate) fn parse_window(s: Option<&str>, bins: usize) -> Result<(usize, usize
 fn query(host: &Host, target: &str, pattern: &str, bins: Option<&str>) -> Result<Reply, Failure> {
     let t = Target::parse(target);
     let c = host.compiled_target(&t)?;
-    let ids: Vec<u32> = c.by_id.iter().filter(|(id, _)| glob(pattern, id)).map(|(_, s)| *s).collect();
+    let ids: Vec<u32> = c.by_id.iter().filter(|(id, _)| crate::model::series::glob(pattern, id)).map(|(_, s)| *s).collect();
     if ids.is_empty() {
         return Err(Failure::BadInput(
             Diagnostic::error("not_found", format!("no series of {target} matches `{pattern}`")).into(),
@@ -618,17 +595,6 @@ fn split_words(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob("*", "a"));
-        assert!(glob("order_*", "order_service_queue"));
-        assert!(glob("*_queue", "order_service_queue"));
-        assert!(glob("order*latency*", "order_service_latency_min"));
-        assert!(!glob("order_*", "billing"));
-        assert!(glob("served", "served"));
-        assert!(!glob("served", "served2"));
-    }
 
     #[test]
     fn words() {

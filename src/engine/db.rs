@@ -197,6 +197,42 @@ pub fn unit_keys<'db>(db: &'db dyn Db, s: Scenario) -> Option<Vec<UnitKey<'db>>>
     Some(keys)
 }
 
+/// What one unit reads, as stable identities and value fingerprints, to find the downstream cone
+/// of a change without evaluating (watchers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitReads {
+    /// The interned key's id: stable while the database lives; a different id means the unit's
+    /// effective definition changed.
+    pub key: salsa::Id,
+    /// (cell id, fingerprint of its current value) for every parameter and input cell it reads.
+    pub cells: Vec<(salsa::Id, u64)>,
+}
+
+/// [`UnitReads`] of every unit of a scenario, in plan order.
+pub fn unit_reads(db: &dyn Db, s: Scenario) -> Option<Vec<UnitReads>> {
+    use salsa::plumbing::AsId;
+    use std::hash::{Hash, Hasher};
+    let keys = unit_keys(db, s).as_ref()?;
+    let fp = |f: &dyn Fn(&mut std::hash::DefaultHasher)| {
+        let mut h = std::hash::DefaultHasher::new();
+        f(&mut h);
+        h.finish()
+    };
+    Some(
+        keys.iter()
+            .map(|k| {
+                let mut cells: Vec<(salsa::Id, u64)> =
+                    k.params(db).iter().map(|c| (c.as_id(), fp(&|h| c.value(db).hash(h)))).collect();
+                cells.extend(k.inputs(db).iter().map(|c| {
+                    let d = c.data(db);
+                    (c.as_id(), fp(&|h| (d.sha256.as_ref(), &d.gaps[..]).hash(h)))
+                }));
+                UnitReads { key: k.as_id(), cells }
+            })
+            .collect(),
+    )
+}
+
 /// All outputs of a unit, compared bitwise.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outputs(pub Vec<Series>);

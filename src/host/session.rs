@@ -128,6 +128,16 @@ pub struct VariantInfo {
     pub created_utc: String,
 }
 
+/// A run written by [`Host::create_run`].
+#[derive(Clone, Debug)]
+pub struct RunCreated {
+    pub output: crate::artifacts::RunOutput,
+    pub record: crate::store::RunRecord,
+    pub warnings: Vec<crate::engine::warnings::Warning>,
+    pub accounting: crate::engine::Accounting,
+    pub grid: Grid,
+}
+
 /// One series compared between two operands.
 #[derive(Clone, Debug)]
 pub struct SeriesDiff {
@@ -1066,6 +1076,50 @@ impl Host {
         Ok((rec, v))
     }
 
+    /// Evaluates a target and writes its run directory (§8) under `runs`; records the run.
+    pub fn create_run(&mut self, t: &Target, runs: &std::path::Path) -> Result<RunCreated, HostError> {
+        let view = self.view();
+        let ev = view.evaluate_target(t, None)?;
+        let warnings = view.warnings(t, &ev)?;
+        let (sc, _) = view.scenario(t)?;
+        let inputs: BTreeMap<String, InputSeries> =
+            sc.inputs(self.db()).iter().map(|(k, c)| (k.clone(), c.data(self.db()).clone())).collect();
+        let state = self.state(&t.session)?;
+        let params = match &t.variant {
+            None => state.params.clone(),
+            Some(v) => state.variants.get(v).ok_or_else(|| HostError::NotFound(format!("variant `{t}`")))?.params.clone(),
+        };
+        let tenant = state.record.tenant.clone();
+        let text = self.template(&state.record.template_id, &state.record.template_version)?.text;
+        let out = crate::artifacts::write_run(
+            runs,
+            &crate::artifacts::RunInput { text: &text, params: &params, inputs: &inputs, evaluation: &ev, warnings: &warnings, tenant: tenant.as_deref() },
+        )?;
+        let record = crate::store::RunRecord {
+            id: out.run_id.clone(),
+            dir: out.dir.display().to_string(),
+            summary: serde_json::json!({
+                "runHash": out.run_hash,
+                "target": t.to_string(),
+                "templateId": ev.compiled.document.meta.id,
+                "templateVersion": ev.compiled.document.meta.version,
+                "tenant": tenant,
+                "series": ev.compiled.outputs.len(),
+                "warnings": warnings.len(),
+            }),
+        };
+        self.store.write(|w| w.put_run(&record))?;
+        Ok(RunCreated { output: out, record, warnings, accounting: ev.accounting, grid: ev.compiled.grid })
+    }
+
+    pub fn runs(&self) -> Result<Vec<crate::store::RunRecord>, HostError> {
+        Ok(self.store.read()?.runs()?)
+    }
+
+    pub fn run(&self, id: &str) -> Result<crate::store::RunRecord, HostError> {
+        self.store.read()?.run(id)?.ok_or_else(|| HostError::NotFound(format!("run `{id}`")))
+    }
+
     /// Rebuilds every session and variant from the store (on open).
     pub(crate) fn rebuild(&mut self) -> Result<(), HostError> {
         let r = self.store.read()?;
@@ -1137,6 +1191,33 @@ pub struct View<'a> {
 }
 
 impl View<'_> {
+    /// Warnings (§7.1) of a full evaluation of `t`.
+    pub fn warnings(&self, t: &Target, ev: &Evaluation) -> Result<Vec<crate::engine::warnings::Warning>, HostError> {
+        let (sc, _) = self.scenario(t)?;
+        let inputs: BTreeMap<String, InputSeries> =
+            sc.inputs(self.db).iter().map(|(k, c)| (k.clone(), c.data(self.db).clone())).collect();
+        let params: BTreeMap<String, f64> =
+            sc.params(self.db).iter().filter_map(|(k, c)| c.value(self.db).as_f64().map(|x| (k.clone(), x))).collect();
+        Ok(crate::engine::validate::warnings(ev, &crate::engine::validate::ValidationInputs { inputs: &inputs, params: &params }))
+    }
+
+    /// The effective overrides of a target: overridden parameters and bound const nodes.
+    pub fn overrides(&self, t: &Target) -> Result<(BTreeMap<String, ParamValue>, Vec<String>), HostError> {
+        match &t.variant {
+            None => Ok((BTreeMap::new(), self.session_info(&t.session)?.overrides)),
+            Some(v) => {
+                let info = self.variant_info(&t.session, v)?;
+                Ok((info.params, info.series))
+            }
+        }
+    }
+
+    /// Identities and value fingerprints of what every unit of `t` reads (for watchers).
+    pub fn unit_reads(&self, t: &Target) -> Result<Option<Vec<crate::engine::db::UnitReads>>, HostError> {
+        let (sc, _) = self.scenario(t)?;
+        Ok(edb::unit_reads(self.db, sc))
+    }
+
     pub(crate) fn state(&self, id: &str) -> Result<&SessionState, HostError> {
         self.sessions.get(id).ok_or_else(|| HostError::NotFound(format!("session `{id}`")))
     }

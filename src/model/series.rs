@@ -98,6 +98,29 @@ pub fn normalise_path(p: &str) -> Result<String, String> {
     Ok(parts.join("/"))
 }
 
+/// Whether series id `s` matches `pattern`, where `*` matches any run of characters.
+pub fn glob(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let mut rest = s;
+    for (i, p) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(p) else { return false };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(p);
+        } else {
+            match rest.find(p) {
+                Some(k) => rest = &rest[k + p.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
 /// A series read from CSV, with the bins that were missing or NaN (for `data_gap` and
 /// `nan_detected` warnings).
 #[derive(Clone, Debug, PartialEq)]
@@ -214,6 +237,18 @@ mod tests {
 
     fn grid(bins: i64) -> Grid {
         Grid::new(bins, 5, BinUnit::Minutes, Some("2025-10-07T00:00:00Z")).unwrap()
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("*", "a"));
+        assert!(glob("order_*", "order_service_queue"));
+        assert!(glob("*_queue", "order_service_queue"));
+        assert!(glob("order*latency*", "order_service_latency_min"));
+        assert!(!glob("order_*", "billing"));
+        assert!(glob("served", "served"));
+        assert!(!glob("served", "served2"));
+        assert!(!glob("a*b", "ab_c"));
     }
 
     #[test]

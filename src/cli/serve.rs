@@ -1,0 +1,69 @@
+//! `flowtime serve`: the gRPC server on a database file. A missing file is created and loaded
+//! with the templates compiled into the binary, with one session per template whose parameters
+//! all have defaults, so a newcomer can query at once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cli::Failure;
+use crate::host::{Host, OpenRequest, SharedHost};
+use crate::server::{ServerOptions, bind, serve, shutdown_signal};
+use crate::sys;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Where runs are written.
+    #[arg(long, default_value = "runs")]
+    pub runs: PathBuf,
+}
+
+/// Loads the embedded templates into a fresh database and opens a session per template whose
+/// parameters all have defaults (the session id is the template id).
+pub(crate) fn seed(host: &mut Host) -> Result<Vec<String>, Failure> {
+    let mut opened = Vec::new();
+    for (path, text) in crate::embedded::templates() {
+        let (id, version, _) = host.put_template(text, path)?;
+        let rec = host.template(&id, &version)?;
+        let all_default = crate::model::yaml::parse(&rec.text)
+            .ok()
+            .and_then(|d| crate::model::doc::read_parameters(&d).ok())
+            .is_some_and(|decls| decls.iter().all(|d| d.default.is_some()));
+        if all_default && host.session_ids().iter().all(|s| s != &id) {
+            host.open_session(OpenRequest { template_id: id.clone(), template_version: version, id: Some(id.clone()), ..Default::default() })?;
+            opened.push(id);
+        }
+    }
+    Ok(opened)
+}
+
+pub(crate) fn run(db: &Path, data_root: Option<&Path>, args: &ServeArgs) -> Result<(), Failure> {
+    let fresh = !sys::exists(db);
+    let root = match data_root {
+        Some(r) => r.to_path_buf(),
+        None => sys::current_dir().map_err(|e| Failure::Runtime(e.into()))?,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Failure::Runtime(e.into()))?;
+    rt.block_on(async move {
+        let (listener, addr) = bind(args.listen).await.map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
+        let role = format!("`flowtime serve` (pid {}, listening on {addr}); use `--server http://{addr}`", sys::process_id());
+        let mut host = Host::open(db, &role, &root)?;
+        if fresh {
+            let sessions = seed(&mut host)?;
+            println!("created {} with the bundled templates; sessions: {}", db.display(), sessions.join(", "));
+        }
+        let shared = Arc::new(SharedHost::new(host));
+        let opts = ServerOptions { runs_dir: args.runs.clone(), ..ServerOptions::default() };
+        println!("listening on {addr}");
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        serve(listener, shared.clone(), opts, shutdown_signal()).await.map_err(|e| Failure::Runtime(e.into()))?;
+        // In-flight calls have finished; dropping the host closes the store cleanly.
+        drop(shared);
+        println!("stopped");
+        Ok(())
+    })
+}

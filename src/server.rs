@@ -1,0 +1,129 @@
+//! The gRPC server (§11): tonic services over a [`SharedHost`], with health checking and
+//! reflection (v1 and v1alpha), message-size and evaluation budgets, graceful shutdown.
+//!
+//! Evaluation runs off the async runtime (`spawn_blocking`) on a database snapshot per request; a
+//! write cancels in-flight reads, which are retried once and otherwise answered `UNAVAILABLE`.
+//! No snapshot is held while a reply is streamed.
+
+mod convert;
+pub mod pb;
+mod service;
+mod status;
+mod watch;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::host::SharedHost;
+
+/// Limits and locations of a server.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Largest request or reply message, in bytes (default 64 MiB).
+    pub max_message_bytes: usize,
+    /// Largest `bins × units` one request may evaluate (default 200 million).
+    pub eval_budget: u64,
+    /// Most bins in a state window (default 10,000).
+    pub max_state_window: u32,
+    /// Where runs are written.
+    pub runs_dir: PathBuf,
+    /// Retries of a read cancelled by a concurrent write before answering UNAVAILABLE.
+    pub read_retries: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions {
+            max_message_bytes: 64 * 1024 * 1024,
+            eval_budget: 200_000_000,
+            max_state_window: 10_000,
+            runs_dir: PathBuf::from("runs"),
+            read_retries: 1,
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; in-flight calls finish first.
+pub async fn serve(
+    listener: TcpListener,
+    host: Arc<SharedHost>,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let api = service::Api::new(host, opts.clone());
+    let (health, health_service) = tonic_health::server::health_reporter();
+    use pb::{
+        query_service_server::QueryServiceServer, run_service_server::RunServiceServer,
+        series_service_server::SeriesServiceServer, session_service_server::SessionServiceServer,
+        template_service_server::TemplateServiceServer, watch_service_server::WatchServiceServer,
+    };
+    health.set_serving::<TemplateServiceServer<service::Api>>().await;
+    health.set_serving::<SeriesServiceServer<service::Api>>().await;
+    health.set_serving::<SessionServiceServer<service::Api>>().await;
+    health.set_serving::<QueryServiceServer<service::Api>>().await;
+    health.set_serving::<WatchServiceServer<service::Api>>().await;
+    health.set_serving::<RunServiceServer<service::Api>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the embedded descriptor set is valid");
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the embedded descriptor set is valid");
+    let max = opts.max_message_bytes;
+    macro_rules! limited {
+        ($s:expr) => {
+            $s.max_decoding_message_size(max).max_encoding_message_size(max)
+        };
+    }
+    tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(status::message_size_is_resource_exhausted))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(limited!(TemplateServiceServer::new(api.clone())))
+        .add_service(limited!(SeriesServiceServer::new(api.clone())))
+        .add_service(limited!(SessionServiceServer::new(api.clone())))
+        .add_service(limited!(QueryServiceServer::new(api.clone())))
+        .add_service(limited!(WatchServiceServer::new(api.clone())))
+        .add_service(limited!(RunServiceServer::new(api)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Binds `addr` (port 0 picks a free port) and returns the listener with its actual address.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let l = TcpListener::bind(addr).await?;
+    let a = l.local_addr()?;
+    Ok((l, a))
+}

@@ -1,0 +1,125 @@
+//! Watch streams: after every change of an input of a session or variant, one event listing
+//! every series in the change's downstream cone, with values for the ones that changed.
+//!
+//! The cone is found without evaluating: a unit is a root of it when its interned key changed
+//! (its effective definition changed) or when a parameter or input cell it reads has a new value;
+//! the cone is everything downstream of the roots. The series are then evaluated on a snapshot
+//! (only the cone recomputes) and compared bit for bit with the previous event's values. The
+//! snapshot is dropped before the event is sent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::engine::Series;
+use crate::engine::db::UnitReads;
+use crate::engine::plan::Compiled;
+use crate::host::{HostError, Target, View};
+use crate::server::convert;
+use crate::server::pb;
+use crate::server::service::Api;
+
+/// What a watcher remembers between events.
+#[derive(Clone)]
+struct Seen {
+    revision: u64,
+    keys: BTreeSet<salsa::Id>,
+    cells: BTreeMap<salsa::Id, u64>,
+    values: BTreeMap<String, Series>,
+}
+
+fn step(v: &View<'_>, t: &Target, prev: Option<&Seen>) -> Result<(Option<pb::WatchEvent>, Seen), HostError> {
+    let (_, revision) = v.scenario(t)?;
+    if let Some(p) = prev
+        && p.revision == revision
+    {
+        return Ok((None, p.clone()));
+    }
+    let c: Arc<Compiled> = v.compiled_target(t)?;
+    let reads: Vec<UnitReads> = v.unit_reads(t)?.ok_or_else(|| HostError::FailedPrecondition(format!("{t} has unresolved inputs")))?;
+    let ev = v.evaluate_target(t, None)?;
+    let seen = Seen {
+        revision,
+        keys: reads.iter().map(|r| r.key).collect(),
+        cells: reads.iter().flat_map(|r| r.cells.iter().copied()).collect(),
+        values: c.by_id.keys().filter_map(|id| Some((id.clone(), ev.get(id)?.clone()))).collect(),
+    };
+    let event = |series: Vec<pb::SeriesChange>, initial: bool| pb::WatchEvent {
+        revision,
+        initial,
+        series,
+        accounting: Some(convert::accounting(&ev.accounting)),
+        grid: Some(convert::grid(&c.grid)),
+    };
+    let Some(p) = prev else {
+        let all = seen.values.iter().map(|(id, s)| pb::SeriesChange { id: id.clone(), changed: true, values: s.to_vec() }).collect();
+        return Ok((Some(event(all, true)), seen));
+    };
+    let roots: Vec<u32> = reads
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !p.keys.contains(&r.key) || r.cells.iter().any(|(id, fp)| p.cells.get(id) != Some(fp)))
+        .map(|(u, _)| u as u32)
+        .collect();
+    let cone = c.downstream(&roots);
+    let mut changes: Vec<pb::SeriesChange> = cone
+        .iter()
+        .flat_map(|u| c.units[*u as usize].series.iter())
+        .map(|s| {
+            let id = c.series_id(*s).to_string();
+            let now = &seen.values[&id];
+            let changed = p.values.get(&id) != Some(now);
+            pb::SeriesChange { values: if changed { now.to_vec() } else { Vec::new() }, id, changed }
+        })
+        .collect();
+    changes.sort_by(|a, b| a.id.cmp(&b.id));
+    if changes.is_empty() {
+        return Ok((None, seen));
+    }
+    Ok((Some(event(changes, false)), seen))
+}
+
+#[tonic::async_trait]
+impl pb::watch_service_server::WatchService for Api {
+    type WatchStream = ReceiverStream<Result<pb::WatchEvent, Status>>;
+
+    async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let t = convert::target("target", req.into_inner().target.as_ref())?;
+        // Fail fast on an unknown target.
+        let check = t.clone();
+        self.read("target", move |v| v.scenario(&check).map(|_| ())).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let api = self.clone();
+        let mut changes = self.changes.subscribe();
+        tokio::spawn(async move {
+            let mut seen: Option<Seen> = None;
+            loop {
+                let prev = seen.clone();
+                let target = t.clone();
+                match api.read("target", move |v| step(&v, &target, prev.as_ref())).await {
+                    Ok((event, next)) => {
+                        seen = Some(next);
+                        if let Some(e) = event
+                            && tx.send(Ok(e)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    // A read cancelled by yet another write: the next change wakes us again.
+                    Err(s) if s.code() == tonic::Code::Unavailable => {}
+                    Err(s) => {
+                        let _ = tx.send(Err(s)).await;
+                        return;
+                    }
+                }
+                tokio::select! {
+                    r = changes.changed() => if r.is_err() { return },
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}

@@ -1,0 +1,377 @@
+//! The gRPC server end to end: a real server on a loopback port (port 0) with a temp redb file,
+//! driven through the generated Rust client.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use flowtime::host::{Host, SharedHost};
+use flowtime::server::pb;
+use flowtime::server::pb::query_service_client::QueryServiceClient;
+use flowtime::server::pb::run_service_client::RunServiceClient;
+use flowtime::server::pb::series_service_client::SeriesServiceClient;
+use flowtime::server::pb::session_service_client::SessionServiceClient;
+use flowtime::server::pb::template_service_client::TemplateServiceClient;
+use flowtime::server::pb::watch_service_client::WatchServiceClient;
+use flowtime::server::{ServerOptions, bind, serve};
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// A server on a free loopback port; stops (gracefully) when dropped via `stop`.
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub(crate) async fn start(db: &Path, opts: ServerOptions) -> TestServer {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let host = Host::open(db, "test server", &root).unwrap();
+        let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let shared = Arc::new(SharedHost::new(host));
+        let done = tokio::spawn(async move {
+            serve(listener, shared, opts, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer { addr, stop: Some(tx), done: Some(done) }
+    }
+
+    pub(crate) async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
+    }
+
+    pub(crate) async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.done.take().unwrap().await.unwrap();
+    }
+}
+
+fn template_text() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/order-system.yaml")).unwrap()
+}
+
+fn target(session: &str, variant: &str) -> Option<pb::Target> {
+    Some(pb::Target { session: session.into(), variant: variant.into() })
+}
+
+fn num(x: f64) -> pb::ParamValue {
+    pb::ParamValue { kind: Some(pb::param_value::Kind::Number(x)) }
+}
+
+async fn setup(ch: &Channel) {
+    let mut tpl = TemplateServiceClient::new(ch.clone());
+    let put = tpl.put_template(pb::PutTemplateRequest { text: template_text() }).await.unwrap().into_inner();
+    assert_eq!((put.id.as_str(), put.version.as_str(), put.created), ("order-system", "1.0.0", true));
+    let mut sess = SessionServiceClient::new(ch.clone());
+    let s = sess
+        .open_session(pb::OpenSessionRequest { template_id: "order-system".into(), session_id: "replay".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.grid.unwrap().bin_minutes, 5);
+    sess.create_variant(pb::CreateVariantRequest {
+        session_id: "replay".into(),
+        name: "backlog".into(),
+        parameters: HashMap::from([("q0".to_string(), num(500.0))]),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trips_queries_state_and_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("f.redb"), ServerOptions { runs_dir: dir.path().join("runs"), ..Default::default() }).await;
+    let ch = server.channel().await;
+    setup(&ch).await;
+    let mut q = QueryServiceClient::new(ch.clone());
+
+    // Series by pattern with a window; the grid travels with it.
+    let r = q
+        .get_series(pb::GetSeriesRequest { target: target("replay", "backlog"), pattern: "queue_*".into(), window: Some(pb::BinWindow { start: 0, end: 3 }), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.grid.as_ref().unwrap().bin_minutes, 5);
+    assert_eq!(r.series.len(), 1);
+    // queue_depth[0] = max(0, 500 + arrivals[0] − served[0] − errors[0]) = 500 + 43 − 43 − 0.
+    assert_eq!(r.series[0].values, vec![500.0, 500.0, 500.0]);
+    let info = r.info.unwrap();
+    assert_eq!(info.overrides["q0"], num(500.0));
+    assert_eq!(info.revision, 2);
+    // The same query again evaluates nothing.
+    let again = q
+        .get_series(pb::GetSeriesRequest { target: target("replay", "backlog"), pattern: "queue_*".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.info.unwrap().accounting.unwrap().nodes_evaluated, 0);
+
+    // State by index and by aligned timestamp agree.
+    let by_index = q.get_state(pb::GetStateRequest { target: target("replay", ""), at: Some(pb::get_state_request::At::Bin(126)) }).await.unwrap().into_inner();
+    let by_ts = q
+        .get_state(pb::GetStateRequest { target: target("replay", ""), at: Some(pb::get_state_request::At::Timestamp("2025-10-07T10:30:00Z".into())) })
+        .await
+        .unwrap()
+        .into_inner();
+    let st = by_index.state.unwrap();
+    assert_eq!(st, by_ts.state.unwrap());
+    assert_eq!(st.bin.as_ref().unwrap().start_utc, "2025-10-07T10:30:00Z");
+    assert_eq!(st.bin.as_ref().unwrap().end_utc, "2025-10-07T10:35:00Z");
+    let node = st.nodes.iter().find(|n| n.id == "OrderQueue").unwrap();
+    assert_eq!(node.roles["arrivals"], st.series["served"]);
+    // The shipped data's stale queue metric is flagged at this bin.
+    assert!(st.warnings.iter().any(|w| w.code == "orders_conservation"), "{:?}", st.warnings);
+    let svc = st.nodes.iter().find(|n| n.id == "OrderService").unwrap();
+    assert_eq!(svc.inference.as_ref().unwrap().method, "saturation");
+    assert!(svc.derived.contains_key("utilization") && svc.derived.contains_key("latency_min"));
+
+    // A misaligned timestamp names the bin that contains it.
+    let e = q
+        .get_state(pb::GetStateRequest { target: target("replay", ""), at: Some(pb::get_state_request::At::Timestamp("2025-10-07T10:32:00Z".into())) })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("bin 126") && e.message().contains("10:30:00Z"), "{}", e.message());
+    let e = q.get_state(pb::GetStateRequest { target: target("replay", ""), at: Some(pb::get_state_request::At::Bin(288)) }).await.unwrap_err();
+    assert_eq!(e.code(), Code::OutOfRange);
+
+    // State window, metrics, graph, warnings.
+    let w = q.get_state_window(pb::GetStateWindowRequest { target: target("replay", ""), window: Some(pb::BinWindow { start: 100, end: 110 }) }).await.unwrap().into_inner();
+    assert_eq!(w.states.len(), 10);
+    assert_eq!(w.states[0].bin.as_ref().unwrap().index, 100);
+    let m = q.get_metrics(pb::GetMetricsRequest { target: target("replay", ""), window: None }).await.unwrap().into_inner();
+    let os = m.nodes.iter().find(|n| n.id == "OrderService").unwrap();
+    assert_eq!(os.sla_min, Some(30.0));
+    let share = os.sla_share.unwrap();
+    assert!((0.0..=1.0).contains(&share));
+    assert!(os.roles["arrivals"].max >= os.roles["arrivals"].mean);
+    let g = q.get_graph(pb::GetGraphRequest { target: target("replay", "") }).await.unwrap().into_inner();
+    assert_eq!(g.nodes.len(), 3);
+    assert_eq!(g.edges.len(), 2);
+    assert_eq!(g.nodes.iter().find(|n| n.id == "OrderService").unwrap().ui_x, Some(120.0));
+    let ws = q.get_warnings(pb::GetWarningsRequest { target: target("replay", "") }).await.unwrap().into_inner();
+    assert!(ws.warnings.iter().any(|w| w.code == "conservation_violation"));
+
+    // Compare: outside the cone of q0 is identical without evaluation.
+    let c = q
+        .compare(pb::CompareRequest {
+            a: Some(pb::Operand { kind: Some(pb::operand::Kind::Target(target("replay", "").unwrap())) }),
+            b: Some(pb::Operand { kind: Some(pb::operand::Kind::Target(target("replay", "backlog").unwrap())) }),
+            include_values: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let row = |id: &str| c.series.iter().find(|s| s.id == id).unwrap().clone();
+    assert!(row("served").not_downstream_of_any_difference);
+    let qd = row("queue_depth");
+    assert!(!qd.identical && qd.max_abs_diff == 500.0 && qd.bins_differ as usize == qd.a.len());
+    assert!(qd.diff.iter().zip(qd.a.iter().zip(&qd.b)).all(|(d, (a, b))| *d == b - a));
+    assert!(qd.rel_diff[0].is_nan(), "a = 0 gives NaN relative difference");
+    let sum = c.summary.unwrap();
+    assert_eq!(sum.identical + sum.differing, sum.series);
+
+    // Runs: written once, compared like a target.
+    let mut runs = RunServiceClient::new(ch.clone());
+    let run = runs.create_run(pb::CreateRunRequest { target: target("replay", "backlog") }).await.unwrap().into_inner();
+    assert!(run.id.starts_with("run_order-system_") && Path::new(&run.dir).join("manifest.json").exists());
+    let c = q
+        .compare(pb::CompareRequest {
+            a: Some(pb::Operand { kind: Some(pb::operand::Kind::RunId(run.id.clone())) }),
+            b: Some(pb::Operand { kind: Some(pb::operand::Kind::Target(target("replay", "backlog").unwrap())) }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(c.summary.unwrap().differing, 0, "a run equals the target it was written from");
+    assert_eq!(runs.list_runs(pb::ListRunsRequest {}).await.unwrap().into_inner().runs.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_codes_and_the_store_is_unchanged_by_bad_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ServerOptions { max_message_bytes: 1 << 20, eval_budget: 1_000, ..Default::default() };
+    let server = TestServer::start(&dir.path().join("f.redb"), opts).await;
+    let ch = server.channel().await;
+    setup(&ch).await;
+    let mut tpl = TemplateServiceClient::new(ch.clone());
+    let mut sess = SessionServiceClient::new(ch.clone());
+    let mut q = QueryServiceClient::new(ch.clone());
+    let before = sess.get_session(pb::GetSessionRequest { session_id: "replay".into() }).await.unwrap().into_inner();
+
+    // Malformed YAML: INVALID_ARGUMENT with a field violation that locates it.
+    let e = tpl.put_template(pb::PutTemplateRequest { text: "id: x\nversion: \"1\"\ngrid: {bins: 3\nnodes: []".into() }).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    use tonic_types::StatusExt;
+    let details = e.get_error_details();
+    let v = &details.bad_request().unwrap().field_violations[0];
+    assert!(v.field.starts_with("text") && v.description.contains("line"), "{v:?}");
+    // An unknown reference: the violation names the YAML path and the caret.
+    let bad = template_text().replace("version: \"1.0.0\"", "version: \"2.0.0\"").replace("arrivals - served - errors", "arrivals - servd - errors");
+    let e = tpl.put_template(pb::PutTemplateRequest { text: bad }).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let details = e.get_error_details();
+    let v = &details.bad_request().unwrap().field_violations[0];
+    assert!(v.field.contains("nodes[4] (id queue_depth).expr") && v.description.contains("^^^^^"), "{v:?}");
+    // Different text under a stored version.
+    let e = tpl.put_template(pb::PutTemplateRequest { text: template_text().replace("Order processing system", "Changed") }).await.unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists);
+    // Unknown session / variant.
+    let e = sess.create_variant(pb::CreateVariantRequest { session_id: "nope".into(), name: "x".into(), ..Default::default() }).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = q.get_series(pb::GetSeriesRequest { target: target("replay", "nope"), pattern: "*".into(), ..Default::default() }).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    // A parameter override of the wrong type names the parameter.
+    let e = sess
+        .create_variant(pb::CreateVariantRequest {
+            session_id: "replay".into(),
+            name: "x".into(),
+            parameters: HashMap::from([("q0".to_string(), pb::ParamValue { kind: Some(pb::param_value::Kind::Text("lots".into())) })]),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("parameter `q0`"), "{}", e.message());
+    // A bins window outside the grid.
+    let e = q.get_series(pb::GetSeriesRequest { target: target("replay", ""), ids: vec!["served".into()], window: Some(pb::BinWindow { start: 280, end: 300 }), ..Default::default() }).await.unwrap_err();
+    assert_eq!(e.code(), Code::OutOfRange);
+    // The evaluation budget (1,000 bins × units here).
+    let e = q.get_series(pb::GetSeriesRequest { target: target("replay", ""), ids: vec!["queue_depth".into()], ..Default::default() }).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message());
+    // An oversized message (limit 1 MiB here).
+    let mut series = SeriesServiceClient::new(ch.clone()).max_encoding_message_size(8 << 20);
+    let e = series.put_series(pb::PutSeriesRequest { name: "big".into(), bin_minutes: 5, values: vec![1.0; 200_000], ..Default::default() }).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message());
+    // A timestamp on a model without a start.
+    let mut tpl2 = TemplateServiceClient::new(ch.clone());
+    tpl2.put_template(pb::PutTemplateRequest { text: "id: nostart\nversion: \"1\"\ngrid: {bins: 2, binSize: 1, binUnit: hours}\nnodes:\n  - {id: a, kind: const, values: [1, 2]}\n".into() }).await.unwrap();
+    sess.open_session(pb::OpenSessionRequest { template_id: "nostart".into(), session_id: "ns".into(), ..Default::default() }).await.unwrap();
+    let e = q.get_state(pb::GetStateRequest { target: target("ns", ""), at: Some(pb::get_state_request::At::Timestamp("2025-10-07T00:00:00Z".into())) }).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    // Different grids.
+    let e = q
+        .compare(pb::CompareRequest {
+            a: Some(pb::Operand { kind: Some(pb::operand::Kind::Target(target("ns", "").unwrap())) }),
+            b: Some(pb::Operand { kind: Some(pb::operand::Kind::Target(target("replay", "").unwrap())) }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+
+    // The server still serves and the session is as it was.
+    let after = sess.get_session(pb::GetSessionRequest { session_id: "replay".into() }).await.unwrap().into_inner();
+    assert_eq!(before, after);
+    assert_eq!(sess.list_variants(pb::ListVariantsRequest { session_id: "replay".into() }).await.unwrap().into_inner().variants.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_receives_exactly_the_series_downstream_of_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("f.redb"), ServerOptions::default()).await;
+    let ch = server.channel().await;
+    setup(&ch).await;
+    let mut w = WatchServiceClient::new(ch.clone());
+    let mut stream = w.watch(pb::WatchRequest { target: target("replay", "backlog") }).await.unwrap().into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert!(first.initial);
+    assert_eq!(first.series.len(), 16);
+
+    let mut sess = SessionServiceClient::new(ch.clone());
+    sess.update_variant(pb::UpdateVariantRequest {
+        session_id: "replay".into(),
+        name: "backlog".into(),
+        parameters: HashMap::from([("q0".to_string(), num(600.0))]),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ev = tokio::time::timeout(std::time::Duration::from_secs(20), stream.message()).await.unwrap().unwrap().unwrap();
+    assert!(!ev.initial);
+    let mut ids: Vec<&str> = ev.series.iter().map(|s| s.id.as_str()).collect();
+    ids.sort();
+    // q0 feeds queue_depth; it feeds the inferred capacity, OrderService's latency and
+    // utilization (through capacity) — and nothing else.
+    assert_eq!(ids, vec!["capacity_inferred", "order_service_latency_min", "order_service_utilization", "queue_depth"]);
+    let qd = ev.series.iter().find(|s| s.id == "queue_depth").unwrap();
+    assert!(qd.changed && qd.values[0] == 600.0);
+    // The inferred capacity is recomputed to the same value: listed, not changed, no values.
+    let cap = ev.series.iter().find(|s| s.id == "capacity_inferred").unwrap();
+    assert!(!cap.changed && cap.values.is_empty());
+    // Evaluated: queue_depth, capacity_inferred and the latency. The capacity came out bitwise
+    // equal, so the utilization (which reads only it and served) was not re-evaluated.
+    assert_eq!(ev.accounting.unwrap().nodes_evaluated, 3);
+    let util = ev.series.iter().find(|s| s.id == "order_service_utilization").unwrap();
+    assert!(!util.changed);
+
+    // A change elsewhere (another variant) sends nothing to this watcher; a session parameter
+    // the variant shares does.
+    sess.create_variant(pb::CreateVariantRequest { session_id: "replay".into(), name: "other".into(), parameters: HashMap::from([("q0".to_string(), num(1.0))]), ..Default::default() })
+        .await
+        .unwrap();
+    sess.set_session_parameters(pb::SetSessionParametersRequest { session_id: "replay".into(), parameters: HashMap::from([("demand_scale".to_string(), num(1.5))]) })
+        .await
+        .unwrap();
+    let ev = tokio::time::timeout(std::time::Duration::from_secs(20), stream.message()).await.unwrap().unwrap().unwrap();
+    assert!(ev.series.iter().any(|s| s.id == "arrivals" && s.changed), "{:?}", ev.series.iter().map(|s| &s.id).collect::<Vec<_>>());
+    assert!(ev.series.iter().all(|s| s.id != "served"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_sessions_and_answers_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.redb");
+    let req = || pb::GetSeriesRequest { target: target("replay", "backlog"), pattern: "*".into(), ..Default::default() };
+    let first = {
+        let server = TestServer::start(&db, ServerOptions::default()).await;
+        let ch = server.channel().await;
+        setup(&ch).await;
+        let r = QueryServiceClient::new(ch).get_series(req()).await.unwrap().into_inner();
+        server.stop().await;
+        r
+    };
+    let server = TestServer::start(&db, ServerOptions::default()).await;
+    let mut q = QueryServiceClient::new(server.channel().await);
+    let second = q.get_series(req()).await.unwrap().into_inner();
+    assert_eq!(first.series, second.series);
+    assert_eq!(first.info.as_ref().unwrap().revision, second.info.as_ref().unwrap().revision);
+    let third = q.get_series(req()).await.unwrap().into_inner();
+    assert_eq!(third.info.unwrap().accounting.unwrap().nodes_evaluated, 0, "warm: nothing evaluated");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::{ServerReflectionRequest, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("f.redb"), ServerOptions::default()).await;
+    let mut client = ServerReflectionClient::new(server.channel().await);
+    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let mut stream = client.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
+    let resp = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else { panic!("{resp:?}") };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for s in ["flowtime.v1.TemplateService", "flowtime.v1.SessionService", "flowtime.v1.QueryService", "flowtime.v1.WatchService", "flowtime.v1.RunService", "flowtime.v1.SeriesService", "grpc.health.v1.Health"] {
+        assert!(names.iter().any(|n| n == s), "{s} missing from {names:?}");
+    }
+    // Health says SERVING.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    let h = health.check(tonic_health::pb::HealthCheckRequest { service: "flowtime.v1.QueryService".into() }).await.unwrap().into_inner();
+    assert_eq!(h.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    server.stop().await;
+}
