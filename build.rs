@@ -41,7 +41,9 @@ fn main() {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
         !name.starts_with('.') && !name.ends_with(".py") && !name.ends_with(".pyc")
     });
-    let mut code = String::from("/// Files of `templates/` and `data/` compiled into the binary: (relative path, bytes).\npub static FILES: &[(&str, &[u8])] = &[\n");
+    let mut code = String::from(
+        "/// Files of `templates/` and `data/` compiled into the binary: (relative path, bytes).\npub static FILES: &[(&str, &[u8])] = &[\n",
+    );
     for p in &embedded {
         let rel = p.strip_prefix(&root).expect("under the root").to_string_lossy().replace('\\', "/");
         code.push_str(&format!("    ({rel:?}, include_bytes!({:?})),\n", p.to_string_lossy()));

@@ -250,13 +250,16 @@ pub fn write_run(runs: &Path, r: &RunInput<'_>) -> Result<RunOutput, Diagnostics
 pub fn read_run_series(dir: &Path) -> Result<(Value, BTreeMap<String, Vec<f64>>), Diagnostics> {
     verify_run(dir)?;
     let bad = |m: String| Diagnostics::one(Diagnostic::error("run_corrupt", m));
-    let index: Value = serde_json::from_slice(&sys::read(&dir.join("series/index.json")).map_err(|e| bad(format!("{}: {e}", dir.display())))?)
-        .map_err(|e| bad(format!("series/index.json: {e}")))?;
+    let index: Value = serde_json::from_slice(
+        &sys::read(&dir.join("series/index.json")).map_err(|e| bad(format!("{}: {e}", dir.display())))?,
+    )
+    .map_err(|e| bad(format!("series/index.json: {e}")))?;
     let mut out = BTreeMap::new();
     for s in index["series"].as_array().cloned().unwrap_or_default() {
         let (Some(id), Some(path)) = (s["id"].as_str(), s["path"].as_str()) else { continue };
         let text = sys::read_to_string(&dir.join(path)).map_err(|e| bad(format!("{path}: {e}")))?;
-        let values: Vec<f64> = text.lines().skip(1).filter_map(|l| l.split_once(',').and_then(|(_, v)| v.parse().ok())).collect();
+        let values: Vec<f64> =
+            text.lines().skip(1).filter_map(|l| l.split_once(',').and_then(|(_, v)| v.parse().ok())).collect();
         out.insert(id.to_string(), values);
     }
     Ok((index["grid"].clone(), out))

@@ -10,5 +10,8 @@ pub fn file(rel: &str) -> Option<&'static [u8]> {
 
 /// Embedded templates: (path, text).
 pub fn templates() -> impl Iterator<Item = (&'static str, &'static str)> {
-    FILES.iter().filter(|(p, _)| p.starts_with("templates/") && p.ends_with(".yaml")).filter_map(|(p, b)| std::str::from_utf8(b).ok().map(|t| (*p, t)))
+    FILES
+        .iter()
+        .filter(|(p, _)| p.starts_with("templates/") && p.ends_with(".yaml"))
+        .filter_map(|(p, b)| std::str::from_utf8(b).ok().map(|t| (*p, t)))
 }

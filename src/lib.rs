@@ -6,13 +6,13 @@
 //! the clock), [`cli`].
 
 pub mod artifacts;
-pub mod embedded;
 pub mod cli;
 pub mod diag;
+pub mod embedded;
 pub mod engine;
 pub mod expr;
 pub mod host;
 pub mod model;
-pub mod store;
 pub mod server;
+pub mod store;
 pub mod sys;

@@ -55,7 +55,13 @@ pub async fn serve(
     opts: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let api = service::Api::new(host, opts.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let api = service::Api::new(host, opts.clone(), stop_rx);
+    // When asked to stop: end the (endless) watch streams, then let tonic finish in-flight calls.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
     use pb::{
         query_service_server::QueryServiceServer, run_service_server::RunServiceServer,

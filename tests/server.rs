@@ -70,7 +70,11 @@ async fn setup(ch: &Channel) {
     assert_eq!((put.id.as_str(), put.version.as_str(), put.created), ("order-system", "1.0.0", true));
     let mut sess = SessionServiceClient::new(ch.clone());
     let s = sess
-        .open_session(pb::OpenSessionRequest { template_id: "order-system".into(), session_id: "replay".into(), ..Default::default() })
+        .open_session(pb::OpenSessionRequest {
+            template_id: "order-system".into(),
+            session_id: "replay".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -88,14 +92,23 @@ async fn setup(ch: &Channel) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trips_queries_state_and_compare() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(&dir.path().join("f.redb"), ServerOptions { runs_dir: dir.path().join("runs"), ..Default::default() }).await;
+    let server = TestServer::start(
+        &dir.path().join("f.redb"),
+        ServerOptions { runs_dir: dir.path().join("runs"), ..Default::default() },
+    )
+    .await;
     let ch = server.channel().await;
     setup(&ch).await;
     let mut q = QueryServiceClient::new(ch.clone());
 
     // Series by pattern with a window; the grid travels with it.
     let r = q
-        .get_series(pb::GetSeriesRequest { target: target("replay", "backlog"), pattern: "queue_*".into(), window: Some(pb::BinWindow { start: 0, end: 3 }), ..Default::default() })
+        .get_series(pb::GetSeriesRequest {
+            target: target("replay", "backlog"),
+            pattern: "queue_*".into(),
+            window: Some(pb::BinWindow { start: 0, end: 3 }),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -108,16 +121,27 @@ async fn round_trips_queries_state_and_compare() {
     assert_eq!(info.revision, 2);
     // The same query again evaluates nothing.
     let again = q
-        .get_series(pb::GetSeriesRequest { target: target("replay", "backlog"), pattern: "queue_*".into(), ..Default::default() })
+        .get_series(pb::GetSeriesRequest {
+            target: target("replay", "backlog"),
+            pattern: "queue_*".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(again.info.unwrap().accounting.unwrap().nodes_evaluated, 0);
 
     // State by index and by aligned timestamp agree.
-    let by_index = q.get_state(pb::GetStateRequest { target: target("replay", ""), at: Some(pb::get_state_request::At::Bin(126)) }).await.unwrap().into_inner();
+    let by_index = q
+        .get_state(pb::GetStateRequest { target: target("replay", ""), at: Some(pb::get_state_request::At::Bin(126)) })
+        .await
+        .unwrap()
+        .into_inner();
     let by_ts = q
-        .get_state(pb::GetStateRequest { target: target("replay", ""), at: Some(pb::get_state_request::At::Timestamp("2025-10-07T10:30:00Z".into())) })
+        .get_state(pb::GetStateRequest {
+            target: target("replay", ""),
+            at: Some(pb::get_state_request::At::Timestamp("2025-10-07T10:30:00Z".into())),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -135,19 +159,33 @@ async fn round_trips_queries_state_and_compare() {
 
     // A misaligned timestamp names the bin that contains it.
     let e = q
-        .get_state(pb::GetStateRequest { target: target("replay", ""), at: Some(pb::get_state_request::At::Timestamp("2025-10-07T10:32:00Z".into())) })
+        .get_state(pb::GetStateRequest {
+            target: target("replay", ""),
+            at: Some(pb::get_state_request::At::Timestamp("2025-10-07T10:32:00Z".into())),
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("bin 126") && e.message().contains("10:30:00Z"), "{}", e.message());
-    let e = q.get_state(pb::GetStateRequest { target: target("replay", ""), at: Some(pb::get_state_request::At::Bin(288)) }).await.unwrap_err();
+    let e = q
+        .get_state(pb::GetStateRequest { target: target("replay", ""), at: Some(pb::get_state_request::At::Bin(288)) })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::OutOfRange);
 
     // State window, metrics, graph, warnings.
-    let w = q.get_state_window(pb::GetStateWindowRequest { target: target("replay", ""), window: Some(pb::BinWindow { start: 100, end: 110 }) }).await.unwrap().into_inner();
+    let w = q
+        .get_state_window(pb::GetStateWindowRequest {
+            target: target("replay", ""),
+            window: Some(pb::BinWindow { start: 100, end: 110 }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(w.states.len(), 10);
     assert_eq!(w.states[0].bin.as_ref().unwrap().index, 100);
-    let m = q.get_metrics(pb::GetMetricsRequest { target: target("replay", ""), window: None }).await.unwrap().into_inner();
+    let m =
+        q.get_metrics(pb::GetMetricsRequest { target: target("replay", ""), window: None }).await.unwrap().into_inner();
     let os = m.nodes.iter().find(|n| n.id == "OrderService").unwrap();
     assert_eq!(os.sla_min, Some(30.0));
     let share = os.sla_share.unwrap();
@@ -211,33 +249,54 @@ async fn error_codes_and_the_store_is_unchanged_by_bad_requests() {
     let before = sess.get_session(pb::GetSessionRequest { session_id: "replay".into() }).await.unwrap().into_inner();
 
     // Malformed YAML: INVALID_ARGUMENT with a field violation that locates it.
-    let e = tpl.put_template(pb::PutTemplateRequest { text: "id: x\nversion: \"1\"\ngrid: {bins: 3\nnodes: []".into() }).await.unwrap_err();
+    let e = tpl
+        .put_template(pb::PutTemplateRequest { text: "id: x\nversion: \"1\"\ngrid: {bins: 3\nnodes: []".into() })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     use tonic_types::StatusExt;
     let details = e.get_error_details();
     let v = &details.bad_request().unwrap().field_violations[0];
     assert!(v.field.starts_with("text") && v.description.contains("line"), "{v:?}");
     // An unknown reference: the violation names the YAML path and the caret.
-    let bad = template_text().replace("version: \"1.0.0\"", "version: \"2.0.0\"").replace("arrivals - served - errors", "arrivals - servd - errors");
+    let bad = template_text()
+        .replace("version: \"1.0.0\"", "version: \"2.0.0\"")
+        .replace("arrivals - served - errors", "arrivals - servd - errors");
     let e = tpl.put_template(pb::PutTemplateRequest { text: bad }).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     let details = e.get_error_details();
     let v = &details.bad_request().unwrap().field_violations[0];
     assert!(v.field.contains("nodes[4] (id queue_depth).expr") && v.description.contains("^^^^^"), "{v:?}");
     // Different text under a stored version.
-    let e = tpl.put_template(pb::PutTemplateRequest { text: template_text().replace("Order processing system", "Changed") }).await.unwrap_err();
+    let e = tpl
+        .put_template(pb::PutTemplateRequest { text: template_text().replace("Order processing system", "Changed") })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::AlreadyExists);
     // Unknown session / variant.
-    let e = sess.create_variant(pb::CreateVariantRequest { session_id: "nope".into(), name: "x".into(), ..Default::default() }).await.unwrap_err();
+    let e = sess
+        .create_variant(pb::CreateVariantRequest { session_id: "nope".into(), name: "x".into(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
-    let e = q.get_series(pb::GetSeriesRequest { target: target("replay", "nope"), pattern: "*".into(), ..Default::default() }).await.unwrap_err();
+    let e = q
+        .get_series(pb::GetSeriesRequest {
+            target: target("replay", "nope"),
+            pattern: "*".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     // A parameter override of the wrong type names the parameter.
     let e = sess
         .create_variant(pb::CreateVariantRequest {
             session_id: "replay".into(),
             name: "x".into(),
-            parameters: HashMap::from([("q0".to_string(), pb::ParamValue { kind: Some(pb::param_value::Kind::Text("lots".into())) })]),
+            parameters: HashMap::from([(
+                "q0".to_string(),
+                pb::ParamValue { kind: Some(pb::param_value::Kind::Text("lots".into())) },
+            )]),
             ..Default::default()
         })
         .await
@@ -245,20 +304,55 @@ async fn error_codes_and_the_store_is_unchanged_by_bad_requests() {
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("parameter `q0`"), "{}", e.message());
     // A bins window outside the grid.
-    let e = q.get_series(pb::GetSeriesRequest { target: target("replay", ""), ids: vec!["served".into()], window: Some(pb::BinWindow { start: 280, end: 300 }), ..Default::default() }).await.unwrap_err();
+    let e = q
+        .get_series(pb::GetSeriesRequest {
+            target: target("replay", ""),
+            ids: vec!["served".into()],
+            window: Some(pb::BinWindow { start: 280, end: 300 }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::OutOfRange);
     // The evaluation budget (1,000 bins × units here).
-    let e = q.get_series(pb::GetSeriesRequest { target: target("replay", ""), ids: vec!["queue_depth".into()], ..Default::default() }).await.unwrap_err();
+    let e = q
+        .get_series(pb::GetSeriesRequest {
+            target: target("replay", ""),
+            ids: vec!["queue_depth".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message());
     // An oversized message (limit 1 MiB here).
     let mut series = SeriesServiceClient::new(ch.clone()).max_encoding_message_size(8 << 20);
-    let e = series.put_series(pb::PutSeriesRequest { name: "big".into(), bin_minutes: 5, values: vec![1.0; 200_000], ..Default::default() }).await.unwrap_err();
+    let e = series
+        .put_series(pb::PutSeriesRequest {
+            name: "big".into(),
+            bin_minutes: 5,
+            values: vec![1.0; 200_000],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message());
     // A timestamp on a model without a start.
     let mut tpl2 = TemplateServiceClient::new(ch.clone());
     tpl2.put_template(pb::PutTemplateRequest { text: "id: nostart\nversion: \"1\"\ngrid: {bins: 2, binSize: 1, binUnit: hours}\nnodes:\n  - {id: a, kind: const, values: [1, 2]}\n".into() }).await.unwrap();
-    sess.open_session(pb::OpenSessionRequest { template_id: "nostart".into(), session_id: "ns".into(), ..Default::default() }).await.unwrap();
-    let e = q.get_state(pb::GetStateRequest { target: target("ns", ""), at: Some(pb::get_state_request::At::Timestamp("2025-10-07T00:00:00Z".into())) }).await.unwrap_err();
+    sess.open_session(pb::OpenSessionRequest {
+        template_id: "nostart".into(),
+        session_id: "ns".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let e = q
+        .get_state(pb::GetStateRequest {
+            target: target("ns", ""),
+            at: Some(pb::get_state_request::At::Timestamp("2025-10-07T00:00:00Z".into())),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
     // Different grids.
     let e = q
@@ -274,7 +368,15 @@ async fn error_codes_and_the_store_is_unchanged_by_bad_requests() {
     // The server still serves and the session is as it was.
     let after = sess.get_session(pb::GetSessionRequest { session_id: "replay".into() }).await.unwrap().into_inner();
     assert_eq!(before, after);
-    assert_eq!(sess.list_variants(pb::ListVariantsRequest { session_id: "replay".into() }).await.unwrap().into_inner().variants.len(), 1);
+    assert_eq!(
+        sess.list_variants(pb::ListVariantsRequest { session_id: "replay".into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .variants
+            .len(),
+        1
+    );
     server.stop().await;
 }
 
@@ -299,7 +401,8 @@ async fn watch_receives_exactly_the_series_downstream_of_a_change() {
     })
     .await
     .unwrap();
-    let ev = tokio::time::timeout(std::time::Duration::from_secs(20), stream.message()).await.unwrap().unwrap().unwrap();
+    let ev =
+        tokio::time::timeout(std::time::Duration::from_secs(20), stream.message()).await.unwrap().unwrap().unwrap();
     assert!(!ev.initial);
     let mut ids: Vec<&str> = ev.series.iter().map(|s| s.id.as_str()).collect();
     ids.sort();
@@ -319,14 +422,27 @@ async fn watch_receives_exactly_the_series_downstream_of_a_change() {
 
     // A change elsewhere (another variant) sends nothing to this watcher; a session parameter
     // the variant shares does.
-    sess.create_variant(pb::CreateVariantRequest { session_id: "replay".into(), name: "other".into(), parameters: HashMap::from([("q0".to_string(), num(1.0))]), ..Default::default() })
-        .await
-        .unwrap();
-    sess.set_session_parameters(pb::SetSessionParametersRequest { session_id: "replay".into(), parameters: HashMap::from([("demand_scale".to_string(), num(1.5))]) })
-        .await
-        .unwrap();
-    let ev = tokio::time::timeout(std::time::Duration::from_secs(20), stream.message()).await.unwrap().unwrap().unwrap();
-    assert!(ev.series.iter().any(|s| s.id == "arrivals" && s.changed), "{:?}", ev.series.iter().map(|s| &s.id).collect::<Vec<_>>());
+    sess.create_variant(pb::CreateVariantRequest {
+        session_id: "replay".into(),
+        name: "other".into(),
+        parameters: HashMap::from([("q0".to_string(), num(1.0))]),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    sess.set_session_parameters(pb::SetSessionParametersRequest {
+        session_id: "replay".into(),
+        parameters: HashMap::from([("demand_scale".to_string(), num(1.5))]),
+    })
+    .await
+    .unwrap();
+    let ev =
+        tokio::time::timeout(std::time::Duration::from_secs(20), stream.message()).await.unwrap().unwrap().unwrap();
+    assert!(
+        ev.series.iter().any(|s| s.id == "arrivals" && s.changed),
+        "{:?}",
+        ev.series.iter().map(|s| &s.id).collect::<Vec<_>>()
+    );
     assert!(ev.series.iter().all(|s| s.id != "served"));
     server.stop().await;
 }
@@ -335,7 +451,8 @@ async fn watch_receives_exactly_the_series_downstream_of_a_change() {
 async fn restart_keeps_sessions_and_answers_identically() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("f.redb");
-    let req = || pb::GetSeriesRequest { target: target("replay", "backlog"), pattern: "*".into(), ..Default::default() };
+    let req =
+        || pb::GetSeriesRequest { target: target("replay", "backlog"), pattern: "*".into(), ..Default::default() };
     let first = {
         let server = TestServer::start(&db, ServerOptions::default()).await;
         let ch = server.channel().await;
@@ -357,21 +474,38 @@ async fn restart_keeps_sessions_and_answers_identically() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_lists_the_services() {
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::{ServerReflectionRequest, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse};
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(&dir.path().join("f.redb"), ServerOptions::default()).await;
     let mut client = ServerReflectionClient::new(server.channel().await);
-    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
     let mut stream = client.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
     let resp = stream.message().await.unwrap().unwrap();
     let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else { panic!("{resp:?}") };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for s in ["flowtime.v1.TemplateService", "flowtime.v1.SessionService", "flowtime.v1.QueryService", "flowtime.v1.WatchService", "flowtime.v1.RunService", "flowtime.v1.SeriesService", "grpc.health.v1.Health"] {
+    for s in [
+        "flowtime.v1.TemplateService",
+        "flowtime.v1.SessionService",
+        "flowtime.v1.QueryService",
+        "flowtime.v1.WatchService",
+        "flowtime.v1.RunService",
+        "flowtime.v1.SeriesService",
+        "grpc.health.v1.Health",
+    ] {
         assert!(names.iter().any(|n| n == s), "{s} missing from {names:?}");
     }
     // Health says SERVING.
     let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
-    let h = health.check(tonic_health::pb::HealthCheckRequest { service: "flowtime.v1.QueryService".into() }).await.unwrap().into_inner();
+    let h = health
+        .check(tonic_health::pb::HealthCheckRequest { service: "flowtime.v1.QueryService".into() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(h.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
     server.stop().await;
 }

@@ -433,7 +433,8 @@ pub(crate) fn parse_window(s: Option<&str>, bins: usize) -> Result<(usize, usize
 fn query(host: &Host, target: &str, pattern: &str, bins: Option<&str>) -> Result<Reply, Failure> {
     let t = Target::parse(target);
     let c = host.compiled_target(&t)?;
-    let ids: Vec<u32> = c.by_id.iter().filter(|(id, _)| crate::model::series::glob(pattern, id)).map(|(_, s)| *s).collect();
+    let ids: Vec<u32> =
+        c.by_id.iter().filter(|(id, _)| crate::model::series::glob(pattern, id)).map(|(_, s)| *s).collect();
     if ids.is_empty() {
         return Err(Failure::BadInput(
             Diagnostic::error("not_found", format!("no series of {target} matches `{pattern}`")).into(),

@@ -33,7 +33,12 @@ pub(crate) fn seed(host: &mut Host) -> Result<Vec<String>, Failure> {
             .and_then(|d| crate::model::doc::read_parameters(&d).ok())
             .is_some_and(|decls| decls.iter().all(|d| d.default.is_some()));
         if all_default && host.session_ids().iter().all(|s| s != &id) {
-            host.open_session(OpenRequest { template_id: id.clone(), template_version: version, id: Some(id.clone()), ..Default::default() })?;
+            host.open_session(OpenRequest {
+                template_id: id.clone(),
+                template_version: version,
+                id: Some(id.clone()),
+                ..Default::default()
+            })?;
             opened.push(id);
         }
     }
@@ -46,10 +51,14 @@ pub(crate) fn run(db: &Path, data_root: Option<&Path>, args: &ServeArgs) -> Resu
         Some(r) => r.to_path_buf(),
         None => sys::current_dir().map_err(|e| Failure::Runtime(e.into()))?,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Failure::Runtime(e.into()))?;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Failure::Runtime(e.into()))?;
     rt.block_on(async move {
-        let (listener, addr) = bind(args.listen).await.map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
-        let role = format!("`flowtime serve` (pid {}, listening on {addr}); use `--server http://{addr}`", sys::process_id());
+        let (listener, addr) = bind(args.listen)
+            .await
+            .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
+        let role =
+            format!("`flowtime serve` (pid {}, listening on {addr}); use `--server http://{addr}`", sys::process_id());
         let mut host = Host::open(db, &role, &root)?;
         if fresh {
             let sessions = seed(&mut host)?;

@@ -1087,13 +1087,22 @@ impl Host {
         let state = self.state(&t.session)?;
         let params = match &t.variant {
             None => state.params.clone(),
-            Some(v) => state.variants.get(v).ok_or_else(|| HostError::NotFound(format!("variant `{t}`")))?.params.clone(),
+            Some(v) => {
+                state.variants.get(v).ok_or_else(|| HostError::NotFound(format!("variant `{t}`")))?.params.clone()
+            }
         };
         let tenant = state.record.tenant.clone();
         let text = self.template(&state.record.template_id, &state.record.template_version)?.text;
         let out = crate::artifacts::write_run(
             runs,
-            &crate::artifacts::RunInput { text: &text, params: &params, inputs: &inputs, evaluation: &ev, warnings: &warnings, tenant: tenant.as_deref() },
+            &crate::artifacts::RunInput {
+                text: &text,
+                params: &params,
+                inputs: &inputs,
+                evaluation: &ev,
+                warnings: &warnings,
+                tenant: tenant.as_deref(),
+            },
         )?;
         let record = crate::store::RunRecord {
             id: out.run_id.clone(),
@@ -1198,7 +1207,10 @@ impl View<'_> {
             sc.inputs(self.db).iter().map(|(k, c)| (k.clone(), c.data(self.db).clone())).collect();
         let params: BTreeMap<String, f64> =
             sc.params(self.db).iter().filter_map(|(k, c)| c.value(self.db).as_f64().map(|x| (k.clone(), x))).collect();
-        Ok(crate::engine::validate::warnings(ev, &crate::engine::validate::ValidationInputs { inputs: &inputs, params: &params }))
+        Ok(crate::engine::validate::warnings(
+            ev,
+            &crate::engine::validate::ValidationInputs { inputs: &inputs, params: &params },
+        ))
     }
 
     /// The effective overrides of a target: overridden parameters and bound const nodes.

@@ -49,12 +49,17 @@ pub(crate) fn supplied(field: &str, v: &pb::ParamValue) -> Result<Supplied, Stat
         Some(Kind::Integer(x)) => Value::Number((*x).into()),
         Some(Kind::Boolean(b)) => Value::Bool(*b),
         Some(Kind::Text(s)) | Some(Kind::Series(s)) => Value::String(s.clone()),
-        None => return Err(invalid_field(field, "a parameter value needs one of number, integer, boolean, text, series")),
+        None => {
+            return Err(invalid_field(field, "a parameter value needs one of number, integer, boolean, text, series"));
+        }
     };
     Ok(Supplied::Yaml(value))
 }
 
-pub(crate) fn supplied_map(field: &str, m: &std::collections::HashMap<String, pb::ParamValue>) -> Result<BTreeMap<String, Supplied>, Status> {
+pub(crate) fn supplied_map(
+    field: &str,
+    m: &std::collections::HashMap<String, pb::ParamValue>,
+) -> Result<BTreeMap<String, Supplied>, Status> {
     let mut out = BTreeMap::new();
     for (k, v) in m {
         out.insert(k.clone(), supplied(&format!("{field}[{k}]"), v)?);
@@ -88,7 +93,12 @@ pub(crate) fn decl(d: &ParamDecl) -> pb::ParamDecl {
 }
 
 pub(crate) fn accounting(a: &Accounting) -> pb::Accounting {
-    pb::Accounting { nodes_total: a.nodes_total, nodes_evaluated: a.nodes_evaluated, nodes_reused: a.nodes_reused, elapsed_us: a.elapsed_us }
+    pb::Accounting {
+        nodes_total: a.nodes_total,
+        nodes_evaluated: a.nodes_evaluated,
+        nodes_reused: a.nodes_reused,
+        elapsed_us: a.elapsed_us,
+    }
 }
 
 pub(crate) fn warning(w: &Warning) -> pb::Warning {

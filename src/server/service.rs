@@ -12,10 +12,10 @@ use crate::engine::plan::Compiled;
 use crate::host::{Host, HostError, OpenRequest, SharedHost, Target, View};
 use crate::model::doc::Role;
 use crate::model::grid::{format_minutes, parse_utc_minutes};
+use crate::server::ServerOptions;
 use crate::server::convert;
 use crate::server::pb;
 use crate::server::status::{from_host, from_read, invalid_field};
-use crate::server::ServerOptions;
 
 /// The state every service shares.
 #[derive(Clone)]
@@ -24,14 +24,16 @@ pub(crate) struct Api {
     /// Bumped after every committed change; watchers wait on it.
     pub(crate) changes: tokio::sync::watch::Sender<u64>,
     pub(crate) opts: Arc<ServerOptions>,
+    /// Becomes true when the server shuts down: open watch streams end then.
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
 
 impl Api {
-    pub(crate) fn new(host: Arc<SharedHost>, opts: ServerOptions) -> Api {
+    pub(crate) fn new(host: Arc<SharedHost>, opts: ServerOptions, stopping: tokio::sync::watch::Receiver<bool>) -> Api {
         let (changes, _) = tokio::sync::watch::channel(0);
-        Api { host, changes, opts: Arc::new(opts) }
+        Api { host, changes, opts: Arc::new(opts), stopping }
     }
 
     /// Runs `f` on a snapshot on a blocking thread, retrying cancelled reads.
@@ -86,7 +88,10 @@ fn check_budget(c: &Compiled, targets: Option<&[u32]>, budget: u64) -> Result<()
         return Err(HostError::BadInput(
             crate::diag::Diagnostic::error(
                 "resource_exhausted",
-                format!("the request needs {units} series definitions × {} bins = {cost}, over the budget of {budget}", c.grid.bins),
+                format!(
+                    "the request needs {units} series definitions × {} bins = {cost}, over the budget of {budget}",
+                    c.grid.bins
+                ),
             )
             .into(),
         ));
@@ -151,7 +156,12 @@ fn numeric_params(view: &View<'_>, t: &Target) -> Result<BTreeMap<String, f64>, 
 }
 
 /// The state of one bin: topology roles and derived metrics, every series, touching warnings.
-fn bin_state(ev: &Evaluation, warnings: &[crate::engine::warnings::Warning], params: &BTreeMap<String, f64>, t: u32) -> pb::BinState {
+fn bin_state(
+    ev: &Evaluation,
+    warnings: &[crate::engine::warnings::Warning],
+    params: &BTreeMap<String, f64>,
+    t: u32,
+) -> pb::BinState {
     let c = &ev.compiled;
     let at = |id: &str| ev.get(id).map(|v| v[t as usize]);
     let nodes = c
@@ -219,7 +229,10 @@ impl pb::template_service_server::TemplateService for Api {
         Ok(Response::new(pb::ListTemplatesResponse { templates: ts.iter().map(|t| template_msg(t, false)).collect() }))
     }
 
-    async fn instantiate_template(&self, req: Request<pb::InstantiateTemplateRequest>) -> Reply<pb::InstantiateTemplateResponse> {
+    async fn instantiate_template(
+        &self,
+        req: Request<pb::InstantiateTemplateRequest>,
+    ) -> Reply<pb::InstantiateTemplateResponse> {
         let r = req.into_inner();
         let supplied = convert::supplied_map("parameters", &r.parameters)?;
         let (id, version) = (r.id.clone(), r.version.clone());
@@ -256,7 +269,10 @@ fn template_record(h: &Host, id: &str, version: &str) -> Result<crate::store::Te
 }
 
 fn template_msg(t: &crate::store::TemplateRecord, with_text: bool) -> pb::Template {
-    let decls = crate::model::yaml::parse(&t.text).ok().and_then(|d| crate::model::doc::read_parameters(&d).ok()).unwrap_or_default();
+    let decls = crate::model::yaml::parse(&t.text)
+        .ok()
+        .and_then(|d| crate::model::doc::read_parameters(&d).ok())
+        .unwrap_or_default();
     pb::Template {
         id: t.id.clone(),
         version: t.version.clone(),
@@ -272,14 +288,21 @@ fn template_msg(t: &crate::store::TemplateRecord, with_text: bool) -> pb::Templa
 impl pb::series_service_server::SeriesService for Api {
     async fn put_series(&self, req: Request<pb::PutSeriesRequest>) -> Reply<pb::PutSeriesResponse> {
         let r = req.into_inner();
-        let start = if r.start.is_empty() { None } else { Some(parse_utc_minutes(&r.start).map_err(|e| invalid_field("start", e))?) };
+        let start = if r.start.is_empty() {
+            None
+        } else {
+            Some(parse_utc_minutes(&r.start).map_err(|e| invalid_field("start", e))?)
+        };
         if r.bin_minutes == 0 {
             return Err(invalid_field("bin_minutes", "the bin width must be at least one minute"));
         }
         if let Some(s) = start
             && s.rem_euclid(r.bin_minutes as i64) != 0
         {
-            return Err(invalid_field("start", format!("`{}` is not aligned to {}-minute bins", r.start, r.bin_minutes)));
+            return Err(invalid_field(
+                "start",
+                format!("`{}` is not aligned to {}-minute bins", r.start, r.bin_minutes),
+            ));
         }
         if r.values.is_empty() {
             return Err(invalid_field("values", "a series needs at least one value"));
@@ -287,9 +310,11 @@ impl pb::series_service_server::SeriesService for Api {
         let provenance: serde_json::Value = if r.provenance_json.is_empty() {
             serde_json::json!({})
         } else {
-            serde_json::from_str(&r.provenance_json).map_err(|e| invalid_field("provenance_json", format!("not JSON: {e}")))?
+            serde_json::from_str(&r.provenance_json)
+                .map_err(|e| invalid_field("provenance_json", format!("not JSON: {e}")))?
         };
-        let changed = self.write("name", move |h| h.put_series(&r.name, &r.values, start, r.bin_minutes, provenance)).await?;
+        let changed =
+            self.write("name", move |h| h.put_series(&r.name, &r.values, start, r.bin_minutes, provenance)).await?;
         Ok(Response::new(pb::PutSeriesResponse { changed }))
     }
 
@@ -324,7 +349,11 @@ impl pb::session_service_server::SessionService for Api {
         let series = convert::bindings("series", &r.series)?;
         let s = self
             .write("parameters", move |h| {
-                let version = if r.template_version.is_empty() { template_record(h, &r.template_id, "")?.version } else { r.template_version.clone() };
+                let version = if r.template_version.is_empty() {
+                    template_record(h, &r.template_id, "")?.version
+                } else {
+                    r.template_version.clone()
+                };
                 let info = h.open_session(OpenRequest {
                     template_id: r.template_id.clone(),
                     template_version: version,
@@ -405,7 +434,11 @@ impl pb::session_service_server::SessionService for Api {
         let id = req.into_inner().session_id;
         let variants = self
             .read("session_id", move |v| {
-                v.session_info(&id)?.variants.iter().map(|n| Ok(convert::variant(&v.variant_info(&id, n)?))).collect::<Result<Vec<_>, HostError>>()
+                v.session_info(&id)?
+                    .variants
+                    .iter()
+                    .map(|n| Ok(convert::variant(&v.variant_info(&id, n)?)))
+                    .collect::<Result<Vec<_>, HostError>>()
             })
             .await?;
         Ok(Response::new(pb::ListVariantsResponse { variants }))
@@ -490,7 +523,10 @@ impl pb::query_service_server::QueryService for Api {
                 let c = v.compiled_target(&t)?;
                 let (a, b) = window(r.window.as_ref(), c.grid.bins, "window").map_err(to_host)?;
                 if b - a > cap {
-                    return Err(exhausted(format!("a state window holds at most {cap} bins; [{a}, {b}) has {}", b - a)));
+                    return Err(exhausted(format!(
+                        "a state window holds at most {cap} bins; [{a}, {b}) has {}",
+                        b - a
+                    )));
                 }
                 check_budget(&c, None, budget)?;
                 let ev = v.evaluate_target(&t, None)?;
@@ -523,16 +559,30 @@ impl pb::query_service_server::QueryService for Api {
                     .nodes
                     .iter()
                     .map(|n| {
-                        let roles = n.roles.iter().filter_map(|(r, id)| Some((r.name().to_string(), stats(slice(id)?)))).collect();
-                        let derived = n.derived.iter().filter_map(|(m, id)| Some((m.clone(), stats(slice(id)?)))).collect();
+                        let roles = n
+                            .roles
+                            .iter()
+                            .filter_map(|(r, id)| Some((r.name().to_string(), stats(slice(id)?))))
+                            .collect();
+                        let derived =
+                            n.derived.iter().filter_map(|(m, id)| Some((m.clone(), stats(slice(id)?)))).collect();
                         let sla_share = match (n.sla_min, n.derived.get("latency_min").and_then(|id| slice(id))) {
                             (Some(sla), Some(lat)) => {
                                 let defined: Vec<f64> = lat.iter().copied().filter(|x| !x.is_nan()).collect();
-                                (!defined.is_empty()).then(|| defined.iter().filter(|x| **x <= sla).count() as f64 / defined.len() as f64)
+                                (!defined.is_empty()).then(|| {
+                                    defined.iter().filter(|x| **x <= sla).count() as f64 / defined.len() as f64
+                                })
                             }
                             _ => None,
                         };
-                        pb::NodeMetrics { id: n.id.clone(), kind: n.kind.name().to_string(), roles, derived, sla_share, sla_min: n.sla_min }
+                        pb::NodeMetrics {
+                            id: n.id.clone(),
+                            kind: n.kind.name().to_string(),
+                            roles,
+                            derived,
+                            sla_share,
+                            sla_min: n.sla_min,
+                        }
                     })
                     .collect();
                 Ok(pb::GetMetricsResponse { grid: Some(convert::grid(&c.grid)), nodes, info: Some(info(&v, &t, &ev)?) })
@@ -563,11 +613,25 @@ impl pb::query_service_server::QueryService for Api {
                         derived: n.derived.iter().map(|(m, id)| (m.clone(), id.clone())).collect(),
                     })
                     .collect();
-                let edges = c.topology.edges.iter().map(|e| pb::GraphEdge { from: e.from.clone(), to: e.to.clone(), weight: e.weight, series: e.series.clone() }).collect();
+                let edges = c
+                    .topology
+                    .edges
+                    .iter()
+                    .map(|e| pb::GraphEdge {
+                        from: e.from.clone(),
+                        to: e.to.clone(),
+                        weight: e.weight,
+                        series: e.series.clone(),
+                    })
+                    .collect();
                 let series = c
                     .by_id
                     .iter()
-                    .map(|(id, s)| pb::SeriesInfo { id: id.clone(), kind: artifacts::artifact_kind(&c, *s).to_string(), owner: c.series[*s as usize].owner.clone() })
+                    .map(|(id, s)| pb::SeriesInfo {
+                        id: id.clone(),
+                        kind: artifacts::artifact_kind(&c, *s).to_string(),
+                        owner: c.series[*s as usize].owner.clone(),
+                    })
                     .collect();
                 Ok(pb::Graph { grid: Some(convert::grid(&c.grid)), nodes, edges, series, revision })
             })
@@ -585,7 +649,10 @@ impl pb::query_service_server::QueryService for Api {
                 check_budget(&c, None, budget)?;
                 let ev = v.evaluate_target(&t, None)?;
                 let ws = v.warnings(&t, &ev)?;
-                Ok(pb::GetWarningsResponse { warnings: ws.iter().map(convert::warning).collect(), info: Some(info(&v, &t, &ev)?) })
+                Ok(pb::GetWarningsResponse {
+                    warnings: ws.iter().map(convert::warning).collect(),
+                    info: Some(info(&v, &t, &ev)?),
+                })
             })
             .await
             .map_err(unwrap_special)?;
@@ -627,7 +694,10 @@ fn unwrap_special(s: Status) -> Status {
     if s.code() == tonic::Code::InvalidArgument && s.message().contains("over the budget") {
         return Status::resource_exhausted(s.message().to_string());
     }
-    if s.code() == tonic::Code::InvalidArgument && (s.message().contains("exceed the message size limit") || s.message().contains("a state window holds at most")) {
+    if s.code() == tonic::Code::InvalidArgument
+        && (s.message().contains("exceed the message size limit")
+            || s.message().contains("a state window holds at most"))
+    {
         return Status::resource_exhausted(s.message().to_string());
     }
     s
@@ -639,19 +709,29 @@ fn resolve_bin(c: &Compiled, at: Option<&pb::get_state_request::At>) -> Result<u
     let g = &c.grid;
     let out_of_range = |m: String| HostError::BadInput(crate::diag::Diagnostic::error("out_of_range", m).into());
     match at {
-        None => Err(HostError::BadInput(crate::diag::Diagnostic::error("missing", "give `bin` or `timestamp`").at_path("at").into())),
+        None => Err(HostError::BadInput(
+            crate::diag::Diagnostic::error("missing", "give `bin` or `timestamp`").at_path("at").into(),
+        )),
         Some(At::Bin(b)) if *b < g.bins => Ok(*b),
         Some(At::Bin(b)) => Err(out_of_range(format!("bin {b} is outside the grid of {} bins", g.bins))),
         Some(At::Timestamp(ts)) => {
             let Some(start) = g.start_minutes else {
-                return Err(HostError::FailedPrecondition("the model has no grid.start, so timestamps cannot be resolved; query by bin index".into()));
+                return Err(HostError::FailedPrecondition(
+                    "the model has no grid.start, so timestamps cannot be resolved; query by bin index".into(),
+                ));
             };
-            let m = parse_utc_minutes(ts).map_err(|e| HostError::BadInput(crate::diag::Diagnostic::error("timestamp", e).at_path("timestamp").into()))?;
+            let m = parse_utc_minutes(ts).map_err(|e| {
+                HostError::BadInput(crate::diag::Diagnostic::error("timestamp", e).at_path("timestamp").into())
+            })?;
             let bm = g.bin_minutes() as i64;
             let off = m - start;
             let bin = off.div_euclid(bm);
             if bin < 0 || bin >= g.bins as i64 {
-                return Err(out_of_range(format!("{ts} is outside the grid [{}, {})", format_minutes(start), format_minutes(start + bm * g.bins as i64))));
+                return Err(out_of_range(format!(
+                    "{ts} is outside the grid [{}, {})",
+                    format_minutes(start),
+                    format_minutes(start + bm * g.bins as i64)
+                )));
             }
             if off.rem_euclid(bm) != 0 {
                 let s = start + bin * bm;
@@ -690,9 +770,11 @@ impl Api {
         let id = id.to_string();
         let rec = self.with_host("run_id", move |h| h.run(&id)).await?;
         tokio::task::spawn_blocking(move || -> Result<RunValues, Status> {
-            let (grid, values) = artifacts::read_run_series(std::path::Path::new(&rec.dir)).map_err(|d| Status::failed_precondition(d.to_string()))?;
+            let (grid, values) = artifacts::read_run_series(std::path::Path::new(&rec.dir))
+                .map_err(|d| Status::failed_precondition(d.to_string()))?;
             let start = grid["start"].as_str().map(parse_utc_minutes).transpose().map_err(Status::internal)?;
-            let unit = crate::model::grid::BinUnit::parse(grid["binUnit"].as_str().unwrap_or("minutes")).unwrap_or(crate::model::grid::BinUnit::Minutes);
+            let unit = crate::model::grid::BinUnit::parse(grid["binUnit"].as_str().unwrap_or("minutes"))
+                .unwrap_or(crate::model::grid::BinUnit::Minutes);
             let g = crate::model::grid::Grid {
                 bins: grid["bins"].as_u64().unwrap_or(0) as u32,
                 bin_size: grid["binSize"].as_u64().unwrap_or(1) as u32,
@@ -717,8 +799,14 @@ fn compare_operands(
 ) -> Result<pb::CompareResponse, HostError> {
     let mut accounting = crate::engine::Accounting::default();
     let (ids_filter, pattern) = (&r.ids, &r.pattern);
-    let keep = |id: &str| (ids_filter.is_empty() && pattern.is_empty()) || ids_filter.iter().any(|x| x == id) || (!pattern.is_empty() && crate::model::series::glob(pattern, id));
-    let mut rows: Vec<(String, bool, Option<Vec<f64>>, Option<Vec<f64>>)> = Vec::new();
+    let keep = |id: &str| {
+        (ids_filter.is_empty() && pattern.is_empty())
+            || ids_filter.iter().any(|x| x == id)
+            || (!pattern.is_empty() && crate::model::series::glob(pattern, id))
+    };
+    // (id, identical by construction, values in a, values in b)
+    type Row = (String, bool, Option<Vec<f64>>, Option<Vec<f64>>);
+    let mut rows: Vec<Row> = Vec::new();
     let grid;
     let (mut rev_a, mut rev_b) = (0, 0);
     match (a, b) {
@@ -737,7 +825,11 @@ fn compare_operands(
             }
         }
         _ => {
-            let side = |op: &Op, run: Option<&RunValues>, rev: &mut u64, acc: &mut crate::engine::Accounting| -> Result<RunValues, HostError> {
+            let side = |op: &Op,
+                        run: Option<&RunValues>,
+                        rev: &mut u64,
+                        acc: &mut crate::engine::Accounting|
+             -> Result<RunValues, HostError> {
                 match (op, run) {
                     (Op::Run(_), Some(rv)) => Ok(rv.clone()),
                     (Op::Target(t), _) => {
@@ -748,7 +840,14 @@ fn compare_operands(
                         acc.nodes_evaluated += ev.accounting.nodes_evaluated;
                         acc.nodes_reused += ev.accounting.nodes_reused;
                         *rev = v.scenario(t)?.1;
-                        Ok((c.grid, ev.compiled.by_id.keys().filter_map(|id| Some((id.clone(), ev.get(id)?.to_vec()))).collect()))
+                        Ok((
+                            c.grid,
+                            ev.compiled
+                                .by_id
+                                .keys()
+                                .filter_map(|id| Some((id.clone(), ev.get(id)?.to_vec())))
+                                .collect(),
+                        ))
                     }
                     (Op::Run(id), None) => Err(HostError::NotFound(format!("run `{id}`"))),
                 }
@@ -778,13 +877,19 @@ fn compare_operands(
     let (wa, wb) = match r.window.as_ref() {
         None => (0, grid.bins),
         Some(w) if w.start < w.end && w.end <= grid.bins => (w.start, w.end),
-        Some(w) => return Err(to_host(Status::out_of_range(format!("window [{}, {}) is outside the grid of {} bins", w.start, w.end, grid.bins)))),
+        Some(w) => {
+            return Err(to_host(Status::out_of_range(format!(
+                "window [{}, {}) is outside the grid of {} bins",
+                w.start, w.end, grid.bins
+            ))));
+        }
     };
     let mut summary = pb::CompareSummary::default();
     let mut series = Vec::new();
     for (id, by_construction, xa, xb) in rows {
         summary.series += 1;
-        let mut row = pb::SeriesComparison { id, not_downstream_of_any_difference: by_construction, ..Default::default() };
+        let mut row =
+            pb::SeriesComparison { id, not_downstream_of_any_difference: by_construction, ..Default::default() };
         if by_construction {
             row.identical = true;
             summary.identical += 1;
@@ -822,7 +927,8 @@ fn compare_operands(
                 row.a = xa.to_vec();
                 row.b = xb.to_vec();
                 row.diff = xa.iter().zip(xb).map(|(p, q)| q - p).collect();
-                row.rel_diff = xa.iter().zip(xb).map(|(p, q)| if *p == 0.0 { f64::NAN } else { (q - p) / p.abs() }).collect();
+                row.rel_diff =
+                    xa.iter().zip(xb).map(|(p, q)| if *p == 0.0 { f64::NAN } else { (q - p) / p.abs() }).collect();
             }
         }
         series.push(row);

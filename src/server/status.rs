@@ -11,19 +11,18 @@ use crate::store::StoreError;
 /// the problem is in (`field`), refined by the YAML path where there is one; the description
 /// carries the location (line/column, expression caret) and the fix.
 pub(crate) fn invalid(field: &str, d: &Diagnostics) -> Status {
-    let violations: Vec<FieldViolation> = d
-        .0
-        .iter()
-        .map(|x| {
-            let f = match &x.path {
-                Some(p) if !p.is_empty() => format!("{field}: {p}"),
-                _ => field.to_string(),
-            };
-            let mut v = FieldViolation::new(f, x.render().trim_end().to_string());
-            v.reason = x.code.to_ascii_uppercase();
-            v
-        })
-        .collect();
+    let violations: Vec<FieldViolation> =
+        d.0.iter()
+            .map(|x| {
+                let f = match &x.path {
+                    Some(p) if !p.is_empty() => format!("{field}: {p}"),
+                    _ => field.to_string(),
+                };
+                let mut v = FieldViolation::new(f, x.render().trim_end().to_string());
+                v.reason = x.code.to_ascii_uppercase();
+                v
+            })
+            .collect();
     let summary = d.0.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ");
     Status::with_error_details(Code::InvalidArgument, summary, ErrorDetails::with_bad_request(violations))
 }
@@ -41,7 +40,9 @@ pub(crate) fn from_host(field: &str, e: HostError) -> Status {
         HostError::NotFound(w) => Status::not_found(format!("{w} not found")),
         HostError::AlreadyExists(w) => Status::already_exists(format!("{w} already exists")),
         HostError::FailedPrecondition(w) => Status::failed_precondition(w),
-        HostError::Store(StoreError::InUse { path, holder }) => Status::unavailable(format!("{path} is in use by {holder}")),
+        HostError::Store(StoreError::InUse { path, holder }) => {
+            Status::unavailable(format!("{path} is in use by {holder}"))
+        }
         HostError::Store(e) => Status::internal(e.to_string()),
     }
 }

@@ -38,7 +38,8 @@ fn step(v: &View<'_>, t: &Target, prev: Option<&Seen>) -> Result<(Option<pb::Wat
         return Ok((None, p.clone()));
     }
     let c: Arc<Compiled> = v.compiled_target(t)?;
-    let reads: Vec<UnitReads> = v.unit_reads(t)?.ok_or_else(|| HostError::FailedPrecondition(format!("{t} has unresolved inputs")))?;
+    let reads: Vec<UnitReads> =
+        v.unit_reads(t)?.ok_or_else(|| HostError::FailedPrecondition(format!("{t} has unresolved inputs")))?;
     let ev = v.evaluate_target(t, None)?;
     let seen = Seen {
         revision,
@@ -54,7 +55,11 @@ fn step(v: &View<'_>, t: &Target, prev: Option<&Seen>) -> Result<(Option<pb::Wat
         grid: Some(convert::grid(&c.grid)),
     };
     let Some(p) = prev else {
-        let all = seen.values.iter().map(|(id, s)| pb::SeriesChange { id: id.clone(), changed: true, values: s.to_vec() }).collect();
+        let all = seen
+            .values
+            .iter()
+            .map(|(id, s)| pb::SeriesChange { id: id.clone(), changed: true, values: s.to_vec() })
+            .collect();
         return Ok((Some(event(all, true)), seen));
     };
     let roots: Vec<u32> = reads
@@ -93,6 +98,7 @@ impl pb::watch_service_server::WatchService for Api {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let api = self.clone();
         let mut changes = self.changes.subscribe();
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             let mut seen: Option<Seen> = None;
             loop {
@@ -117,6 +123,7 @@ impl pb::watch_service_server::WatchService for Api {
                 tokio::select! {
                     r = changes.changed() => if r.is_err() { return },
                     () = tx.closed() => return,
+                    _ = stopping.wait_for(|s| *s) => return,
                 }
             }
         });
