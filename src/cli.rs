@@ -3,6 +3,7 @@
 
 mod db;
 mod output;
+mod remote;
 mod run;
 mod serve;
 
@@ -28,6 +29,10 @@ pub struct Cli {
     /// The database file for template, session, variant, query, compare and batch commands.
     #[arg(long, global = true, default_value = "flowtime.redb", value_name = "FILE")]
     pub db: PathBuf,
+    /// A running server (e.g. http://127.0.0.1:50051): database commands go over its gRPC API
+    /// instead of opening a file.
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
     /// Directory `file:` references resolve against (default: the parent of a `templates/`
     /// directory holding the document, else the document's directory; for a database, the
     /// current directory).
@@ -152,7 +157,10 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => run::validate(&a, root.as_deref(), json),
         Command::Serve(a) => serve::run(&cli.db, root.as_deref(), &a).map(|()| ExitCode::SUCCESS),
         other => match other.into_db() {
-            Some(cmd) => db::run(&cli.db, root.as_deref(), cmd, json).map(|()| ExitCode::SUCCESS),
+            Some(cmd) => match &cli.server {
+                Some(url) => remote::run(url, cmd, json).map(|()| ExitCode::SUCCESS),
+                None => db::run(&cli.db, root.as_deref(), cmd, json).map(|()| ExitCode::SUCCESS),
+            },
             None => Ok(ExitCode::SUCCESS),
         },
     };

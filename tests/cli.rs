@@ -171,3 +171,45 @@ fn database_commands_open_query_compare_and_batch() {
     assert!(lines[1].starts_with("error 3:") && lines[1].contains("already exists"), "{lines:?}");
     assert_eq!(lines[2], "ok 4");
 }
+
+#[test]
+fn serve_seeds_a_fresh_database_answers_clients_and_stops_on_sigterm() {
+    use std::io::BufRead as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("fresh.redb");
+    // Run from an empty directory: the bundled data is compiled into the binary.
+    let mut child = flowtime()
+        .args(["--db", db.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+        .current_dir(tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let seeded = lines.next().unwrap().unwrap();
+    assert!(seeded.contains("sessions: capacity-whatif, order-system"), "{seeded}");
+    let listening = lines.next().unwrap().unwrap();
+    let addr = listening.strip_prefix("listening on ").unwrap().to_string();
+    let url = format!("http://{addr}");
+    let out = run(&["--server", &url, "--json", "query", "order-system", "queue_depth", "--bins", "0..2"], tmp.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["series"][0]["values"], serde_json::json!([0.0, 0.0]));
+    // A second process opening the file is told who holds it.
+    let out = run(&["--db", db.to_str().unwrap(), "session", "list"], tmp.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("`flowtime serve`") && text(&out.stderr).contains(&url),
+        "{}",
+        text(&out.stderr)
+    );
+    // SIGTERM: graceful stop, exit 0, the store closed (its holder note removed).
+    let st = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(lines.next().map(|l| l.unwrap()), Some("stopped".to_string()));
+    assert!(!tmp.path().join("fresh.redb.holder").exists());
+    // The file reopens with its sessions.
+    let out = run(&["--db", db.to_str().unwrap(), "session", "list"], tmp.path());
+    assert!(text(&out.stdout).contains("order-system"), "{}", text(&out.stdout));
+}

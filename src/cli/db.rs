@@ -145,11 +145,11 @@ pub(crate) fn run(db: &Path, data_root: Option<&Path>, cmd: DbCommand, json: boo
 
 /// One command's result: JSON, plus its human rendering.
 pub(crate) struct Reply {
-    json: Value,
-    text: String,
+    pub(crate) json: Value,
+    pub(crate) text: String,
 }
 
-fn emit(out: &mut impl Write, r: &Reply, json: bool) -> Result<(), Failure> {
+pub(crate) fn emit(out: &mut impl Write, r: &Reply, json: bool) -> Result<(), Failure> {
     let res = if json {
         writeln!(out, "{}", serde_json::to_string(&r.json).unwrap_or_default())
     } else {
@@ -189,7 +189,7 @@ fn param_json(params: &BTreeMap<String, ParamValue>) -> Value {
     Value::Object(params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
 }
 
-fn session_reply(s: &SessionInfo) -> Reply {
+pub(crate) fn session_reply(s: &SessionInfo) -> Reply {
     let json = json!({
         "id": s.id, "template": {"id": s.template_id, "version": s.template_version},
         "parameters": param_json(&s.params), "inputs": s.inputs, "series": s.overrides,
@@ -205,7 +205,7 @@ fn session_reply(s: &SessionInfo) -> Reply {
     Reply { json, text }
 }
 
-fn variant_reply(v: &VariantInfo) -> Reply {
+pub(crate) fn variant_reply(v: &VariantInfo) -> Reply {
     let json = json!({"session": v.session, "name": v.name, "parameters": param_json(&v.params), "series": v.series, "revision": v.revision, "createdUtc": v.created_utc});
     let mut text = format!("variant {}/{}\n", v.session, v.name);
     for (k, x) in &v.params {
@@ -443,12 +443,23 @@ fn query(host: &Host, target: &str, pattern: &str, bins: Option<&str>) -> Result
     let (a, b) = parse_window(bins, c.grid.len())?;
     let ev = host.evaluate_target(&t, Some(&ids))?;
     let (_, revision) = host.scenario(&t)?;
-    let mut series = Vec::new();
+    let series = ids.iter().map(|s| (c.series_id(*s).to_string(), ev.series[s][a..b].to_vec())).collect();
+    Ok(render_query(target, revision, c.grid.to_json(), (a, b), series, &ev.accounting))
+}
+
+/// The reply of `query`, local or remote.
+pub(crate) fn render_query(
+    target: &str,
+    revision: u64,
+    grid: Value,
+    (a, b): (usize, usize),
+    series: Vec<(String, Vec<f64>)>,
+    accounting: &crate::engine::Accounting,
+) -> Reply {
+    let mut out = Vec::new();
     let mut text = format!("{target} (revision {revision}), bins {a}..{b}\n");
-    for s in &ids {
-        let id = c.series_id(*s);
-        let v = &ev.series[s][a..b];
-        series.push(json!({"id": id, "values": v.iter().map(|x| num(*x)).collect::<Vec<_>>()}));
+    for (id, v) in &series {
+        out.push(json!({"id": id, "values": v.iter().map(|x| num(*x)).collect::<Vec<_>>()}));
         let shown: Vec<String> = v.iter().take(12).map(|x| crate::artifacts::fmt_value(*x)).collect();
         text.push_str(&format!(
             "{id}: {}{}\n",
@@ -456,36 +467,72 @@ fn query(host: &Host, target: &str, pattern: &str, bins: Option<&str>) -> Result
             if v.len() > 12 { format!(", … ({} values)", v.len()) } else { String::new() }
         ));
     }
-    text.push_str(&accounting_text(&ev.accounting));
+    text.push_str(&accounting_text(accounting));
     text.push('\n');
-    let json = json!({"target": target, "revision": revision, "grid": c.grid.to_json(), "window": [a, b], "series": series, "accounting": accounting_json(&ev.accounting)});
-    Ok(Reply { json, text })
+    let json = json!({"target": target, "revision": revision, "grid": grid, "window": [a, b], "series": out, "accounting": accounting_json(accounting)});
+    Reply { json, text }
+}
+
+/// One compared series, local or remote.
+pub(crate) struct CompareRow {
+    pub(crate) id: String,
+    pub(crate) differs: bool,
+    pub(crate) by_construction: bool,
+    pub(crate) max_abs_diff: f64,
+    pub(crate) bins_differ: Vec<u32>,
+    pub(crate) n_differ: usize,
+    pub(crate) total_a: f64,
+    pub(crate) total_b: f64,
 }
 
 fn compare(host: &Host, a: &str, b: &str, all: bool) -> Result<Reply, Failure> {
     let cmp = host.compare(&Target::parse(a), &Target::parse(b))?;
-    let mut rows = Vec::new();
+    let rows = cmp
+        .series
+        .iter()
+        .map(|d| CompareRow {
+            id: d.id.clone(),
+            differs: !d.bins_differ.is_empty() || d.a.is_none() != d.b.is_none(),
+            by_construction: d.identical_by_construction,
+            max_abs_diff: d.max_abs_diff,
+            bins_differ: d.bins_differ.iter().take(100).copied().collect(),
+            n_differ: d.bins_differ.len(),
+            total_a: d.total_a,
+            total_b: d.total_b,
+        })
+        .collect();
+    Ok(render_compare(a, b, rows, &cmp.accounting, all))
+}
+
+/// The reply of `compare`, local or remote.
+pub(crate) fn render_compare(
+    a: &str,
+    b: &str,
+    rows: Vec<CompareRow>,
+    accounting: &crate::engine::Accounting,
+    all: bool,
+) -> Reply {
+    let mut out = Vec::new();
     let mut text = format!(
         "compare {a} → {b}\n{:<36} {:>14} {:>10} {:>16} {:>16}\n",
         "series", "max |b − a|", "bins", "total a", "total b"
     );
     let mut identical = 0;
-    for d in &cmp.series {
-        let differs = !d.bins_differ.is_empty() || d.a.is_none() != d.b.is_none();
-        rows.push(json!({
-            "id": d.id, "identical": !differs, "notDownstreamOfAnyDifference": d.identical_by_construction,
-            "maxAbsDiff": num(d.max_abs_diff), "binsDiffer": d.bins_differ.len(), "firstBins": &d.bins_differ[..d.bins_differ.len().min(100)],
+    for d in &rows {
+        out.push(json!({
+            "id": d.id, "identical": !d.differs, "notDownstreamOfAnyDifference": d.by_construction,
+            "maxAbsDiff": num(d.max_abs_diff), "binsDiffer": d.n_differ, "firstBins": d.bins_differ,
             "totalA": num(d.total_a), "totalB": num(d.total_b),
         }));
-        if !differs {
+        if !d.differs {
             identical += 1;
             if !all {
                 continue;
             }
         }
-        let how = if d.identical_by_construction {
+        let how = if d.by_construction {
             "identical (not downstream of any difference)".to_string()
-        } else if differs {
+        } else if d.differs {
             bins_text(&d.bins_differ)
         } else {
             "identical".into()
@@ -494,17 +541,13 @@ fn compare(host: &Host, a: &str, b: &str, all: bool) -> Result<Reply, Failure> {
             "{:<36} {:>14} {:>10} {:>16} {:>16}  {how}\n",
             d.id,
             short(d.max_abs_diff),
-            d.bins_differ.len(),
+            d.n_differ,
             short(d.total_a),
             short(d.total_b)
         ));
     }
-    text.push_str(&format!(
-        "{identical} of {} series identical\n{}\n",
-        cmp.series.len(),
-        accounting_text(&cmp.accounting)
-    ));
-    Ok(Reply { json: json!({"a": a, "b": b, "series": rows, "accounting": accounting_json(&cmp.accounting)}), text })
+    text.push_str(&format!("{identical} of {} series identical\n{}\n", rows.len(), accounting_text(accounting)));
+    Reply { json: json!({"a": a, "b": b, "series": out, "accounting": accounting_json(accounting)}), text }
 }
 
 fn short(v: f64) -> String {

@@ -48,7 +48,8 @@ pub(crate) fn supplied(field: &str, v: &pb::ParamValue) -> Result<Supplied, Stat
         Some(Kind::Number(x)) => Value::Number((*x).into()),
         Some(Kind::Integer(x)) => Value::Number((*x).into()),
         Some(Kind::Boolean(b)) => Value::Bool(*b),
-        Some(Kind::Text(s)) | Some(Kind::Series(s)) => Value::String(s.clone()),
+        // Text is read by the parameter's declared type, like `-p name=value` on the command line.
+        Some(Kind::Text(s)) | Some(Kind::Series(s)) => return Ok(Supplied::Text(s.clone())),
         None => {
             return Err(invalid_field(field, "a parameter value needs one of number, integer, boolean, text, series"));
         }
