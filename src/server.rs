@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::host::SharedHost;
 
@@ -101,7 +100,10 @@ pub async fn serve(
         .add_service(limited!(QueryServiceServer::new(api.clone())))
         .add_service(limited!(WatchServiceServer::new(api.clone())))
         .add_service(limited!(RunServiceServer::new(api)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await
 }
 

@@ -7,6 +7,7 @@ mod concurrency;
 mod expr_lang;
 mod fixtures;
 mod incremental;
+mod load;
 mod server;
 mod sessions;
 mod store;
