@@ -6,6 +6,7 @@ mod output;
 mod remote;
 mod run;
 mod serve;
+mod telemetry;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -79,6 +80,9 @@ pub enum Command {
     Batch,
     /// Serve the gRPC API on the database.
     Serve(serve::ServeArgs),
+    /// Gold telemetry: load exports, print the KQL that exports a window.
+    #[command(subcommand)]
+    Telemetry(telemetry::TelemetryCmd),
 }
 
 impl Command {
@@ -91,7 +95,7 @@ impl Command {
             Command::Query { target, pattern, bins } => db::DbCommand::Query { target, pattern, bins },
             Command::Compare { a, b, all } => db::DbCommand::Compare { a, b, all },
             Command::Batch => db::DbCommand::Batch,
-            Command::Run(_) | Command::Validate(_) | Command::Serve(_) => return None,
+            Command::Run(_) | Command::Validate(_) | Command::Serve(_) | Command::Telemetry(_) => return None,
         })
     }
 }
@@ -156,6 +160,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(&a, root.as_deref(), json),
         Command::Validate(a) => run::validate(&a, root.as_deref(), json),
         Command::Serve(a) => serve::run(&cli.db, root.as_deref(), &a).map(|()| ExitCode::SUCCESS),
+        Command::Telemetry(t) => telemetry::run(t, &cli.db, cli.server.as_deref(), json).map(|()| ExitCode::SUCCESS),
         other => match other.into_db() {
             Some(cmd) => match &cli.server {
                 Some(url) => remote::run(url, cmd, json).map(|()| ExitCode::SUCCESS),

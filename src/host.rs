@@ -8,7 +8,10 @@
 mod session;
 mod shared;
 
-pub use session::{Comparison, OpenRequest, RunCreated, SeriesDiff, SessionInfo, Snapshot, Target, VariantInfo, View};
+pub use session::{
+    Comparison, OpenRequest, RunCreated, SeriesDiff, SessionInfo, Snapshot, StoredSeriesInput, Target, VariantInfo,
+    View,
+};
 pub use shared::{ReadError, SharedHost};
 
 use std::collections::{BTreeMap, BTreeSet};

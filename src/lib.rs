@@ -16,3 +16,4 @@ pub mod model;
 pub mod server;
 pub mod store;
 pub mod sys;
+pub mod telemetry;

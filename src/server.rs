@@ -33,6 +33,8 @@ pub struct ServerOptions {
     pub runs_dir: PathBuf,
     /// Retries of a read cancelled by a concurrent write before answering UNAVAILABLE.
     pub read_retries: usize,
+    /// Largest Gold upload (LoadGold with data), in bytes (default 1 GiB).
+    pub max_upload_bytes: usize,
 }
 
 impl Default for ServerOptions {
@@ -43,6 +45,7 @@ impl Default for ServerOptions {
             max_state_window: 10_000,
             runs_dir: PathBuf::from("runs"),
             read_retries: 1,
+            max_upload_bytes: 1 << 30,
         }
     }
 }

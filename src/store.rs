@@ -101,6 +101,9 @@ pub struct SeriesRecord {
     /// sha256 of the values (little-endian f64), the blob key.
     pub blob: String,
     pub provenance: serde_json::Value,
+    /// Bins that were missing in the source (zero-filled).
+    #[serde(default)]
+    pub gaps: Vec<u32>,
     pub stored_utc: String,
 }
 

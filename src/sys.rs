@@ -98,3 +98,13 @@ pub fn stderr_is_terminal() -> bool {
     use std::io::IsTerminal;
     io::stderr().is_terminal()
 }
+
+/// Opens a file for reading.
+pub fn open(path: &Path) -> io::Result<fs::File> {
+    fs::File::open(path)
+}
+
+/// Size of a file in bytes.
+pub fn file_size(path: &Path) -> io::Result<u64> {
+    Ok(fs::metadata(path)?.len())
+}

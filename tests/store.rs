@@ -33,6 +33,7 @@ fn blobs_round_trip_bit_for_bit_and_are_content_addressed() {
         bins: 1234,
         blob: sha,
         provenance: serde_json::json!({"source": "t"}),
+        gaps: vec![3],
         stored_utc: "2026-01-01T00:00:00Z".into(),
     };
     store.write(|w| w.put_series(&rec)).unwrap();

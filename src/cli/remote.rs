@@ -430,3 +430,83 @@ async fn exec(ch: Channel, cmd: DbCommand) -> Result<Reply, Failure> {
         )),
     }
 }
+
+/// `telemetry load --server`: uploads the file in chunks over LoadGold.
+pub(crate) fn load_gold(
+    url: &str,
+    a: &crate::cli::telemetry::LoadArgs,
+    _opts: &crate::telemetry::LoadOptions,
+) -> Result<Reply, Failure> {
+    let bytes = sys::read(&a.file).map_err(|e| {
+        Failure::BadInput(Diagnostic::error("io", format!("cannot read {}: {e}", a.file.display())).into())
+    })?;
+    let format = match a.file.extension().and_then(|e| e.to_str()) {
+        Some("ndjson") | Some("jsonl") => "ndjson",
+        Some("csv") => "csv",
+        _ => "",
+    };
+    let extraction_ts = match &a.extraction_ts {
+        Some(t) => t.clone(),
+        None => sys::modified_secs(&a.file)
+            .map(|s| crate::model::grid::format_minutes(s.div_euclid(60)))
+            .unwrap_or_default(),
+    };
+    let options = pb::LoadGoldOptions {
+        format: format.into(),
+        start: a.start.clone().unwrap_or_default(),
+        bins: a.bins.unwrap_or(0),
+        bin_size: a.bin_size.clone().unwrap_or_default(),
+        align_floor: a.align.is_some(),
+        source: a.file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+        extraction_ts,
+        path: String::new(),
+    };
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Failure::Runtime(e.into()))?;
+    let r = rt.block_on(async move {
+        let mut c = pb::series_service_client::SeriesServiceClient::connect(url.to_string())
+            .await
+            .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot reach {url}: {e}")))?;
+        let mut chunks: Vec<pb::LoadGoldChunk> =
+            bytes.chunks(1 << 20).map(|d| pb::LoadGoldChunk { options: None, data: d.to_vec() }).collect();
+        if chunks.is_empty() {
+            chunks.push(pb::LoadGoldChunk::default());
+        }
+        chunks[0].options = Some(options);
+        c.load_gold(tokio_stream::iter(chunks)).await.map_err(status).map(|r| r.into_inner())
+    })?;
+    let warnings: Vec<crate::engine::warnings::Warning> = r
+        .warnings
+        .iter()
+        .map(|w| {
+            let sev = if w.severity == "info" { crate::diag::Severity::Info } else { crate::diag::Severity::Warning };
+            crate::engine::warnings::Warning::new(&w.code, sev, &w.node_id, w.message.clone())
+                .with_bins(&w.bins, w.value)
+        })
+        .collect();
+    let g = r.grid.clone().unwrap_or_default();
+    let mut text = format!(
+        "loaded {} rows: {} series, window {} + {} bins of {} min{}{}\n  → {url} (`series:<node>_<metric>`, {} changed)\n",
+        r.rows,
+        r.series.len(),
+        g.start,
+        g.bins,
+        g.bin_minutes,
+        if r.bin_size_inferred { ", inferred from the timestamps" } else { "" },
+        if r.rows_outside_window > 0 {
+            format!("; {} rows outside the window skipped", r.rows_outside_window)
+        } else {
+            String::new()
+        },
+        r.changed.len()
+    );
+    text.push_str(&crate::cli::output::warnings_text(&warnings));
+    let json = json!({
+        "grid": {"bins": g.bins, "binSize": g.bin_size, "binUnit": g.bin_unit, "binMinutes": g.bin_minutes, "start": g.start},
+        "binSizeInferred": r.bin_size_inferred, "rows": r.rows, "rowsOutsideWindow": r.rows_outside_window,
+        "series": r.series, "changed": r.changed,
+        "warnings": warnings.iter().map(crate::artifacts::warning_json).collect::<Vec<_>>(),
+        "provenance": serde_json::from_str::<serde_json::Value>(&r.provenance_json).unwrap_or_default(),
+    });
+    Ok(Reply { json, text })
+}

@@ -128,6 +128,15 @@ pub struct VariantInfo {
     pub created_utc: String,
 }
 
+/// One series of a batch of stored series.
+#[derive(Clone, Debug)]
+pub struct StoredSeriesInput {
+    pub name: String,
+    pub values: Vec<f64>,
+    /// Bins that were missing in the source (zero-filled), for `data_gap` warnings.
+    pub gaps: Vec<u32>,
+}
+
 /// A run written by [`Host::create_run`].
 #[derive(Clone, Debug)]
 pub struct RunCreated {
@@ -480,25 +489,14 @@ impl Host {
         if let Some(c) = self.stored.get(&key) {
             return Ok(*c);
         }
-        let values = self.slice_stored(&rec, grid)?;
-        let data = InputSeries {
-            nans: values
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| v.is_nan())
-                .map(|(i, _)| i as u32)
-                .collect::<Vec<_>>()
-                .into(),
-            values: values.into(),
-            gaps: Arc::from(Vec::new()),
-            sha256: rec.blob.clone().into(),
-        };
+        let data = self.slice_stored(&rec, grid)?;
         let cell = SeriesCell::create(self.db(), data);
         self.stored.insert(key, cell);
         Ok(cell)
     }
 
-    fn slice_stored(&self, rec: &SeriesRecord, grid: &Grid) -> Result<Vec<f64>, HostError> {
+    /// The part of a stored series a model window reads, with its gaps and NaN bins re-indexed.
+    fn slice_stored(&self, rec: &SeriesRecord, grid: &Grid) -> Result<InputSeries, HostError> {
         let model_start = grid.start_minutes.unwrap_or(0);
         let bm = grid.bin_minutes();
         let window = |start: Option<i64>, bins: u32, bm: u64| match start {
@@ -533,7 +531,11 @@ impl Host {
             return Err(mismatch());
         }
         let values = self.store.read()?.blob(&rec.blob)?;
-        Ok(values[first..first + grid.len()].to_vec())
+        let values: Vec<f64> = values[first..first + grid.len()].to_vec();
+        let range = first as u32..(first + grid.len()) as u32;
+        let gaps: Vec<u32> = rec.gaps.iter().filter(|g| range.contains(g)).map(|g| g - first as u32).collect();
+        let nans: Vec<u32> = values.iter().enumerate().filter(|(_, v)| v.is_nan()).map(|(i, _)| i as u32).collect();
+        Ok(InputSeries { values: values.into(), gaps: gaps.into(), nans: nans.into(), sha256: rec.blob.clone().into() })
     }
 
     /// Resolves every input a plan needs: pinned blobs, new file reads (pinned now), live stored
@@ -984,85 +986,131 @@ impl Host {
         bin_minutes: u64,
         provenance: serde_json::Value,
     ) -> Result<bool, HostError> {
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/')) {
-            return Err(Diagnostic::error(
-                "bad_id",
-                format!("series name `{name}` must be letters, digits, `_`, `-`, `.` or `/`"),
-            )
-            .into());
+        let item = StoredSeriesInput { name: name.to_string(), values: values.to_vec(), gaps: Vec::new() };
+        Ok(!self.put_series_batch(std::slice::from_ref(&item), start_minutes, bin_minutes, provenance)?.is_empty())
+    }
+
+    /// Stores many series of one window: values are staged in transactions of bounded size
+    /// (content-addressed blobs, invisible until referenced), then every record is published in
+    /// one transaction, so readers see all of the load or none of it. Returns the names whose
+    /// content changed.
+    pub fn put_series_batch(
+        &mut self,
+        items: &[StoredSeriesInput],
+        start_minutes: Option<i64>,
+        bin_minutes: u64,
+        provenance: serde_json::Value,
+    ) -> Result<Vec<String>, HostError> {
+        for it in items {
+            let name = &it.name;
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+            {
+                return Err(Diagnostic::error(
+                    "bad_id",
+                    format!("series name `{name}` must be letters, digits, `_`, `-`, `.` or `/`"),
+                )
+                .into());
+            }
         }
-        let sha = values_sha(values);
-        let old = self.store.read()?.series(name)?;
-        let rec = SeriesRecord {
-            name: name.to_string(),
-            start_minutes,
-            bin_minutes,
-            bins: values.len() as u32,
-            blob: sha.clone(),
-            provenance,
-            stored_utc: sys::now_utc(),
-        };
-        if let Some(o) = &old
-            && o.blob == rec.blob
-            && o.start_minutes == rec.start_minutes
-            && o.bin_minutes == rec.bin_minutes
-            && o.provenance == rec.provenance
+        let now = sys::now_utc();
+        let mut records = Vec::new();
         {
-            return Ok(false);
+            let r = self.store.read()?;
+            for it in items {
+                let rec = SeriesRecord {
+                    name: it.name.clone(),
+                    start_minutes,
+                    bin_minutes,
+                    bins: it.values.len() as u32,
+                    blob: values_sha(&it.values),
+                    provenance: provenance.clone(),
+                    gaps: it.gaps.clone(),
+                    stored_utc: now.clone(),
+                };
+                let unchanged = r.series(&it.name)?.is_some_and(|o| {
+                    o.blob == rec.blob
+                        && o.start_minutes == rec.start_minutes
+                        && o.bin_minutes == rec.bin_minutes
+                        && o.provenance == rec.provenance
+                        && o.gaps == rec.gaps
+                });
+                if !unchanged {
+                    records.push((rec, &it.values));
+                }
+            }
         }
-        // Sessions whose inputs read this series get a new revision in the same transaction.
-        let key = format!("series:{name}");
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Stage the values in transactions of about 32 MiB.
+        const STAGE_VALUES: usize = 4 << 20;
+        let mut i = 0;
+        while i < records.len() {
+            let mut j = i;
+            let mut size = 0;
+            while j < records.len() && (j == i || size + records[j].1.len() <= STAGE_VALUES) {
+                size += records[j].1.len();
+                j += 1;
+            }
+            let chunk = &records[i..j];
+            self.store.write(|w| {
+                for (_, v) in chunk {
+                    w.put_blob(v)?;
+                }
+                Ok(())
+            })?;
+            i = j;
+        }
+        // Sessions whose inputs read these series get a new revision in the publishing transaction.
+        let keys: BTreeSet<String> = records.iter().map(|(r, _)| format!("series:{}", r.name)).collect();
         let affected: Vec<String> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.inputs.contains_key(&key) || s.variants.values().any(|v| v.inputs.contains_key(&key)))
+            .filter(|(_, s)| {
+                s.inputs.keys().any(|k| keys.contains(k))
+                    || s.variants.values().any(|v| v.inputs.keys().any(|k| keys.contains(k)))
+            })
             .map(|(id, _)| id.clone())
             .collect();
-        let mut records: Vec<SessionRecord> =
+        let mut sessions: Vec<SessionRecord> =
             affected.iter().filter_map(|id| self.sessions.get(id).map(|s| s.record.clone())).collect();
-        for r in &mut records {
+        for r in &mut sessions {
             r.revision += 1;
         }
         self.store.write(|w| {
-            w.put_blob(values)?;
-            w.put_series(&rec)?;
-            for r in &records {
+            for (r, _) in &records {
+                w.put_series(r)?;
+            }
+            for r in &sessions {
                 w.put_session(r)?;
             }
             Ok(())
         })?;
-        for r in records {
+        for r in sessions {
             if let Some(s) = Arc::make_mut(&mut self.sessions).get_mut(&r.id) {
                 s.record = r;
             }
         }
-        let live: Vec<((String, i64, u32), SeriesCell)> =
-            self.stored.iter().filter(|(k, _)| k.0 == name).map(|(k, c)| (k.clone(), *c)).collect();
-        for ((_, start, bins), cell) in live {
-            let grid =
-                Grid { bins, bin_size: 1, bin_unit: crate::model::grid::BinUnit::Minutes, start_minutes: Some(start) };
-            let grid = Grid { bin_size: bin_minutes as u32, ..grid };
-            match self.slice_stored(&rec, &grid) {
-                Ok(v) => {
-                    let nans: Vec<u32> =
-                        v.iter().enumerate().filter(|(_, x)| x.is_nan()).map(|(i, _)| i as u32).collect();
-                    cell.update(
-                        &mut self.db,
-                        InputSeries {
-                            values: v.into(),
-                            gaps: Arc::from(Vec::new()),
-                            nans: nans.into(),
-                            sha256: sha.clone().into(),
-                        },
-                    );
-                }
-                Err(_) => {
-                    // The new series no longer covers that window; readers keep the old values
-                    // until their session is reopened (reported on reopen).
+        let mut changed = Vec::new();
+        for (rec, _) in &records {
+            changed.push(rec.name.clone());
+            let live: Vec<((String, i64, u32), SeriesCell)> =
+                self.stored.iter().filter(|(k, _)| k.0 == rec.name).map(|(k, c)| (k.clone(), *c)).collect();
+            for ((_, start, bins), cell) in live {
+                let grid = Grid {
+                    bins,
+                    bin_size: bin_minutes as u32,
+                    bin_unit: crate::model::grid::BinUnit::Minutes,
+                    start_minutes: Some(start),
+                };
+                // A series that no longer covers a reader's window leaves that reader's values as
+                // they were; reopening the session reports the mismatch.
+                if let Ok(data) = self.slice_stored(rec, &grid) {
+                    cell.update(&mut self.db, data);
                 }
             }
         }
-        Ok(true)
+        Ok(changed)
     }
 
     pub fn stored_series(&self) -> Result<Vec<SeriesRecord>, HostError> {

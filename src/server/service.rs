@@ -328,6 +328,112 @@ impl pb::series_service_server::SeriesService for Api {
         let (rec, values) = self.with_host("name", move |h| h.stored_series_values(&name)).await?;
         Ok(Response::new(pb::StoredSeries { info: Some(stored_info(&rec)), values }))
     }
+
+    async fn load_gold(&self, req: Request<tonic::Streaming<pb::LoadGoldChunk>>) -> Reply<pb::LoadGoldResponse> {
+        let mut stream = req.into_inner();
+        let mut options: Option<pb::LoadGoldOptions> = None;
+        let mut data = Vec::new();
+        let limit = self.opts.max_upload_bytes;
+        while let Some(chunk) = stream.message().await? {
+            if options.is_none() {
+                options = Some(chunk.options.unwrap_or_default());
+            }
+            if data.len() + chunk.data.len() > limit {
+                return Err(Status::resource_exhausted(format!(
+                    "the upload exceeds {limit} bytes; load a file under the server's data root with `options.path`"
+                )));
+            }
+            data.extend_from_slice(&chunk.data);
+        }
+        let o = options.unwrap_or_default();
+        let format = match o.format.as_str() {
+            "" => None,
+            "csv" => Some(crate::telemetry::Format::Csv),
+            "ndjson" => Some(crate::telemetry::Format::Ndjson),
+            other => return Err(invalid_field("options.format", format!("`{other}`: use csv or ndjson"))),
+        };
+        let bad = |f: &'static str| move |e: String| invalid_field(f, e);
+        let lo = crate::telemetry::LoadOptions {
+            start_minutes: (!o.start.is_empty())
+                .then(|| parse_utc_minutes(&o.start))
+                .transpose()
+                .map_err(bad("options.start"))?,
+            bins: (o.bins > 0).then_some(o.bins),
+            bin_minutes: (!o.bin_size.is_empty())
+                .then(|| crate::telemetry::parse_bin_size(&o.bin_size))
+                .transpose()
+                .map_err(bad("options.bin_size"))?,
+            align_floor: o.align_floor,
+            format,
+        };
+        if !o.extraction_ts.is_empty() {
+            parse_utc_minutes(&o.extraction_ts).map_err(bad("options.extraction_ts"))?;
+        }
+        let root = self.host.lock().data_root().to_path_buf();
+        let (loaded, provenance) = tokio::task::spawn_blocking(move || -> Result<_, Status> {
+            let (loaded, sha, source, extraction) = if o.path.is_empty() {
+                let loaded = crate::telemetry::load(&mut crate::telemetry::Bytes(&data), &lo, &mut |_| {})
+                    .map_err(|d| crate::server::status::invalid("data", &d))?;
+                let sha = crate::model::params::hex(&<sha2::Sha256 as sha2::Digest>::digest(&data));
+                (
+                    loaded,
+                    sha,
+                    if o.source.is_empty() { "upload".to_string() } else { o.source.clone() },
+                    o.extraction_ts.clone(),
+                )
+            } else {
+                let rel =
+                    crate::model::series::normalise_path(&o.path).map_err(|e| invalid_field("options.path", e))?;
+                let path = root.join(&rel);
+                if !crate::sys::exists(&path) {
+                    return Err(Status::not_found(format!("{rel} is not under the server's data root")));
+                }
+                let mut src = crate::telemetry::FileSource::new(&path);
+                let loaded = crate::telemetry::load(&mut src, &lo, &mut |_| {})
+                    .map_err(|d| crate::server::status::invalid("options.path", &d))?;
+                let extraction = if o.extraction_ts.is_empty() {
+                    crate::sys::modified_secs(&path).map(|s| format_minutes(s.div_euclid(60))).unwrap_or_default()
+                } else {
+                    o.extraction_ts.clone()
+                };
+                let source = if o.source.is_empty() {
+                    rel.rsplit('/').next().unwrap_or(&rel).to_string()
+                } else {
+                    o.source.clone()
+                };
+                (loaded, src.sha.clone().unwrap_or_default(), source, extraction)
+            };
+            Ok((loaded, serde_json::json!({"source": source, "sha256": sha, "extraction_ts": extraction})))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
+        let items: Vec<crate::host::StoredSeriesInput> = loaded
+            .series
+            .iter()
+            .map(|s| crate::host::StoredSeriesInput { name: s.name(), values: s.values.clone(), gaps: s.gaps.clone() })
+            .collect();
+        let w = loaded.window;
+        let prov = provenance.clone();
+        let changed =
+            self.write("data", move |h| h.put_series_batch(&items, Some(w.start_minutes), w.bin_minutes, prov)).await?;
+        let g = &w.grid_json();
+        Ok(Response::new(pb::LoadGoldResponse {
+            series: loaded.series.iter().map(|s| s.name()).collect(),
+            changed,
+            grid: Some(pb::Grid {
+                bins: w.bins,
+                bin_size: g["binSize"].as_u64().unwrap_or(1) as u32,
+                bin_unit: g["binUnit"].as_str().unwrap_or("minutes").to_string(),
+                bin_minutes: w.bin_minutes,
+                start: format_minutes(w.start_minutes),
+            }),
+            bin_size_inferred: loaded.bin_inferred,
+            warnings: loaded.warnings.iter().map(convert::warning).collect(),
+            rows: loaded.rows,
+            rows_outside_window: loaded.rows_outside,
+            provenance_json: provenance.to_string(),
+        }))
+    }
 }
 
 fn stored_info(r: &crate::store::SeriesRecord) -> pb::StoredSeriesInfo {

@@ -18,26 +18,26 @@ use flowtime::server::pb::query_service_client::QueryServiceClient;
 use flowtime::server::pb::session_service_client::SessionServiceClient;
 use flowtime::server::{ServerOptions, bind, serve};
 
-pub struct LoadConfig {
-    pub nodes: usize,
-    pub bins: usize,
-    pub clients: usize,
-    pub queries: usize,
-    pub write_every_ms: u64,
+pub(crate) struct LoadConfig {
+    pub(crate) nodes: usize,
+    pub(crate) bins: usize,
+    pub(crate) clients: usize,
+    pub(crate) queries: usize,
+    pub(crate) write_every_ms: u64,
     /// Bins per query window.
-    pub window: u32,
+    pub(crate) window: u32,
 }
 
-pub struct LoadReport {
-    pub ok: usize,
-    pub cancelled: usize,
-    pub failures: usize,
-    pub mismatches: usize,
-    pub writes: usize,
-    pub p50_us: u64,
-    pub p99_us: u64,
-    pub max_us: u64,
-    pub elapsed: Duration,
+pub(crate) struct LoadReport {
+    pub(crate) ok: usize,
+    pub(crate) cancelled: usize,
+    pub(crate) failures: usize,
+    pub(crate) mismatches: usize,
+    pub(crate) writes: usize,
+    pub(crate) p50_us: u64,
+    pub(crate) p99_us: u64,
+    pub(crate) max_us: u64,
+    pub(crate) elapsed: Duration,
 }
 
 impl fmt::Display for LoadReport {
@@ -62,7 +62,7 @@ impl fmt::Display for LoadReport {
 
 /// Node i reads i−1 and an earlier node (integer arithmetic modulo 2^20 keeps values exact);
 /// `leaf_k` feeds the last node, which nothing reads.
-pub fn template(n: usize, bins: usize) -> String {
+pub(crate) fn template(n: usize, bins: usize) -> String {
     let vals: Vec<String> = (0..bins).map(|t| ((t * 37) % 101).to_string()).collect();
     let mut y = format!(
         "id: load\nversion: \"1\"\nparameters:\n  - {{name: leaf_k, type: number, default: 1}}\ngrid: {{bins: {bins}, binSize: 1, binUnit: hours, start: \"2025-01-01T00:00:00Z\"}}\nnodes:\n  - {{id: n0, kind: const, values: [{}]}}\n",
@@ -81,7 +81,7 @@ pub fn template(n: usize, bins: usize) -> String {
 
 const LEAF_VALUES: [f64; 4] = [1.0, 2.0, 3.0, 4.0];
 
-pub async fn run_load(cfg: &LoadConfig) -> LoadReport {
+pub(crate) async fn run_load(cfg: &LoadConfig) -> LoadReport {
     let text = template(cfg.nodes, cfg.bins);
     let ids: Vec<String> = [cfg.nodes - 1, cfg.nodes / 2, 3].iter().map(|i| format!("n{i}")).collect();
 
@@ -123,9 +123,11 @@ pub async fn run_load(cfg: &LoadConfig) -> LoadReport {
     // Warm-up: the session and the variant are evaluated once.
     let mut q = QueryServiceClient::connect(url.clone()).await.unwrap();
     for variant in ["", "v"] {
+        // Every series is evaluated; one bin of each comes back (the whole model exceeds a message).
         q.get_series(pb::GetSeriesRequest {
             target: Some(pb::Target { session: "s".into(), variant: variant.into() }),
             pattern: "*".into(),
+            window: Some(pb::BinWindow { start: 0, end: 1 }),
             ..Default::default()
         })
         .await
