@@ -20,7 +20,8 @@ What the day contains:
 * BillingService completes at most BILLING_CAPACITY per bin, more than OrderService can send:
   billing is not the bottleneck today. Between 14:10 and 14:35 (bins 170..175) its payment
   provider fails: 30% of billing attempts error.
-* One gap: the exporter lost the BillingService rows for 19:10 and 19:15 (bins 230, 231).
+* One gap: the exporter lost the BillingQueue rows for 19:10 and 19:15 (bins 230, 231); the
+  loader zero-fills them and reports data_gap.
 """
 
 import json
@@ -33,7 +34,7 @@ START = "2025-10-07T00:00:00Z"
 ORDER_CAPACITY = 110
 BILLING_CAPACITY = 125
 ERROR_SPIKE = range(170, 176)
-GAP = {("BillingService", 230), ("BillingService", 231)}
+GAP = {("BillingQueue", 230), ("BillingQueue", 231)}
 
 OUT = os.path.dirname(os.path.abspath(__file__))
 
@@ -93,9 +94,9 @@ def main():
         stamp = ts(t)
         rows.append((stamp, "OrdersQueue", demand, taken, 0, orders_q, demand))
         rows.append((stamp, "OrderService", taken, order_served, order_errors, "", ""))
-        rows.append((stamp, "BillingQueue", order_served, billing_taken, 0, billing_q, ""))
-        if ("BillingService", t) not in GAP:
-            rows.append((stamp, "BillingService", billing_taken, billing_served, billing_errors, "", ""))
+        if ("BillingQueue", t) not in GAP:
+            rows.append((stamp, "BillingQueue", order_served, billing_taken, 0, billing_q, ""))
+        rows.append((stamp, "BillingService", billing_taken, billing_served, billing_errors, "", ""))
 
     with open(os.path.join(OUT, "order-day.csv"), "w", newline="\n") as f:
         f.write("ts,node,arrivals,served,errors,queue_depth,external_demand\n")

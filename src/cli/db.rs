@@ -49,6 +49,10 @@ pub enum SessionCmd {
         /// Optional tenant label carried into runs.
         #[arg(long)]
         tenant: Option<String>,
+        /// Bind every `series` parameter whose default is `file:…/<name>.csv` to the stored
+        /// series `series:<name>` when the database has one (replay loaded telemetry).
+        #[arg(long)]
+        stored_telemetry: bool,
     },
     List,
     Show {
@@ -217,6 +221,22 @@ pub(crate) fn variant_reply(v: &VariantInfo) -> Reply {
     Reply { json, text }
 }
 
+/// `series` parameters whose default is `file:…/<stem>.csv` with a stored series `<stem>`:
+/// (parameter, stored name).
+pub(crate) fn stored_bindings(template_text: &str, stored: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    let doc = crate::model::yaml::parse(template_text).map_err(|d| Failure::BadInput(d.into()))?;
+    let decls = crate::model::doc::read_parameters(&doc)?;
+    Ok(decls
+        .iter()
+        .filter_map(|d| {
+            let Some(ParamValue::Series(default)) = &d.default else { return None };
+            let rel = default.strip_prefix("file:")?;
+            let stem = rel.rsplit('/').next()?.strip_suffix(".csv")?;
+            stored.iter().any(|s| s == stem).then(|| (d.name.clone(), stem.to_string()))
+        })
+        .collect())
+}
+
 /// `id[@version]`; without a version, the only stored one (or the newest by text order).
 fn template_ref(host: &Host, s: &str) -> Result<(String, String), Failure> {
     if let Some((id, v)) = s.split_once('@') {
@@ -290,7 +310,7 @@ pub(crate) fn exec(host: &mut Host, data_root: Option<&Path>, cmd: DbCommand) ->
             }
         },
         DbCommand::Session(s) => match s {
-            SessionCmd::Open { template, params, series, name, tenant } => {
+            SessionCmd::Open { template, params, series, name, tenant, stored_telemetry } => {
                 let path = PathBuf::from(&template);
                 let (id, version) = if sys::exists(&path) {
                     if data_root.is_none() {
@@ -304,7 +324,18 @@ pub(crate) fn exec(host: &mut Host, data_root: Option<&Path>, cmd: DbCommand) ->
                 } else {
                     template_ref(host, &template)?
                 };
-                let supplied = parse_params(&params)?;
+                let mut supplied = parse_params(&params)?;
+                let mut bound = Vec::new();
+                if stored_telemetry {
+                    let text = host.template(&id, &version)?.text;
+                    let stored: Vec<String> = host.stored_series()?.into_iter().map(|r| r.name).collect();
+                    for (p, name) in stored_bindings(&text, &stored)? {
+                        if !supplied.contains_key(&p) {
+                            bound.push(format!("{p} = series:{name}"));
+                            supplied.insert(p, crate::model::template::Supplied::Text(format!("series:{name}")));
+                        }
+                    }
+                }
                 let grid = host.template_grid(&id, &version, &supplied)?;
                 let series = read_series_args(host, &series, &grid)?;
                 let info = host.open_session(OpenRequest {
@@ -317,6 +348,16 @@ pub(crate) fn exec(host: &mut Host, data_root: Option<&Path>, cmd: DbCommand) ->
                 })?;
                 let mut r = session_reply(&info);
                 r.text = format!("opened {}", r.text);
+                if stored_telemetry {
+                    r.text.push_str(&format!(
+                        "  bound to stored telemetry: {}\n",
+                        if bound.is_empty() {
+                            "nothing (no matching stored series)".to_string()
+                        } else {
+                            bound.join(", ")
+                        }
+                    ));
+                }
                 Ok(r)
             }
             SessionCmd::List => {

@@ -153,6 +153,7 @@ async fn exec(ch: Channel, cmd: DbCommand) -> Result<Reply, Failure> {
     use pb::template_service_client::TemplateServiceClient as T;
     let mut tpl = T::new(ch.clone());
     let mut sess = S::new(ch.clone());
+    let sess_channel = ch.clone();
     let mut q = Q::new(ch);
     match cmd {
         DbCommand::Template(t) => match t {
@@ -209,7 +210,7 @@ async fn exec(ch: Channel, cmd: DbCommand) -> Result<Reply, Failure> {
             }
         },
         DbCommand::Session(s) => match s {
-            SessionCmd::Open { template, params, series, name, tenant } => {
+            SessionCmd::Open { template, params, series, name, tenant, stored_telemetry } => {
                 let path = Path::new(&template);
                 let (id, version) = if sys::exists(path) {
                     let text = sys::read_to_string(path).map_err(|e| {
@@ -223,7 +224,34 @@ async fn exec(ch: Channel, cmd: DbCommand) -> Result<Reply, Failure> {
                         None => (template.clone(), String::new()),
                     }
                 };
-                let parameters = params_to_pb(&params)?;
+                let mut parameters = params_to_pb(&params)?;
+                let mut bound = Vec::new();
+                if stored_telemetry {
+                    let t = tpl
+                        .get_template(pb::GetTemplateRequest { id: id.clone(), version: version.clone() })
+                        .await
+                        .map_err(status)?
+                        .into_inner();
+                    let mut series_client = pb::series_service_client::SeriesServiceClient::new(sess_channel.clone());
+                    let stored: Vec<String> = series_client
+                        .list_series(pb::ListSeriesRequest {})
+                        .await
+                        .map_err(status)?
+                        .into_inner()
+                        .series
+                        .into_iter()
+                        .map(|s| s.name)
+                        .collect();
+                    for (p, name) in crate::cli::db::stored_bindings(&t.text, &stored)? {
+                        if !parameters.contains_key(&p) {
+                            bound.push(format!("{p} = series:{name}"));
+                            parameters.insert(
+                                p,
+                                pb::ParamValue { kind: Some(pb::param_value::Kind::Series(format!("series:{name}"))) },
+                            );
+                        }
+                    }
+                }
                 let series = if series.is_empty() {
                     Vec::new()
                 } else {
@@ -252,6 +280,16 @@ async fn exec(ch: Channel, cmd: DbCommand) -> Result<Reply, Failure> {
                     .into_inner();
                 let mut r = session_reply(&session_info(&s));
                 r.text = format!("opened {}", r.text);
+                if stored_telemetry {
+                    r.text.push_str(&format!(
+                        "  bound to stored telemetry: {}\n",
+                        if bound.is_empty() {
+                            "nothing (no matching stored series)".to_string()
+                        } else {
+                            bound.join(", ")
+                        }
+                    ));
+                }
                 Ok(r)
             }
             SessionCmd::List => {
