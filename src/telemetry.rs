@@ -605,9 +605,13 @@ impl Source for Bytes<'_> {
     }
 }
 
-/// The per-node CSV files and the manifest of §12, as (relative path, bytes), in order.
-pub fn files(loaded: &Loaded, provenance: &Value) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
+/// Writes the per-node CSV files and the manifest of §12 through `write(relative path, bytes)`,
+/// one file at a time (so memory holds one file's text, not all of them).
+pub fn write_files(
+    loaded: &Loaded,
+    provenance: &Value,
+    write: &mut dyn FnMut(&str, &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let mut listed = Vec::new();
     for s in &loaded.series {
         let csv = crate::artifacts::series_csv(&s.values);
@@ -617,7 +621,7 @@ pub fn files(loaded: &Loaded, provenance: &Value) -> Vec<(String, Vec<u8>)> {
             "sha256": crate::model::params::hex(&<sha2::Sha256 as sha2::Digest>::digest(csv.as_bytes())),
             "points": s.values.len(),
         }));
-        out.push((path, csv.into_bytes()));
+        write(&path, csv.as_bytes())?;
     }
     let manifest = json!({
         "window": loaded.window.to_json(),
@@ -628,8 +632,7 @@ pub fn files(loaded: &Loaded, provenance: &Value) -> Vec<(String, Vec<u8>)> {
         "rows": loaded.rows,
         "rowsOutsideWindow": loaded.rows_outside,
     });
-    out.push(("manifest.json".to_string(), crate::artifacts::json_bytes(&manifest)));
-    out
+    write("manifest.json", &crate::artifacts::json_bytes(&manifest))
 }
 
 /// The KQL an operator runs against ADX to export exactly this window in the Gold format, with

@@ -186,7 +186,7 @@ fn serve_seeds_a_fresh_database_answers_clients_and_stops_on_sigterm() {
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let seeded = lines.next().unwrap().unwrap();
-    assert!(seeded.contains("sessions: capacity-whatif, order-system"), "{seeded}");
+    assert!(seeded.contains("sessions: capacity-whatif, order-pipeline, order-system"), "{seeded}");
     let listening = lines.next().unwrap().unwrap();
     let addr = listening.strip_prefix("listening on ").unwrap().to_string();
     let url = format!("http://{addr}");

@@ -11,5 +11,6 @@ mod load;
 mod server;
 mod sessions;
 mod store;
+mod telemetry;
 mod topology;
 mod warnings;

@@ -509,3 +509,46 @@ async fn reflection_lists_the_services() {
     assert_eq!(h.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_stored_telemetry_reaches_watchers_with_its_cone() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("f.redb"), ServerOptions::default()).await;
+    let ch = server.channel().await;
+    let mut series = SeriesServiceClient::new(ch.clone());
+    let put = |values: Vec<f64>| pb::PutSeriesRequest {
+        name: "demand".into(),
+        start: "2025-10-07T00:00:00Z".into(),
+        bin_minutes: 5,
+        values,
+        provenance_json: "{\"source\":\"test\"}".into(),
+    };
+    series.put_series(put(vec![10.0, 20.0, 30.0, 40.0])).await.unwrap();
+    let text = "id: tele\nversion: \"1\"\ngrid: {bins: 4, binSize: 5, binUnit: minutes, start: \"2025-10-07T00:00:00Z\"}\nnodes:\n  - {id: demand, kind: const, source: \"series:demand\"}\n  - {id: other, kind: const, values: [1, 2, 3, 4]}\n  - {id: doubled, kind: expr, expr: \"demand * 2\"}\n  - {id: plus, kind: expr, expr: \"other + 1\"}\n";
+    TemplateServiceClient::new(ch.clone()).put_template(pb::PutTemplateRequest { text: text.into() }).await.unwrap();
+    SessionServiceClient::new(ch.clone())
+        .open_session(pb::OpenSessionRequest {
+            template_id: "tele".into(),
+            session_id: "s".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut stream = WatchServiceClient::new(ch.clone())
+        .watch(pb::WatchRequest { target: target("s", "") })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().unwrap().initial);
+    // A corrected series: the watcher hears about `demand` and `doubled`, nothing else.
+    let r = series.put_series(put(vec![10.0, 25.0, 30.0, 40.0])).await.unwrap().into_inner();
+    assert!(r.changed);
+    let ev =
+        tokio::time::timeout(std::time::Duration::from_secs(20), stream.message()).await.unwrap().unwrap().unwrap();
+    let ids: Vec<&str> = ev.series.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, vec!["demand", "doubled"]);
+    assert_eq!(ev.series[1].values, vec![20.0, 50.0, 60.0, 80.0]);
+    assert_eq!(ev.accounting.unwrap().nodes_evaluated, 2);
+    drop(stream);
+    server.stop().await;
+}

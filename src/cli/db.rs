@@ -330,9 +330,9 @@ pub(crate) fn exec(host: &mut Host, data_root: Option<&Path>, cmd: DbCommand) ->
                     let text = host.template(&id, &version)?.text;
                     let stored: Vec<String> = host.stored_series()?.into_iter().map(|r| r.name).collect();
                     for (p, name) in stored_bindings(&text, &stored)? {
-                        if !supplied.contains_key(&p) {
+                        if let std::collections::btree_map::Entry::Vacant(e) = supplied.entry(p.clone()) {
                             bound.push(format!("{p} = series:{name}"));
-                            supplied.insert(p, crate::model::template::Supplied::Text(format!("series:{name}")));
+                            e.insert(crate::model::template::Supplied::Text(format!("series:{name}")));
                         }
                     }
                 }

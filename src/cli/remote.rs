@@ -243,12 +243,11 @@ async fn exec(ch: Channel, cmd: DbCommand) -> Result<Reply, Failure> {
                         .map(|s| s.name)
                         .collect();
                     for (p, name) in crate::cli::db::stored_bindings(&t.text, &stored)? {
-                        if !parameters.contains_key(&p) {
+                        if let std::collections::hash_map::Entry::Vacant(e) = parameters.entry(p.clone()) {
                             bound.push(format!("{p} = series:{name}"));
-                            parameters.insert(
-                                p,
-                                pb::ParamValue { kind: Some(pb::param_value::Kind::Series(format!("series:{name}"))) },
-                            );
+                            e.insert(pb::ParamValue {
+                                kind: Some(pb::param_value::Kind::Series(format!("series:{name}"))),
+                            });
                         }
                     }
                 }

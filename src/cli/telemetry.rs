@@ -193,18 +193,22 @@ fn load(a: &LoadArgs, db_path: &Path, server: Option<&str>) -> Result<db::Reply,
         Some(dir) => {
             sys::create_dir_all(dir)
                 .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
-            for (name, bytes) in telemetry::files(&loaded, &provenance) {
-                sys::write(&dir.join(&name), &bytes)
-                    .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot write {name}: {e}")))?;
-            }
+            telemetry::write_files(&loaded, &provenance, &mut |name, bytes| sys::write(&dir.join(name), bytes))
+                .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot write into {}: {e}", dir.display())))?;
             Ok(summary(&loaded, &format!("{} (`file:` CSVs and manifest.json)", dir.display()), &provenance))
         }
         None => {
             let mut host = db::open_host(db_path, None)?;
+            // The values move into the batch: no second copy of the output.
+            let mut loaded = loaded;
             let items: Vec<StoredSeriesInput> = loaded
                 .series
-                .iter()
-                .map(|s| StoredSeriesInput { name: s.name(), values: s.values.clone(), gaps: s.gaps.clone() })
+                .iter_mut()
+                .map(|s| StoredSeriesInput {
+                    name: s.name(),
+                    values: std::mem::take(&mut s.values),
+                    gaps: s.gaps.clone(),
+                })
                 .collect();
             let changed = host.put_series_batch(
                 &items,
