@@ -193,6 +193,24 @@ fn bin_state(
     }
 }
 
+/// Everything a whole-model reply needs: the plan, a full evaluation (within the budget), its
+/// warnings and the numeric parameter values.
+struct Full {
+    c: Arc<Compiled>,
+    ev: Evaluation,
+    warnings: Vec<crate::engine::warnings::Warning>,
+    params: BTreeMap<String, f64>,
+}
+
+fn full(v: &View<'_>, t: &Target, budget: u64) -> Result<Full, HostError> {
+    let c = v.compiled_target(t)?;
+    check_budget(&c, None, budget)?;
+    let ev = v.evaluate_target(t, None)?;
+    let warnings = v.warnings(t, &ev)?;
+    let params = numeric_params(v, t)?;
+    Ok(Full { c, ev, warnings, params })
+}
+
 fn stats(v: &[f64]) -> pb::Stats {
     let mut st = pb::Stats { min: f64::NAN, mean: f64::NAN, max: f64::NAN, sum: 0.0, bins: 0 };
     for x in v.iter().filter(|x| !x.is_nan()) {
@@ -591,8 +609,7 @@ impl pb::query_service_server::QueryService for Api {
                     info: Some(info(&v, &t, &ev)?),
                 })
             })
-            .await
-            .map_err(unwrap_special)?;
+            .await?;
         Ok(Response::new(out))
     }
 
@@ -602,20 +619,15 @@ impl pb::query_service_server::QueryService for Api {
         let budget = self.opts.eval_budget;
         let out = self
             .read("target", move |v| {
-                let c = v.compiled_target(&t)?;
-                let bin = resolve_bin(&c, r.at.as_ref())?;
-                check_budget(&c, None, budget)?;
-                let ev = v.evaluate_target(&t, None)?;
-                let warnings = v.warnings(&t, &ev)?;
-                let params = numeric_params(&v, &t)?;
+                let bin = resolve_bin(&*v.compiled_target(&t)?, r.at.as_ref())?;
+                let f = full(&v, &t, budget)?;
                 Ok(pb::GetStateResponse {
-                    grid: Some(convert::grid(&c.grid)),
-                    state: Some(bin_state(&ev, &warnings, &params, bin)),
-                    info: Some(info(&v, &t, &ev)?),
+                    grid: Some(convert::grid(&f.c.grid)),
+                    state: Some(bin_state(&f.ev, &f.warnings, &f.params, bin)),
+                    info: Some(info(&v, &t, &f.ev)?),
                 })
             })
-            .await
-            .map_err(unwrap_special)?;
+            .await?;
         Ok(Response::new(out))
     }
 
@@ -634,18 +646,14 @@ impl pb::query_service_server::QueryService for Api {
                         b - a
                     )));
                 }
-                check_budget(&c, None, budget)?;
-                let ev = v.evaluate_target(&t, None)?;
-                let warnings = v.warnings(&t, &ev)?;
-                let params = numeric_params(&v, &t)?;
+                let f = full(&v, &t, budget)?;
                 Ok(pb::GetStateWindowResponse {
                     grid: Some(convert::grid(&c.grid)),
-                    states: (a..b).map(|bin| bin_state(&ev, &warnings, &params, bin)).collect(),
-                    info: Some(info(&v, &t, &ev)?),
+                    states: (a..b).map(|bin| bin_state(&f.ev, &f.warnings, &f.params, bin)).collect(),
+                    info: Some(info(&v, &t, &f.ev)?),
                 })
             })
-            .await
-            .map_err(unwrap_special)?;
+            .await?;
         Ok(Response::new(out))
     }
 
@@ -693,8 +701,7 @@ impl pb::query_service_server::QueryService for Api {
                     .collect();
                 Ok(pb::GetMetricsResponse { grid: Some(convert::grid(&c.grid)), nodes, info: Some(info(&v, &t, &ev)?) })
             })
-            .await
-            .map_err(unwrap_special)?;
+            .await?;
         Ok(Response::new(out))
     }
 
@@ -751,17 +758,13 @@ impl pb::query_service_server::QueryService for Api {
         let budget = self.opts.eval_budget;
         let out = self
             .read("target", move |v| {
-                let c = v.compiled_target(&t)?;
-                check_budget(&c, None, budget)?;
-                let ev = v.evaluate_target(&t, None)?;
-                let ws = v.warnings(&t, &ev)?;
+                let f = full(&v, &t, budget)?;
                 Ok(pb::GetWarningsResponse {
-                    warnings: ws.iter().map(convert::warning).collect(),
-                    info: Some(info(&v, &t, &ev)?),
+                    warnings: f.warnings.iter().map(convert::warning).collect(),
+                    info: Some(info(&v, &t, &f.ev)?),
                 })
             })
-            .await
-            .map_err(unwrap_special)?;
+            .await?;
         Ok(Response::new(out))
     }
 
@@ -779,10 +782,8 @@ impl pb::query_service_server::QueryService for Api {
             Op::Target(_) => None,
         };
         let budget = self.opts.eval_budget;
-        let out = self
-            .read("a", move |v| compare_operands(&v, &a, &b, run_a.as_ref(), run_b.as_ref(), &r, budget))
-            .await
-            .map_err(unwrap_special)?;
+        let out =
+            self.read("a", move |v| compare_operands(&v, &a, &b, run_a.as_ref(), run_b.as_ref(), &r, budget)).await?;
         Ok(Response::new(out))
     }
 }
@@ -793,20 +794,6 @@ fn to_host(s: Status) -> HostError {
 
 fn exhausted(msg: String) -> HostError {
     HostError::BadInput(crate::diag::Diagnostic::error("resource_exhausted", msg).into())
-}
-
-/// Budget errors travel as diagnostics through the read path; give them their own code.
-fn unwrap_special(s: Status) -> Status {
-    if s.code() == tonic::Code::InvalidArgument && s.message().contains("over the budget") {
-        return Status::resource_exhausted(s.message().to_string());
-    }
-    if s.code() == tonic::Code::InvalidArgument
-        && (s.message().contains("exceed the message size limit")
-            || s.message().contains("a state window holds at most"))
-    {
-        return Status::resource_exhausted(s.message().to_string());
-    }
-    s
 }
 
 /// The bin a state request names: an index, or an aligned timestamp.

@@ -31,9 +31,12 @@ pub(crate) fn invalid(field: &str, d: &Diagnostics) -> Status {
 pub(crate) fn from_host(field: &str, e: HostError) -> Status {
     match e {
         HostError::BadInput(d) => {
-            // Diagnostics about windows and ranges are OUT_OF_RANGE by the API's contract.
+            // Windows outside the grid and exceeded limits have their own codes (§11).
             if d.0.iter().any(|x| x.code == "out_of_range") {
                 return Status::out_of_range(d.to_string());
+            }
+            if d.0.iter().any(|x| x.code == "resource_exhausted") {
+                return Status::resource_exhausted(d.to_string());
             }
             invalid(field, &d)
         }
