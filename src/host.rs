@@ -347,7 +347,7 @@ impl Host {
         let plan = self.plan_for(m, &params, &m.overrides())?;
         cell.update(&mut self.db, value);
         m.params = params;
-        m.scenario.update_plan(&mut self.db, plan);
+        m.scenario.update_plan(&mut self.db, plan, salsa::Durability::MEDIUM);
         self.load_inputs(m)
     }
 
@@ -379,7 +379,7 @@ impl Host {
         m.cells.retain(|k, _| params.contains_key(k));
         m.params = params;
         m.scenario.set_params(&mut self.db).with_durability(salsa::Durability::MEDIUM).to(Arc::new(m.cells.clone()));
-        m.scenario.update_plan(&mut self.db, plan);
+        m.scenario.update_plan(&mut self.db, plan, salsa::Durability::HIGH);
         m.text = Arc::from(text);
         m.text_sha = sha;
         self.load_inputs(m)
@@ -413,7 +413,7 @@ impl Host {
                 let cell = SeriesCell::create(&self.db, data.clone());
                 m.inputs.insert(key, (data, cell));
                 self.sync_inputs(m);
-                m.scenario.update_plan(&mut self.db, plan);
+                m.scenario.update_plan(&mut self.db, plan, salsa::Durability::MEDIUM);
             }
         }
         Ok(())

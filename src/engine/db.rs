@@ -140,10 +140,11 @@ impl SeriesCell {
 
 impl Scenario {
     /// Replaces the plan unless it is the same one (plans come from a cache, so an unchanged
-    /// plan is the same allocation).
-    pub fn update_plan(self, db: &mut Database, plan: Arc<Compiled>) {
+    /// plan is the same allocation). `durability`: HIGH when a document edit caused the change,
+    /// MEDIUM when a parameter did.
+    pub fn update_plan(self, db: &mut Database, plan: Arc<Compiled>, durability: Durability) {
         if !Arc::ptr_eq(self.plan(db), &plan) {
-            self.set_plan(db).with_durability(Durability::MEDIUM).to(plan);
+            self.set_plan(db).with_durability(durability).to(plan);
         }
     }
 
@@ -153,8 +154,10 @@ impl Scenario {
         params: BTreeMap<String, ParamCell>,
         inputs: BTreeMap<String, SeriesCell>,
     ) -> Scenario {
+        // A plan comes from an immutable template version: it changes only when a structural
+        // parameter does (MEDIUM, set by `update_plan`).
         Scenario::builder(plan, Arc::new(params), Arc::new(inputs))
-            .plan_durability(Durability::MEDIUM)
+            .plan_durability(Durability::HIGH)
             .params_durability(Durability::MEDIUM)
             .inputs_durability(Durability::LOW)
             .new(db)

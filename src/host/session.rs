@@ -805,7 +805,7 @@ impl Host {
             st.inputs = inputs.clone();
             st.scenario.set_inputs(&mut self.db).with_durability(salsa::Durability::LOW).to(Arc::new(inputs.clone()));
         }
-        st.scenario.update_plan(&mut self.db, c.clone());
+        st.scenario.update_plan(&mut self.db, c.clone(), salsa::Durability::MEDIUM);
         let names: Vec<String> = st.variants.keys().cloned().collect();
         for n in names {
             let st = Arc::make_mut(&mut self.sessions)
@@ -821,7 +821,7 @@ impl Host {
             merged.extend(v.inputs.clone());
             v.scenario.set_inputs(&mut self.db).with_durability(salsa::Durability::LOW).to(Arc::new(merged));
             if let Some(p) = variant_plans.remove(&n) {
-                v.scenario.update_plan(&mut self.db, p);
+                v.scenario.update_plan(&mut self.db, p, salsa::Durability::MEDIUM);
             }
         }
         Ok(record.revision)
@@ -942,7 +942,7 @@ impl Host {
             (false, Some((_, sc))) => {
                 sc.set_params(&mut self.db).with_durability(salsa::Durability::MEDIUM).to(Arc::new(cells));
                 sc.set_inputs(&mut self.db).with_durability(salsa::Durability::LOW).to(Arc::new(inputs));
-                sc.update_plan(&mut self.db, c);
+                sc.update_plan(&mut self.db, c, salsa::Durability::MEDIUM);
                 sc
             }
             _ => Scenario::create(self.db(), c, cells, inputs),
