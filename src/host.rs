@@ -124,7 +124,7 @@ pub struct Host {
     /// Content-addressed input cells, shared by every scenario that reads the same values.
     blobs: BTreeMap<String, SeriesCell>,
     /// Live `series:` cells, per stored name and model window.
-    stored: BTreeMap<(String, i64, u32), SeriesCell>,
+    stored: BTreeMap<session::StoredKey, SeriesCell>,
     sessions: Arc<BTreeMap<String, session::SessionState>>,
     plans: session::PlanCache,
 }

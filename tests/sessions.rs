@@ -380,3 +380,85 @@ fn values_bound_to_a_series_parameter_become_a_content_addressed_snapshot() {
     let host = open_db(&path);
     assert_eq!(values(&host, "s/what_if", "doubled"), vec![2.0, 4.0, 6.0, 8.0]);
 }
+
+/// TELE at another bin size, same start and bin count (a different window over the same name).
+const TELE_10: &str = "id: tele10\nversion: \"1\"\n\
+grid: {bins: 4, binSize: 10, binUnit: minutes, start: \"2025-10-07T00:10:00Z\"}\n\
+nodes:\n\
+  - {id: demand, kind: const, source: \"series:demand\"}\n";
+
+#[test]
+fn a_replacement_that_would_strand_an_open_session_is_refused_and_the_file_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.redb");
+    let mut host = open_db(&path);
+    let tel: Vec<f64> = (0..10).map(|i| i as f64).collect();
+    host.put_series("demand", &tel, Some(DAY_START), 5, serde_json::json!({})).unwrap();
+    host.put_template(TELE, "tele.yaml").unwrap();
+    host.open_session(OpenRequest {
+        template_id: "tele".into(),
+        template_version: "1".into(),
+        id: Some("s".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let rev = host.session_info("s").unwrap().revision;
+    // Two values no longer cover the session's window (stored bins 2..6).
+    let err = host.put_series("demand", &[1.0, 2.0], Some(DAY_START), 5, serde_json::json!({})).unwrap_err();
+    assert!(matches!(err, HostError::FailedPrecondition(_)), "{err}");
+    assert!(err.to_string().contains("`s`") || err.to_string().contains(" s"), "names the session: {err}");
+    assert_eq!(host.stored_series_values("demand").unwrap().1, tel, "the stored series is untouched");
+    assert_eq!(host.session_info("s").unwrap().revision, rev);
+    assert_eq!(values(&host, "s", "doubled"), vec![4.0, 6.0, 8.0, 10.0]);
+    drop(host);
+    let mut host = open_db(&path);
+    assert_eq!(values(&host, "s", "doubled"), vec![4.0, 6.0, 8.0, 10.0]);
+    // Once no session reads the window, the replacement is accepted, and a new reader is told.
+    host.close_session("s").unwrap();
+    assert!(host.put_series("demand", &[1.0, 2.0], Some(DAY_START), 5, serde_json::json!({})).unwrap());
+    let err = host
+        .open_session(OpenRequest { template_id: "tele".into(), template_version: "1".into(), ..Default::default() })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("grid_mismatch") || err.contains("covers"), "{err}");
+    drop(host);
+    open_db(&path);
+}
+
+#[test]
+fn stored_slices_are_told_apart_by_bin_size_and_by_position() {
+    let mut host = Host::new();
+    let tel: Vec<f64> = (0..10).map(|i| i as f64).collect();
+    host.put_series("demand", &tel, Some(DAY_START), 5, serde_json::json!({})).unwrap();
+    host.put_template(TELE, "tele.yaml").unwrap();
+    host.put_template(TELE_10, "tele10.yaml").unwrap();
+    host.open_session(OpenRequest {
+        template_id: "tele".into(),
+        template_version: "1".into(),
+        id: Some("s".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    // Same start and bin count, 10-minute bins: the 5-minute series does not fit.
+    let err = host
+        .open_session(OpenRequest { template_id: "tele10".into(), template_version: "1".into(), ..Default::default() })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("× 10 min") && err.contains("× 5 min"), "{err}");
+
+    // The same values stored one bin earlier: the window reads different values, so the input's
+    // identity changes too (watchers, run hashes).
+    let before = host.view().unit_reads(&t("s")).unwrap().unwrap();
+    assert!(host.put_series("demand", &tel, Some(DAY_START - 5), 5, serde_json::json!({})).unwrap());
+    assert_eq!(values(&host, "s", "demand"), vec![3.0, 4.0, 5.0, 6.0]);
+    let after = host.view().unit_reads(&t("s")).unwrap().unwrap();
+    assert_ne!(before, after, "the shifted slice is a new input");
+
+    // A reload that only refreshes provenance changes nothing a reader sees.
+    let rev = host.session_info("s").unwrap().revision;
+    assert!(!host.put_series("demand", &tel, Some(DAY_START - 5), 5, serde_json::json!({"source": "again"})).unwrap());
+    assert_eq!(host.stored_series_values("demand").unwrap().0.provenance, serde_json::json!({"source": "again"}));
+    assert_eq!(host.session_info("s").unwrap().revision, rev);
+    let ev = host.evaluate_target(&t("s"), None).unwrap();
+    assert_eq!(ev.accounting.nodes_evaluated, 0);
+}

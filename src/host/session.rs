@@ -485,7 +485,9 @@ impl Host {
             )
             .into());
         };
-        let key = (name.to_string(), start, grid.bins);
+        // Cached cells are re-sliced (or dropped) whenever their series is replaced, so a hit
+        // is always sliced from the current record.
+        let key = (name.to_string(), start, grid.bins, grid.bin_minutes());
         if let Some(c) = self.stored.get(&key) {
             return Ok(*c);
         }
@@ -496,7 +498,21 @@ impl Host {
     }
 
     /// The part of a stored series a model window reads, with its gaps and NaN bins re-indexed.
+    /// Its fingerprint is that of the sliced values, so a shifted or re-sliced series is a new
+    /// input even when the stored values are the same.
     fn slice_stored(&self, rec: &SeriesRecord, grid: &Grid) -> Result<InputSeries, HostError> {
+        let first = Self::slice_first(rec, grid)?;
+        let values = self.store.read()?.blob(&rec.blob)?;
+        let values: Vec<f64> = values[first..first + grid.len()].to_vec();
+        let range = first as u32..(first + grid.len()) as u32;
+        let gaps: Vec<u32> = rec.gaps.iter().filter(|g| range.contains(g)).map(|g| g - first as u32).collect();
+        let nans: Vec<u32> = values.iter().enumerate().filter(|(_, v)| v.is_nan()).map(|(i, _)| i as u32).collect();
+        let sha = if first == 0 && values.len() == rec.bins as usize { rec.blob.clone() } else { values_sha(&values) };
+        Ok(InputSeries { values: values.into(), gaps: gaps.into(), nans: nans.into(), sha256: sha.into() })
+    }
+
+    /// The first bin of `rec` that `grid`'s window reads, or the `grid_mismatch` error.
+    fn slice_first(rec: &SeriesRecord, grid: &Grid) -> Result<usize, HostError> {
         let model_start = grid.start_minutes.unwrap_or(0);
         let bm = grid.bin_minutes();
         let window = |start: Option<i64>, bins: u32, bm: u64| match start {
@@ -530,12 +546,7 @@ impl Host {
         if first + grid.len() > rec.bins as usize {
             return Err(mismatch());
         }
-        let values = self.store.read()?.blob(&rec.blob)?;
-        let values: Vec<f64> = values[first..first + grid.len()].to_vec();
-        let range = first as u32..(first + grid.len()) as u32;
-        let gaps: Vec<u32> = rec.gaps.iter().filter(|g| range.contains(g)).map(|g| g - first as u32).collect();
-        let nans: Vec<u32> = values.iter().enumerate().filter(|(_, v)| v.is_nan()).map(|(i, _)| i as u32).collect();
-        Ok(InputSeries { values: values.into(), gaps: gaps.into(), nans: nans.into(), sha256: rec.blob.clone().into() })
+        Ok(first)
     }
 
     /// Resolves every input a plan needs: pinned blobs, new file reads (pinned now), live stored
@@ -1027,20 +1038,59 @@ impl Host {
                     gaps: it.gaps.clone(),
                     stored_utc: now.clone(),
                 };
-                let unchanged = r.series(&it.name)?.is_some_and(|o| {
+                let old = r.series(&it.name)?;
+                let same_values = old.as_ref().is_some_and(|o| {
                     o.blob == rec.blob
                         && o.start_minutes == rec.start_minutes
                         && o.bin_minutes == rec.bin_minutes
-                        && o.provenance == rec.provenance
                         && o.gaps == rec.gaps
                 });
-                if !unchanged {
-                    records.push((rec, &it.values));
+                // A reload that only refreshes provenance rewrites the record but changes no
+                // reader: no blob to stage, no revision, no recomputation.
+                if !same_values {
+                    records.push((rec, Some(&it.values[..])));
+                } else if old.is_some_and(|o| o.provenance != rec.provenance) {
+                    records.push((rec, None));
                 }
             }
         }
         if records.is_empty() {
             return Ok(Vec::new());
+        }
+        // Every live reader must still find its window in the new record: a replacement that
+        // would strand an open session is refused before anything is written. Cached slices no
+        // open scenario reads are dropped instead (the next reader slices afresh).
+        let mut stale = Vec::new();
+        for (rec, _) in records.iter().filter(|(_, v)| v.is_some()) {
+            for (key, cell) in self.stored.iter().filter(|(k, _)| k.0 == rec.name) {
+                if Self::slice_first(rec, &reader_grid(key)).is_ok() {
+                    continue;
+                }
+                let users: Vec<String> = self
+                    .sessions
+                    .iter()
+                    .flat_map(|(id, s)| {
+                        let own = s.inputs.values().any(|c| c == cell).then(|| id.clone());
+                        let vars = s
+                            .variants
+                            .iter()
+                            .filter(|(_, v)| v.inputs.values().any(|c| c == cell))
+                            .map(move |(n, _)| format!("{id}/{n}"));
+                        own.into_iter().chain(vars)
+                    })
+                    .collect();
+                if users.is_empty() {
+                    stale.push(key.clone());
+                    continue;
+                }
+                let Err(e) = Self::slice_first(rec, &reader_grid(key)) else { unreachable!() };
+                return Err(HostError::FailedPrecondition(format!(
+                    "replacing stored series `{}` would strand {} reading it: {e}; close them first or \
+                     load values that cover their window",
+                    rec.name,
+                    users.join(", ")
+                )));
+            }
         }
         // Stage the values in transactions of about 32 MiB.
         const STAGE_VALUES: usize = 4 << 20;
@@ -1048,13 +1098,14 @@ impl Host {
         while i < records.len() {
             let mut j = i;
             let mut size = 0;
-            while j < records.len() && (j == i || size + records[j].1.len() <= STAGE_VALUES) {
-                size += records[j].1.len();
+            let len = |j: usize| records[j].1.map_or(0, <[f64]>::len);
+            while j < records.len() && (j == i || size + len(j) <= STAGE_VALUES) {
+                size += len(j);
                 j += 1;
             }
             let chunk = &records[i..j];
             self.store.write(|w| {
-                for (_, v) in chunk {
+                for v in chunk.iter().filter_map(|(_, v)| *v) {
                     w.put_blob(v)?;
                 }
                 Ok(())
@@ -1062,7 +1113,8 @@ impl Host {
             i = j;
         }
         // Sessions whose inputs read these series get a new revision in the publishing transaction.
-        let keys: BTreeSet<String> = records.iter().map(|(r, _)| format!("series:{}", r.name)).collect();
+        let keys: BTreeSet<String> =
+            records.iter().filter(|(_, v)| v.is_some()).map(|(r, _)| format!("series:{}", r.name)).collect();
         let affected: Vec<String> = self
             .sessions
             .iter()
@@ -1091,23 +1143,18 @@ impl Host {
                 s.record = r;
             }
         }
+        for key in stale {
+            self.stored.remove(&key);
+        }
         let mut changed = Vec::new();
-        for (rec, _) in &records {
+        for (rec, _) in records.iter().filter(|(_, v)| v.is_some()) {
             changed.push(rec.name.clone());
-            let live: Vec<((String, i64, u32), SeriesCell)> =
+            let live: Vec<(StoredKey, SeriesCell)> =
                 self.stored.iter().filter(|(k, _)| k.0 == rec.name).map(|(k, c)| (k.clone(), *c)).collect();
-            for ((_, start, bins), cell) in live {
-                let grid = Grid {
-                    bins,
-                    bin_size: bin_minutes as u32,
-                    bin_unit: crate::model::grid::BinUnit::Minutes,
-                    start_minutes: Some(start),
-                };
-                // A series that no longer covers a reader's window leaves that reader's values as
-                // they were; reopening the session reports the mismatch.
-                if let Ok(data) = self.slice_stored(rec, &grid) {
-                    cell.update(&mut self.db, data);
-                }
+            for (key, cell) in live {
+                // Checked above: every remaining reader's window is covered.
+                let data = self.slice_stored(rec, &reader_grid(&key))?;
+                cell.update(&mut self.db, data);
             }
         }
         Ok(changed)
@@ -1465,4 +1512,17 @@ fn with_label(mut d: Diagnostics, label: &str) -> Diagnostics {
 /// A lookup that answers only from defaults (for reading a template's metadata).
 fn defaults_only(decls: &[ParamDecl]) -> BTreeMap<String, ParamValue> {
     decls.iter().filter_map(|d| d.default.clone().map(|v| (d.name.clone(), v))).collect()
+}
+
+/// A cached `series:` cell: stored name, window start (minutes), bins, bin minutes.
+pub(crate) type StoredKey = (String, i64, u32, u64);
+
+/// The window a cached `series:` cell was sliced for.
+fn reader_grid(key: &StoredKey) -> Grid {
+    Grid {
+        bins: key.2,
+        bin_size: key.3 as u32,
+        bin_unit: crate::model::grid::BinUnit::Minutes,
+        start_minutes: Some(key.1),
+    }
 }

@@ -7,7 +7,7 @@
 //! (only the cone recomputes) and compared bit for bit with the previous event's values. The
 //! snapshot is dropped before the event is sent.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio_stream::wrappers::ReceiverStream;
@@ -24,16 +24,20 @@ use crate::server::service::Api;
 /// What a watcher remembers between events.
 #[derive(Clone)]
 struct Seen {
-    revision: u64,
-    keys: BTreeSet<salsa::Id>,
-    cells: BTreeMap<salsa::Id, u64>,
+    revision: (salsa::Id, u64),
+    /// Per series id: what its unit read (interned key, cell fingerprints). Compared per id, so
+    /// a node that now reads what another node read before is still a root.
+    reads: BTreeMap<String, Arc<UnitReads>>,
     values: BTreeMap<String, Series>,
 }
 
 fn step(v: &View<'_>, t: &Target, prev: Option<&Seen>) -> Result<(Option<pb::WatchEvent>, Seen), HostError> {
-    let (_, revision) = v.scenario(t)?;
+    let (scenario, revision) = v.scenario(t)?;
+    // A session closed and reopened under the same id restarts its revisions, but its scenario
+    // is a new input: both must match for "nothing happened".
+    let revision_of = (salsa::plumbing::AsId::as_id(&scenario), revision);
     if let Some(p) = prev
-        && p.revision == revision
+        && p.revision == revision_of
     {
         return Ok((None, p.clone()));
     }
@@ -41,10 +45,18 @@ fn step(v: &View<'_>, t: &Target, prev: Option<&Seen>) -> Result<(Option<pb::Wat
     let reads: Vec<UnitReads> =
         v.unit_reads(t)?.ok_or_else(|| HostError::FailedPrecondition(format!("{t} has unresolved inputs")))?;
     let ev = v.evaluate_target(t, None)?;
+    let reads: Vec<Arc<UnitReads>> = reads.into_iter().map(Arc::new).collect();
     let seen = Seen {
-        revision,
-        keys: reads.iter().map(|r| r.key).collect(),
-        cells: reads.iter().flat_map(|r| r.cells.iter().copied()).collect(),
+        revision: revision_of,
+        reads: c
+            .units
+            .iter()
+            .zip(&reads)
+            .flat_map(|(u, r)| {
+                let c = &c;
+                u.series.iter().map(move |s| (c.series_id(*s).to_string(), r.clone()))
+            })
+            .collect(),
         values: c.by_id.keys().filter_map(|id| Some((id.clone(), ev.get(id)?.clone()))).collect(),
     };
     let event = |series: Vec<pb::SeriesChange>, initial: bool| pb::WatchEvent {
@@ -58,15 +70,15 @@ fn step(v: &View<'_>, t: &Target, prev: Option<&Seen>) -> Result<(Option<pb::Wat
         let all = seen
             .values
             .iter()
-            .map(|(id, s)| pb::SeriesChange { id: id.clone(), changed: true, values: s.to_vec() })
+            .map(|(id, s)| pb::SeriesChange { id: id.clone(), changed: true, values: s.to_vec(), removed: false })
             .collect();
         return Ok((Some(event(all, true)), seen));
     };
-    let roots: Vec<u32> = reads
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| !p.keys.contains(&r.key) || r.cells.iter().any(|(id, fp)| p.cells.get(id) != Some(fp)))
-        .map(|(u, _)| u as u32)
+    let roots: Vec<u32> = (0..c.units.len())
+        .filter(|&u| {
+            c.units[u].series.iter().any(|s| p.reads.get(c.series_id(*s)).is_none_or(|was| **was != *reads[u]))
+        })
+        .map(|u| u as u32)
         .collect();
     let cone = c.downstream(&roots);
     let mut changes: Vec<pb::SeriesChange> = cone
@@ -76,9 +88,16 @@ fn step(v: &View<'_>, t: &Target, prev: Option<&Seen>) -> Result<(Option<pb::Wat
             let id = c.series_id(*s).to_string();
             let now = &seen.values[&id];
             let changed = p.values.get(&id) != Some(now);
-            pb::SeriesChange { values: if changed { now.to_vec() } else { Vec::new() }, id, changed }
+            pb::SeriesChange { values: if changed { now.to_vec() } else { Vec::new() }, id, changed, removed: false }
         })
         .collect();
+    // Series a structural change took away.
+    changes.extend(p.values.keys().filter(|id| !seen.values.contains_key(*id)).map(|id| pb::SeriesChange {
+        id: id.clone(),
+        changed: true,
+        values: Vec::new(),
+        removed: true,
+    }));
     changes.sort_by(|a, b| a.id.cmp(&b.id));
     if changes.is_empty() {
         return Ok((None, seen));
