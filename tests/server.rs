@@ -552,3 +552,57 @@ async fn replacing_stored_telemetry_reaches_watchers_with_its_cone() {
     drop(stream);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_switched_to_the_input_another_node_read_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("f.redb"), ServerOptions::default()).await;
+    let ch = server.channel().await;
+    let mut series = SeriesServiceClient::new(ch.clone());
+    for (name, values) in [("a", vec![1.0, 2.0, 3.0]), ("b", vec![10.0, 20.0, 30.0])] {
+        series
+            .put_series(pb::PutSeriesRequest {
+                name: name.into(),
+                start: "2025-10-07T00:00:00Z".into(),
+                bin_minutes: 60,
+                values,
+                provenance_json: "{}".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let text = "id: two\nversion: \"1\"\nparameters:\n  - {name: src_a, type: series, default: \"series:a\"}\n  - {name: src_b, type: series, default: \"series:b\"}\ngrid: {bins: 3, binSize: 1, binUnit: hours, start: \"2025-10-07T00:00:00Z\"}\nnodes:\n  - {id: a, kind: const, source: \"{{src_a}}\"}\n  - {id: b, kind: const, source: \"{{src_b}}\"}\n  - {id: c, kind: expr, expr: \"a + b\"}\n";
+    TemplateServiceClient::new(ch.clone()).put_template(pb::PutTemplateRequest { text: text.into() }).await.unwrap();
+    let mut sess = SessionServiceClient::new(ch.clone());
+    sess.open_session(pb::OpenSessionRequest {
+        template_id: "two".into(),
+        session_id: "s".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut stream = WatchServiceClient::new(ch.clone())
+        .watch(pb::WatchRequest { target: target("s", "") })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().unwrap().initial);
+    // `a` now reads exactly what `b` read before: still a change of `a`.
+    sess.set_session_parameters(pb::SetSessionParametersRequest {
+        session_id: "s".into(),
+        parameters: HashMap::from([(
+            "src_a".to_string(),
+            pb::ParamValue { kind: Some(pb::param_value::Kind::Text("series:b".into())) },
+        )]),
+    })
+    .await
+    .unwrap();
+    let ev =
+        tokio::time::timeout(std::time::Duration::from_secs(20), stream.message()).await.unwrap().unwrap().unwrap();
+    let ids: Vec<(&str, bool)> = ev.series.iter().map(|s| (s.id.as_str(), s.changed)).collect();
+    assert_eq!(ids, vec![("a", true), ("c", true)]);
+    assert_eq!(ev.series[0].values, vec![10.0, 20.0, 30.0]);
+    assert_eq!(ev.series[1].values, vec![20.0, 40.0, 60.0]);
+    drop(stream);
+    server.stop().await;
+}
