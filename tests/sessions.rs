@@ -462,3 +462,50 @@ fn stored_slices_are_told_apart_by_bin_size_and_by_position() {
     let ev = host.evaluate_target(&t("s"), None).unwrap();
     assert_eq!(ev.accounting.nodes_evaluated, 0);
 }
+
+const FILES: &str = "id: files\nversion: \"1\"\n\
+parameters:\n  - {name: dir, type: string, default: a}\n  - {name: f, type: string, default: x}\n  - {name: src, type: series, default: \"file:a/x.csv\"}\n\
+grid: {bins: 2, binSize: 1, binUnit: hours}\n\
+nodes:\n\
+  - {id: picked, kind: const, source: \"file:{{dir}}/{{f}}.csv\"}\n\
+  - {id: modelled, kind: const, values: [7, 7]}\n\
+  - {id: chosen, kind: const, source: \"{{src}}\"}\n";
+
+#[test]
+fn variants_follow_session_parameter_changes_into_new_inputs_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    for (d, f, v) in [("a", "x", 1.0), ("a", "y", 2.0), ("b", "x", 3.0), ("b", "y", 4.0)] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+        std::fs::write(root.join(d).join(format!("{f}.csv")), format!("bin_index,value\n0,{v}\n1,{v}\n")).unwrap();
+    }
+    let path = dir.path().join("f.redb");
+    let open = || Host::open(&path, "test", &root).unwrap_or_else(|e| panic!("open: {e}"));
+    let mut host = open();
+    host.put_template(FILES, "files.yaml").unwrap();
+    host.open_session(OpenRequest {
+        template_id: "files".into(),
+        template_version: "1".into(),
+        id: Some("s".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    // `v` reads another directory, and binds `src` to what the session reads too.
+    host.create_variant("s", "v", &p(&[("dir", "b"), ("src", "file:a/x.csv")]), &BTreeMap::new()).unwrap();
+    assert_eq!(values(&host, "s/v", "picked"), vec![3.0, 3.0]);
+    // The session moves on: `f` changes what the variant reads (a file nobody read yet), and the
+    // session stops reading a/x.csv, which the variant still does.
+    host.set_session_params("s", &p(&[("f", "y"), ("src", "modelled")])).unwrap();
+    assert_eq!(values(&host, "s", "picked"), vec![2.0, 2.0]);
+    assert_eq!(values(&host, "s", "chosen"), vec![7.0, 7.0]);
+    assert_eq!(values(&host, "s/v", "picked"), vec![4.0, 4.0]);
+    assert_eq!(values(&host, "s/v", "chosen"), vec![1.0, 1.0]);
+    // Pinned: a changed or deleted file is never reread, in memory or after reopening.
+    drop(host);
+    std::fs::remove_file(root.join("b/y.csv")).unwrap();
+    std::fs::write(root.join("a/x.csv"), "bin_index,value\n0,100\n1,100\n").unwrap();
+    let host = open();
+    assert_eq!(values(&host, "s/v", "picked"), vec![4.0, 4.0]);
+    assert_eq!(values(&host, "s/v", "chosen"), vec![1.0, 1.0]);
+    assert_eq!(values(&host, "s", "picked"), vec![2.0, 2.0]);
+}

@@ -775,8 +775,22 @@ impl Host {
         let overrides: BTreeSet<String> = s.record.overrides.keys().cloned().collect();
         let c = self.plans.get(&entry.record.sha256, &entry.record.text, &params, &overrides)?;
         let (mut inputs, new_pins, new_blobs) = self.resolve_inputs(&c, &s.record.inputs, &s.record.overrides)?;
-        // Variants must still compile with the new base values.
-        let mut variant_plans = BTreeMap::new();
+        let mut record = s.record.clone();
+        record.params = to_json(&params);
+        record.inputs.extend(new_pins.clone());
+        record.revision += 1;
+        // Variants must still compile with the new base values, and each resolves the inputs its
+        // new plan reads (session pins, then its own); files it reads for the first time are
+        // pinned to it in the same transaction.
+        struct VariantChange {
+            name: String,
+            plan: Arc<Compiled>,
+            inputs: BTreeMap<String, SeriesCell>,
+            pins: BTreeMap<String, InputPin>,
+            record: VariantRecord,
+        }
+        let mut changes_v = Vec::new();
+        let mut blobs = new_blobs;
         for v in s.variants.values() {
             let mut vp = params.clone();
             for k in v.own_cells.keys() {
@@ -784,24 +798,40 @@ impl Host {
                     vp.insert(k.clone(), x.clone());
                 }
             }
-            let mut vo = overrides.clone();
-            vo.extend(v.record.overrides.keys().cloned());
-            let vplan = self.plans.get(&entry.record.sha256, &entry.record.text, &vp, &vo).map_err(|d| {
+            let mut vo = s.record.overrides.clone();
+            vo.extend(v.record.overrides.clone());
+            let set: BTreeSet<String> = vo.keys().cloned().collect();
+            let plan = self.plans.get(&entry.record.sha256, &entry.record.text, &vp, &set).map_err(|d| {
                 HostError::FailedPrecondition(format!("variant `{}` would not compile: {d}", v.record.name))
             })?;
-            variant_plans.insert(v.record.name.clone(), vplan);
+            // Committed pins only (the session's new blobs are not stored yet): a file both read
+            // for the first time resolves to the same pin, which stays the session's.
+            let mut pins = s.record.inputs.clone();
+            pins.extend(v.record.inputs.clone());
+            let (vin, vpins, vblobs) = self.resolve_inputs(&plan, &pins, &vo).map_err(|e| {
+                HostError::FailedPrecondition(format!("variant `{}` could not read its inputs: {e}", v.record.name))
+            })?;
+            let mut vrec = v.record.clone();
+            vrec.inputs.extend(
+                vpins.iter().filter(|(k, p)| new_pins.get(*k) != Some(*p)).map(|(k, p)| (k.clone(), p.clone())),
+            );
+            blobs.extend(vblobs);
+            changes_v.push(VariantChange { name: v.record.name.clone(), plan, inputs: vin, pins: vpins, record: vrec });
         }
-        let mut record = s.record.clone();
-        record.params = to_json(&params);
-        record.inputs.extend(new_pins.clone());
-        record.revision += 1;
         self.store.write(|w| {
-            for b in &new_blobs {
+            for b in &blobs {
                 w.put_blob(b)?;
+            }
+            for v in changes_v.iter().filter(|v| v.record.inputs != s.variants[&v.name].record.inputs) {
+                w.put_variant(&v.record)?;
             }
             w.put_session(&record)
         })?;
         self.pin_cells(&new_pins, &mut inputs)?;
+        for v in &mut changes_v {
+            let pins = std::mem::take(&mut v.pins);
+            self.pin_cells(&pins, &mut v.inputs)?;
+        }
         let st = Arc::make_mut(&mut self.sessions)
             .get_mut(id)
             .ok_or_else(|| HostError::NotFound(format!("session `{id}`")))?;
@@ -817,23 +847,23 @@ impl Host {
             st.scenario.set_inputs(&mut self.db).with_durability(salsa::Durability::LOW).to(Arc::new(inputs.clone()));
         }
         st.scenario.update_plan(&mut self.db, c.clone(), salsa::Durability::MEDIUM);
-        let names: Vec<String> = st.variants.keys().cloned().collect();
-        for n in names {
+        for ch in changes_v {
             let st = Arc::make_mut(&mut self.sessions)
                 .get_mut(id)
                 .ok_or_else(|| HostError::NotFound(format!("session `{id}`")))?;
-            let v = st.variants.get_mut(&n).ok_or_else(|| HostError::NotFound(n.clone()))?;
+            let v = st.variants.get_mut(&ch.name).ok_or_else(|| HostError::NotFound(ch.name.clone()))?;
             for (k, val) in &params {
                 if !v.own_cells.contains_key(k) {
                     v.params.insert(k.clone(), val.clone());
                 }
             }
-            let mut merged = inputs.clone();
-            merged.extend(v.inputs.clone());
-            v.scenario.set_inputs(&mut self.db).with_durability(salsa::Durability::LOW).to(Arc::new(merged));
-            if let Some(p) = variant_plans.remove(&n) {
-                v.scenario.update_plan(&mut self.db, p, salsa::Durability::MEDIUM);
+            v.record = ch.record;
+            v.inputs =
+                ch.inputs.iter().filter(|(k, c)| inputs.get(*k) != Some(*c)).map(|(k, c)| (k.clone(), *c)).collect();
+            if **v.scenario.inputs(&self.db) != ch.inputs {
+                v.scenario.set_inputs(&mut self.db).with_durability(salsa::Durability::LOW).to(Arc::new(ch.inputs));
             }
+            v.scenario.update_plan(&mut self.db, ch.plan, salsa::Durability::MEDIUM);
         }
         Ok(record.revision)
     }
@@ -1267,7 +1297,15 @@ impl Host {
                 let c = self.plans.get(&entry.record.sha256, &entry.record.text, &eff, &set)?;
                 let mut pins = rec.inputs.clone();
                 pins.extend(vr.inputs.clone());
-                let (vin, _, _) = self.resolve_inputs(&c, &pins, &shas)?;
+                let (vin, vnew, _) = self.resolve_inputs(&c, &pins, &shas)?;
+                if !vnew.is_empty() {
+                    return Err(HostError::FailedPrecondition(format!(
+                        "variant `{}/{}` lacks pinned inputs {:?}",
+                        rec.id,
+                        vr.name,
+                        vnew.keys().collect::<Vec<_>>()
+                    )));
+                }
                 let own_cells: BTreeMap<String, ParamCell> =
                     own.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), v.clone()))).collect();
                 let mut vcells = cells.clone();
