@@ -438,6 +438,22 @@ pub fn input_series(values: Vec<f64>, gaps: Vec<u32>, nans: Vec<u32>, source: &[
     InputSeries { values: values.into(), gaps: gaps.into(), nans: nans.into(), sha256: hex(&h.finalize()).into() }
 }
 
+/// The real path of `rel` under `data_root`, refusing paths that leave the root (through `..`
+/// or a symbolic link).
+pub(crate) fn resolve_under_root(rel: &str, data_root: &Path) -> Result<PathBuf, Diagnostic> {
+    let path = data_root.join(rel);
+    let root = sys::canonicalize(data_root).unwrap_or_else(|_| data_root.to_path_buf());
+    let resolved = sys::canonicalize(&path)
+        .map_err(|e| Diagnostic::error("io", format!("cannot read {rel} (resolved to {}): {e}", path.display())))?;
+    if !resolved.starts_with(&root) {
+        return Err(Diagnostic::error(
+            "path_escape",
+            format!("{rel} resolves to {}, outside the data root {}", resolved.display(), root.display()),
+        ));
+    }
+    Ok(resolved)
+}
+
 /// Reads one `file:` input relative to the data root, refusing paths that leave it.
 pub(crate) fn read_input(key: &str, c: &Compiled, data_root: &Path) -> Result<InputSeries, Diagnostics> {
     let r =
@@ -445,7 +461,6 @@ pub(crate) fn read_input(key: &str, c: &Compiled, data_root: &Path) -> Result<In
     match r {
         SeriesRef::File(rel) => {
             let path = data_root.join(&rel);
-            let root = sys::canonicalize(data_root).unwrap_or_else(|_| data_root.to_path_buf());
             if !sys::exists(&path)
                 && let Some(bytes) = crate::embedded::file(&rel)
             {
@@ -453,20 +468,7 @@ pub(crate) fn read_input(key: &str, c: &Compiled, data_root: &Path) -> Result<In
                 let parsed = parse_series_csv(bytes, &c.grid, &rel)?;
                 return Ok(input_series(parsed.values, parsed.gaps, parsed.nans, bytes));
             }
-            let resolved = sys::canonicalize(&path).map_err(|e| {
-                Diagnostics::one(
-                    Diagnostic::error("io", format!("cannot read {rel} (resolved to {}): {e}", path.display()))
-                        .in_file(rel.clone()),
-                )
-            })?;
-            if !resolved.starts_with(&root) {
-                return Err(Diagnostic::error(
-                    "path_escape",
-                    format!("{rel} resolves to {}, outside the data root {}", resolved.display(), root.display()),
-                )
-                .in_file(rel)
-                .into());
-            }
+            let resolved = resolve_under_root(&rel, data_root).map_err(|d| Diagnostics::one(d.in_file(rel.clone())))?;
             let bytes = sys::read(&resolved).map_err(|e| {
                 Diagnostics::one(Diagnostic::error("io", format!("cannot read {rel}: {e}")).in_file(rel.clone()))
             })?;

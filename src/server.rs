@@ -33,7 +33,9 @@ pub struct ServerOptions {
     pub runs_dir: PathBuf,
     /// Retries of a read cancelled by a concurrent write before answering UNAVAILABLE.
     pub read_retries: usize,
-    /// Largest Gold upload (LoadGold with data), in bytes (default 1 GiB).
+    /// Largest Gold upload (LoadGold with data), in bytes (default 64 MiB). Uploads are buffered,
+    /// so this is also the loader's memory allowance over its output (§12); larger files load
+    /// from the server's data root with `options.path`, which streams.
     pub max_upload_bytes: usize,
 }
 
@@ -45,7 +47,7 @@ impl Default for ServerOptions {
             max_state_window: 10_000,
             runs_dir: PathBuf::from("runs"),
             read_retries: 1,
-            max_upload_bytes: 1 << 30,
+            max_upload_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -27,8 +27,12 @@ pub(crate) struct TestServer {
 
 impl TestServer {
     pub(crate) async fn start(db: &Path, opts: ServerOptions) -> TestServer {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let host = Host::open(db, "test server", &root).unwrap();
+        TestServer::start_in(db, opts, &PathBuf::from(env!("CARGO_MANIFEST_DIR"))).await
+    }
+
+    /// A server whose `file:` references and LoadGold paths resolve under `root`.
+    pub(crate) async fn start_in(db: &Path, opts: ServerOptions, root: &Path) -> TestServer {
+        let host = Host::open(db, "test server", root).unwrap();
         let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let shared = Arc::new(SharedHost::new(host));
@@ -162,6 +166,16 @@ async fn round_trips_queries_state_and_compare() {
         .get_state(pb::GetStateRequest {
             target: target("replay", ""),
             at: Some(pb::get_state_request::At::Timestamp("2025-10-07T10:32:00Z".into())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("bin 126") && e.message().contains("10:30:00Z"), "{}", e.message());
+    // Also inside a minute (a timestamp with seconds).
+    let e = q
+        .get_state(pb::GetStateRequest {
+            target: target("replay", ""),
+            at: Some(pb::get_state_request::At::Timestamp("2025-10-07T10:30:30Z".into())),
         })
         .await
         .unwrap_err();
@@ -324,6 +338,11 @@ async fn error_codes_and_the_store_is_unchanged_by_bad_requests() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message());
+    // A run evaluates everything: the same budget applies, and no run is recorded.
+    let mut runs = RunServiceClient::new(ch.clone());
+    let e = runs.create_run(pb::CreateRunRequest { target: target("replay", "") }).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message());
+    assert!(runs.list_runs(pb::ListRunsRequest {}).await.unwrap().into_inner().runs.is_empty());
     // An oversized message (limit 1 MiB here).
     let mut series = SeriesServiceClient::new(ch.clone()).max_encoding_message_size(8 << 20);
     let e = series
@@ -604,5 +623,65 @@ async fn a_node_switched_to_the_input_another_node_read_is_reported() {
     assert_eq!(ev.series[0].values, vec![10.0, 20.0, 30.0]);
     assert_eq!(ev.series[1].values, vec![20.0, 40.0, 60.0]);
     drop(stream);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_gold_streams_uploads_reads_paths_under_the_data_root_only_and_caps_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    std::fs::create_dir_all(&root).unwrap();
+    let gold = "ts,node,arrivals,served,errors\n\
+2025-10-07T00:00:00Z,A,3,2,0\n2025-10-07T00:05:00Z,A,4,4,1\n2025-10-07T00:10:00Z,A,5,5,0\n";
+    std::fs::write(root.join("day.csv"), gold).unwrap();
+    let outside = dir.path().join("secret.csv");
+    std::fs::write(&outside, gold.replace("A,", "S,")).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&outside, root.join("link.csv")).unwrap();
+    let opts = ServerOptions { max_upload_bytes: 1024, ..Default::default() };
+    let server = TestServer::start_in(&dir.path().join("f.redb"), opts, &root).await;
+    let ch = server.channel().await;
+    let mut series = SeriesServiceClient::new(ch.clone());
+    let chunks = |opts: pb::LoadGoldOptions, data: Vec<u8>| {
+        let mut msgs = vec![pb::LoadGoldChunk { options: Some(opts), data: Vec::new() }];
+        msgs.extend(data.chunks(16).map(|c| pb::LoadGoldChunk { options: None, data: c.to_vec() }));
+        tokio_stream::iter(msgs)
+    };
+
+    // An upload in 16-byte chunks.
+    let r =
+        series.load_gold(chunks(pb::LoadGoldOptions::default(), gold.as_bytes().to_vec())).await.unwrap().into_inner();
+    assert_eq!(r.series, vec!["A_arrivals", "A_served", "A_errors"]);
+    assert_eq!(r.rows, 3);
+    assert!(r.bin_size_inferred);
+    assert_eq!(r.grid.as_ref().unwrap().bin_minutes, 5);
+    let stored = series.get_stored_series(pb::GetStoredSeriesRequest { name: "A_served".into() }).await.unwrap();
+    assert_eq!(stored.into_inner().values, vec![2.0, 4.0, 5.0]);
+
+    // A path under the data root, with the file name as its source.
+    let opts = pb::LoadGoldOptions { path: "day.csv".into(), ..Default::default() };
+    let r = series.load_gold(chunks(opts, Vec::new())).await.unwrap().into_inner();
+    assert!(r.provenance_json.contains("\"source\":\"day.csv\""), "{}", r.provenance_json);
+    assert!(r.changed.is_empty(), "same values as the upload: {:?}", r.changed);
+
+    // Paths that leave the data root, textually or through a link, are refused.
+    let opts = pb::LoadGoldOptions { path: "../secret.csv".into(), ..Default::default() };
+    let e = series.load_gold(chunks(opts, Vec::new())).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+    #[cfg(unix)]
+    {
+        let opts = pb::LoadGoldOptions { path: "link.csv".into(), ..Default::default() };
+        let e = series.load_gold(chunks(opts, Vec::new())).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+        assert!(e.message().contains("outside the data root"), "{}", e.message());
+    }
+    let list = series.list_series(pb::ListSeriesRequest {}).await.unwrap().into_inner();
+    assert!(list.series.iter().all(|s| !s.name.starts_with("S_")));
+
+    // An upload over the cap is refused and stores nothing.
+    let big = gold.repeat(20).into_bytes();
+    let e = series.load_gold(chunks(pb::LoadGoldOptions::default(), big)).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message());
+    assert_eq!(series.list_series(pb::ListSeriesRequest {}).await.unwrap().into_inner().series.len(), 3);
     server.stop().await;
 }

@@ -509,3 +509,28 @@ fn variants_follow_session_parameter_changes_into_new_inputs_and_survive_reopen(
     assert_eq!(values(&host, "s/v", "chosen"), vec![1.0, 1.0]);
     assert_eq!(values(&host, "s", "picked"), vec![2.0, 2.0]);
 }
+
+#[test]
+fn comparisons_accept_the_same_bins_written_in_other_units() {
+    let mut host = Host::new();
+    let text = |id: &str, size: &str, unit: &str| {
+        format!(
+            "id: {id}\nversion: \"1\"\ngrid: {{bins: 3, binSize: {size}, binUnit: {unit}, start: \"2025-10-07T00:00:00Z\"}}\nnodes:\n  - {{id: a, kind: const, values: [1, 2, 3]}}\n"
+        )
+    };
+    for (id, size, unit) in [("m", "60", "minutes"), ("h", "1", "hours"), ("h2", "2", "hours")] {
+        host.put_template(&text(id, size, unit), "t.yaml").unwrap();
+        host.open_session(OpenRequest {
+            template_id: id.into(),
+            template_version: "1".into(),
+            id: Some(id.into()),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let cmp = host.compare(&t("m"), &t("h")).unwrap();
+    assert!(cmp.series.iter().all(|d| d.a == d.b));
+    let err = host.compare(&t("m"), &t("h2")).unwrap_err();
+    assert!(matches!(err, HostError::FailedPrecondition(_)), "{err}");
+    assert!(err.to_string().contains("3 × 60 min") && err.to_string().contains("3 × 120 min"), "{err}");
+}

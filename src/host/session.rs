@@ -139,6 +139,55 @@ pub struct StoredSeriesInput {
 
 /// A run written by [`Host::create_run`].
 #[derive(Clone, Debug)]
+/// A target evaluated for a run, not yet written (see [`View::run_material`]).
+pub struct RunMaterial {
+    pub target: String,
+    pub template_id: String,
+    pub template_version: String,
+    pub tenant: Option<String>,
+    params: BTreeMap<String, ParamValue>,
+    inputs: BTreeMap<String, InputSeries>,
+    ev: Evaluation,
+    warnings: Vec<crate::engine::warnings::Warning>,
+}
+
+impl RunMaterial {
+    /// Writes (or reuses) the run directory under `runs`; `text` is the template's text.
+    pub fn write(self, text: &str, runs: &std::path::Path) -> Result<RunCreated, HostError> {
+        let out = crate::artifacts::write_run(
+            runs,
+            &crate::artifacts::RunInput {
+                text,
+                params: &self.params,
+                inputs: &self.inputs,
+                evaluation: &self.ev,
+                warnings: &self.warnings,
+                tenant: self.tenant.as_deref(),
+            },
+        )?;
+        let record = crate::store::RunRecord {
+            id: out.run_id.clone(),
+            dir: out.dir.display().to_string(),
+            summary: serde_json::json!({
+                "runHash": out.run_hash,
+                "target": self.target,
+                "templateId": self.ev.compiled.document.meta.id,
+                "templateVersion": self.ev.compiled.document.meta.version,
+                "tenant": self.tenant,
+                "series": self.ev.compiled.outputs.len(),
+                "warnings": self.warnings.len(),
+            }),
+        };
+        Ok(RunCreated {
+            output: out,
+            record,
+            warnings: self.warnings,
+            accounting: self.ev.accounting,
+            grid: self.ev.compiled.grid,
+        })
+    }
+}
+
 pub struct RunCreated {
     pub output: crate::artifacts::RunOutput,
     pub record: crate::store::RunRecord,
@@ -1202,48 +1251,19 @@ impl Host {
     }
 
     /// Evaluates a target and writes its run directory (§8) under `runs`; records the run.
+    /// (The server does the same in three steps so only the record is written under the lock.)
     pub fn create_run(&mut self, t: &Target, runs: &std::path::Path) -> Result<RunCreated, HostError> {
-        let view = self.view();
-        let ev = view.evaluate_target(t, None)?;
-        let warnings = view.warnings(t, &ev)?;
-        let (sc, _) = view.scenario(t)?;
-        let inputs: BTreeMap<String, InputSeries> =
-            sc.inputs(self.db()).iter().map(|(k, c)| (k.clone(), c.data(self.db()).clone())).collect();
-        let state = self.state(&t.session)?;
-        let params = match &t.variant {
-            None => state.params.clone(),
-            Some(v) => {
-                state.variants.get(v).ok_or_else(|| HostError::NotFound(format!("variant `{t}`")))?.params.clone()
-            }
-        };
-        let tenant = state.record.tenant.clone();
-        let text = self.template(&state.record.template_id, &state.record.template_version)?.text;
-        let out = crate::artifacts::write_run(
-            runs,
-            &crate::artifacts::RunInput {
-                text: &text,
-                params: &params,
-                inputs: &inputs,
-                evaluation: &ev,
-                warnings: &warnings,
-                tenant: tenant.as_deref(),
-            },
-        )?;
-        let record = crate::store::RunRecord {
-            id: out.run_id.clone(),
-            dir: out.dir.display().to_string(),
-            summary: serde_json::json!({
-                "runHash": out.run_hash,
-                "target": t.to_string(),
-                "templateId": ev.compiled.document.meta.id,
-                "templateVersion": ev.compiled.document.meta.version,
-                "tenant": tenant,
-                "series": ev.compiled.outputs.len(),
-                "warnings": warnings.len(),
-            }),
-        };
-        self.store.write(|w| w.put_run(&record))?;
-        Ok(RunCreated { output: out, record, warnings, accounting: ev.accounting, grid: ev.compiled.grid })
+        let material = self.view().run_material(t)?;
+        let text = self.template(&material.template_id, &material.template_version)?.text;
+        let created = material.write(&text, runs)?;
+        self.record_run(&created.record)?;
+        Ok(created)
+    }
+
+    /// Records a run written by [`RunMaterial::write`].
+    pub fn record_run(&mut self, record: &crate::store::RunRecord) -> Result<(), HostError> {
+        self.store.write(|w| w.put_run(record))?;
+        Ok(())
     }
 
     pub fn runs(&self) -> Result<Vec<crate::store::RunRecord>, HostError> {
@@ -1333,6 +1353,32 @@ pub struct View<'a> {
 }
 
 impl View<'_> {
+    /// Everything a run directory is written from, evaluated on this snapshot.
+    pub fn run_material(&self, t: &Target) -> Result<RunMaterial, HostError> {
+        let ev = self.evaluate_target(t, None)?;
+        let warnings = self.warnings(t, &ev)?;
+        let (sc, _) = self.scenario(t)?;
+        let inputs: BTreeMap<String, InputSeries> =
+            sc.inputs(self.db).iter().map(|(k, c)| (k.clone(), c.data(self.db).clone())).collect();
+        let state = self.state(&t.session)?;
+        let params = match &t.variant {
+            None => state.params.clone(),
+            Some(v) => {
+                state.variants.get(v).ok_or_else(|| HostError::NotFound(format!("variant `{t}`")))?.params.clone()
+            }
+        };
+        Ok(RunMaterial {
+            target: t.to_string(),
+            template_id: state.record.template_id.clone(),
+            template_version: state.record.template_version.clone(),
+            tenant: state.record.tenant.clone(),
+            params,
+            inputs,
+            ev,
+            warnings,
+        })
+    }
+
     /// Warnings (§7.1) of a full evaluation of `t`.
     pub fn warnings(&self, t: &Target, ev: &Evaluation) -> Result<Vec<crate::engine::warnings::Warning>, HostError> {
         let (sc, _) = self.scenario(t)?;
@@ -1433,13 +1479,11 @@ impl View<'_> {
         let (sb, _) = self.scenario(b)?;
         let ca = edb::compiled(self.db, sa);
         let cb = edb::compiled(self.db, sb);
-        if ca.grid != cb.grid {
+        if !ca.grid.same_window(&cb.grid) {
             return Err(HostError::FailedPrecondition(format!(
-                "{a} and {b} have different grids ({} vs {} bins of {} and {} minutes)",
-                ca.grid.bins,
-                cb.grid.bins,
-                ca.grid.bin_minutes(),
-                cb.grid.bin_minutes()
+                "{a} and {b} have different grids ({} vs {})",
+                ca.grid.describe(),
+                cb.grid.describe()
             )));
         }
         let ka = unit_keys(self.db, sa)

@@ -63,6 +63,21 @@ impl Grid {
         self.bins as usize
     }
 
+    /// Whether two grids cover the same bins (`60 minutes` and `1 hours` do).
+    pub fn same_window(&self, other: &Grid) -> bool {
+        self.bins == other.bins
+            && self.bin_minutes() == other.bin_minutes()
+            && self.start_minutes == other.start_minutes
+    }
+
+    /// `bins × minutes from start` for messages.
+    pub fn describe(&self) -> String {
+        match self.start_utc() {
+            Some(s) => format!("{} × {} min from {s}", self.bins, self.bin_minutes()),
+            None => format!("{} × {} min (no start)", self.bins, self.bin_minutes()),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.bins == 0
     }
@@ -123,16 +138,21 @@ impl Grid {
 
 /// Parses an RFC 3339 timestamp ending in `Z` with whole minutes, to minutes since the epoch.
 pub fn parse_utc_minutes(s: &str) -> Result<i64, String> {
+    let (secs, nanos) = parse_utc_seconds(s)?;
+    if secs.rem_euclid(60) != 0 || nanos != 0 {
+        return Err(format!("timestamp `{s}` must be a whole minute"));
+    }
+    Ok(secs.div_euclid(60))
+}
+
+/// Parses an RFC 3339 timestamp ending in `Z` to (seconds since the epoch, nanoseconds).
+pub fn parse_utc_seconds(s: &str) -> Result<(i64, u32), String> {
     if !s.ends_with('Z') && !s.ends_with('z') {
         return Err(format!("timestamp `{s}` must be UTC and end in `Z`, e.g. 2025-10-07T00:00:00Z"));
     }
     let dt = DateTime::parse_from_rfc3339(s)
         .map_err(|e| format!("`{s}` is not an RFC 3339 timestamp ({e}); expected e.g. 2025-10-07T00:00:00Z"))?;
-    let secs = dt.timestamp();
-    if secs.rem_euclid(60) != 0 || dt.timestamp_subsec_nanos() != 0 {
-        return Err(format!("timestamp `{s}` must be a whole minute"));
-    }
-    Ok(secs.div_euclid(60))
+    Ok((dt.timestamp(), dt.timestamp_subsec_nanos()))
 }
 
 /// Formats minutes since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.

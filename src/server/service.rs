@@ -26,6 +26,9 @@ pub(crate) struct Api {
     pub(crate) opts: Arc<ServerOptions>,
     /// Becomes true when the server shuts down: open watch streams end then.
     pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
+    /// Where `file:` references and LoadGold paths resolve (fixed for the host's life; read
+    /// once so no async task ever waits on the host lock).
+    pub(crate) data_root: Arc<std::path::PathBuf>,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -33,7 +36,8 @@ type Reply<T> = Result<Response<T>, Status>;
 impl Api {
     pub(crate) fn new(host: Arc<SharedHost>, opts: ServerOptions, stopping: tokio::sync::watch::Receiver<bool>) -> Api {
         let (changes, _) = tokio::sync::watch::channel(0);
-        Api { host, changes, opts: Arc::new(opts), stopping }
+        let data_root = Arc::new(host.lock().data_root().to_path_buf());
+        Api { host, changes, opts: Arc::new(opts), stopping, data_root }
     }
 
     /// Runs `f` on a snapshot on a blocking thread, retrying cancelled reads.
@@ -81,17 +85,23 @@ impl Api {
 }
 
 /// Rejects evaluations larger than the `bins × units` budget.
-fn check_budget(c: &Compiled, targets: Option<&[u32]>, budget: u64) -> Result<(), HostError> {
-    let units: u64 = c.closure(targets).iter().map(|u| c.units[*u as usize].weight as u64).sum();
-    let cost = units * c.grid.bins as u64;
+pub(crate) fn check_budget(c: &Compiled, targets: Option<&[u32]>, budget: u64) -> Result<(), HostError> {
+    check_budget_all(&[(c, targets)], budget)
+}
+
+/// [`check_budget`] for a request that evaluates several plans.
+fn check_budget_all(plans: &[(&Compiled, Option<&[u32]>)], budget: u64) -> Result<(), HostError> {
+    let (mut parts, mut cost) = (Vec::new(), 0u64);
+    for (c, targets) in plans {
+        let u: u64 = c.closure(*targets).iter().map(|u| c.units[*u as usize].weight as u64).sum();
+        parts.push(format!("{u} series definitions × {} bins", c.grid.bins));
+        cost += u * c.grid.bins as u64;
+    }
     if cost > budget {
         return Err(HostError::BadInput(
             crate::diag::Diagnostic::error(
                 "resource_exhausted",
-                format!(
-                    "the request needs {units} series definitions × {} bins = {cost}, over the budget of {budget}",
-                    c.grid.bins
-                ),
+                format!("the request needs {} = {cost}, over the budget of {budget}", parts.join(" + ")),
             )
             .into(),
         ));
@@ -255,7 +265,7 @@ impl pb::template_service_server::TemplateService for Api {
         let supplied = convert::supplied_map("parameters", &r.parameters)?;
         let (id, version) = (r.id.clone(), r.version.clone());
         let rec = self.with_host("id", move |h| template_record(h, &id, &version)).await?;
-        let root = self.host.lock().data_root().to_path_buf();
+        let root = self.data_root.to_path_buf();
         let out = tokio::task::spawn_blocking(move || -> Result<pb::InstantiateTemplateResponse, HostError> {
             // A one-shot model on its own in-memory host: instantiation changes nothing stored.
             let mut host = Host::new();
@@ -282,8 +292,39 @@ fn template_record(h: &Host, id: &str, version: &str) -> Result<crate::store::Te
         return h.template(id, version);
     }
     let mut all: Vec<_> = h.templates()?.into_iter().filter(|t| t.id == id).collect();
-    all.sort_by(|a, b| a.version.cmp(&b.version));
+    all.sort_by(|a, b| version_order(&a.version, &b.version));
     all.pop().ok_or_else(|| HostError::NotFound(format!("template `{id}`")))
+}
+
+/// Orders versions by their dot-separated parts: a part's leading number numerically (`1.10.0`
+/// after `1.9.0`), then its suffix, where no suffix comes last (`1.0.0` after `1.0.0-rc1`);
+/// equal-by-parts versions fall back to text order.
+fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let split = |x: &str| {
+        let digits = x.len() - x.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        (x[..digits].parse::<u128>().ok(), x[digits..].to_string())
+    };
+    let part = |x: &str, y: &str| {
+        let ((nx, sx), (ny, sy)) = (split(x), split(y));
+        nx.cmp(&ny).then_with(|| match (sx.is_empty(), sy.is_empty()) {
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            _ => sx.cmp(&sy),
+        })
+    };
+    let (mut pa, mut pb) = (a.split('.'), b.split('.'));
+    loop {
+        match (pa.next(), pb.next()) {
+            (Some(x), Some(y)) => match part(x, y) {
+                std::cmp::Ordering::Equal => continue,
+                o => return o,
+            },
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+        }
+    }
 }
 
 fn template_msg(t: &crate::store::TemplateRecord, with_text: bool) -> pb::Template {
@@ -387,8 +428,8 @@ impl pb::series_service_server::SeriesService for Api {
         if !o.extraction_ts.is_empty() {
             parse_utc_minutes(&o.extraction_ts).map_err(bad("options.extraction_ts"))?;
         }
-        let root = self.host.lock().data_root().to_path_buf();
-        let (loaded, provenance) = tokio::task::spawn_blocking(move || -> Result<_, Status> {
+        let root = self.data_root.to_path_buf();
+        let (mut loaded, provenance) = tokio::task::spawn_blocking(move || -> Result<_, Status> {
             let (loaded, sha, source, extraction) = if o.path.is_empty() {
                 let loaded = crate::telemetry::load(&mut crate::telemetry::Bytes(&data), &lo, &mut |_| {})
                     .map_err(|d| crate::server::status::invalid("data", &d))?;
@@ -402,10 +443,11 @@ impl pb::series_service_server::SeriesService for Api {
             } else {
                 let rel =
                     crate::model::series::normalise_path(&o.path).map_err(|e| invalid_field("options.path", e))?;
-                let path = root.join(&rel);
-                if !crate::sys::exists(&path) {
+                if !crate::sys::exists(&root.join(&rel)) {
                     return Err(Status::not_found(format!("{rel} is not under the server's data root")));
                 }
+                let path = crate::host::resolve_under_root(&rel, &root)
+                    .map_err(|d| crate::server::status::invalid("options.path", &d.into()))?;
                 let mut src = crate::telemetry::FileSource::new(&path);
                 let loaded = crate::telemetry::load(&mut src, &lo, &mut |_| {})
                     .map_err(|d| crate::server::status::invalid("options.path", &d))?;
@@ -425,10 +467,11 @@ impl pb::series_service_server::SeriesService for Api {
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))??;
-        let items: Vec<crate::host::StoredSeriesInput> = loaded
-            .series
-            .iter()
-            .map(|s| crate::host::StoredSeriesInput { name: s.name(), values: s.values.clone(), gaps: s.gaps.clone() })
+        // The values move into the write (one copy of the output in memory, §12).
+        let names: Vec<String> = loaded.series.iter().map(|s| s.name()).collect();
+        let items: Vec<crate::host::StoredSeriesInput> = std::mem::take(&mut loaded.series)
+            .into_iter()
+            .map(|s| crate::host::StoredSeriesInput { name: s.name(), values: s.values, gaps: s.gaps })
             .collect();
         let w = loaded.window;
         let prov = provenance.clone();
@@ -436,7 +479,7 @@ impl pb::series_service_server::SeriesService for Api {
             self.write("data", move |h| h.put_series_batch(&items, Some(w.start_minutes), w.bin_minutes, prov)).await?;
         let g = &w.grid_json();
         Ok(Response::new(pb::LoadGoldResponse {
-            series: loaded.series.iter().map(|s| s.name()).collect(),
+            series: names,
             changed,
             grid: Some(pb::Grid {
                 bins: w.bins,
@@ -813,12 +856,13 @@ fn resolve_bin(c: &Compiled, at: Option<&pb::get_state_request::At>) -> Result<u
                     "the model has no grid.start, so timestamps cannot be resolved; query by bin index".into(),
                 ));
             };
-            let m = parse_utc_minutes(ts).map_err(|e| {
+            // Seconds, so a timestamp inside a minute is still placed in its bin for the message.
+            let (secs, nanos) = crate::model::grid::parse_utc_seconds(ts).map_err(|e| {
                 HostError::BadInput(crate::diag::Diagnostic::error("timestamp", e).at_path("timestamp").into())
             })?;
             let bm = g.bin_minutes() as i64;
-            let off = m - start;
-            let bin = off.div_euclid(bm);
+            let off_s = secs - start * 60;
+            let bin = off_s.div_euclid(bm * 60);
             if bin < 0 || bin >= g.bins as i64 {
                 return Err(out_of_range(format!(
                     "{ts} is outside the grid [{}, {})",
@@ -826,7 +870,7 @@ fn resolve_bin(c: &Compiled, at: Option<&pb::get_state_request::At>) -> Result<u
                     format_minutes(start + bm * g.bins as i64)
                 )));
             }
-            if off.rem_euclid(bm) != 0 {
+            if off_s.rem_euclid(bm * 60) != 0 || nanos != 0 {
                 let s = start + bin * bm;
                 return Err(HostError::BadInput(
                     crate::diag::Diagnostic::error(
@@ -881,6 +925,18 @@ impl Api {
     }
 }
 
+/// Operands of a comparison must cover the same bins.
+fn same_grids(ga: &crate::model::grid::Grid, gb: &crate::model::grid::Grid) -> Result<(), HostError> {
+    if ga.same_window(gb) {
+        return Ok(());
+    }
+    Err(HostError::FailedPrecondition(format!(
+        "the operands have different grids ({} vs {})",
+        ga.describe(),
+        gb.describe()
+    )))
+}
+
 fn compare_operands(
     v: &View<'_>,
     a: &Op,
@@ -905,7 +961,10 @@ fn compare_operands(
     match (a, b) {
         (Op::Target(ta), Op::Target(tb)) => {
             let ca = v.compiled_target(ta)?;
-            check_budget(&ca, None, budget)?;
+            let cb = v.compiled_target(tb)?;
+            same_grids(&ca.grid, &cb.grid)?;
+            // Both sides may evaluate: they share one budget.
+            check_budget_all(&[(&ca, None), (&cb, None)], budget)?;
             let cmp = v.compare(ta, tb)?;
             accounting = cmp.accounting;
             grid = ca.grid;
@@ -947,17 +1006,7 @@ fn compare_operands(
             };
             let (ga, va) = side(a, run_a, &mut rev_a, &mut accounting)?;
             let (gb, vb) = side(b, run_b, &mut rev_b, &mut accounting)?;
-            if ga.bins != gb.bins || ga.bin_minutes() != gb.bin_minutes() || ga.start_minutes != gb.start_minutes {
-                return Err(HostError::FailedPrecondition(format!(
-                    "the operands have different grids ({} × {} min from {:?} vs {} × {} min from {:?})",
-                    ga.bins,
-                    ga.bin_minutes(),
-                    ga.start_utc(),
-                    gb.bins,
-                    gb.bin_minutes(),
-                    gb.start_utc()
-                )));
-            }
+            same_grids(&ga, &gb)?;
             grid = ga;
             let ids: std::collections::BTreeSet<&String> = va.keys().chain(vb.keys()).collect();
             for id in ids {
@@ -1042,7 +1091,22 @@ impl pb::run_service_server::RunService for Api {
         let r = req.into_inner();
         let t = convert::target("target", r.target.as_ref())?;
         let runs = self.opts.runs_dir.clone();
-        let created = self.write("target", move |h| h.create_run(&t, &runs)).await?;
+        let budget = self.opts.eval_budget;
+        // Evaluated on a snapshot and written without the lock; only the record is a write.
+        let material = self
+            .read("target", move |v| {
+                check_budget(&*v.compiled_target(&t)?, None, budget)?;
+                v.run_material(&t)
+            })
+            .await?;
+        let (id, version) = (material.template_id.clone(), material.template_version.clone());
+        let text = self.with_host("target", move |h| h.template(&id, &version)).await?.text;
+        let created = tokio::task::spawn_blocking(move || material.write(&text, &runs))
+            .await
+            .map_err(|e| Status::internal(format!("run task failed: {e}")))?
+            .map_err(|e| from_host("target", e))?;
+        let record = created.record.clone();
+        self.write("target", move |h| h.record_run(&record)).await?;
         let s = &created.record.summary;
         Ok(Response::new(pb::Run {
             id: created.output.run_id.clone(),
@@ -1085,5 +1149,24 @@ fn run_msg(r: &crate::store::RunRecord) -> pb::Run {
         warnings: Vec::new(),
         accounting: None,
         grid: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_order;
+    use std::cmp::Ordering::*;
+
+    #[test]
+    fn versions_order_by_numeric_parts() {
+        assert_eq!(version_order("1.10.0", "1.9.0"), Greater);
+        assert_eq!(version_order("2", "10"), Less);
+        assert_eq!(version_order("1.0", "1.0.1"), Less);
+        assert_eq!(version_order("1.0.0", "1.0.0-rc1"), Greater, "a release after its pre-release");
+        assert_eq!(version_order("1.0.0-rc2", "1.0.0-rc10"), Greater, "suffixes compare as text");
+        assert_eq!(version_order("beta", "alpha"), Greater);
+        let mut v = vec!["1.10.0", "1.2.0", "1.9.3", "0.9"];
+        v.sort_by(|a, b| version_order(a, b));
+        assert_eq!(v, vec!["0.9", "1.2.0", "1.9.3", "1.10.0"]);
     }
 }

@@ -31,7 +31,12 @@ struct Seen {
     values: BTreeMap<String, Series>,
 }
 
-fn step(v: &View<'_>, t: &Target, prev: Option<&Seen>) -> Result<(Option<pb::WatchEvent>, Seen), HostError> {
+fn step(
+    v: &View<'_>,
+    t: &Target,
+    prev: Option<&Seen>,
+    budget: u64,
+) -> Result<(Option<pb::WatchEvent>, Seen), HostError> {
     let (scenario, revision) = v.scenario(t)?;
     // A session closed and reopened under the same id restarts its revisions, but its scenario
     // is a new input: both must match for "nothing happened".
@@ -42,6 +47,8 @@ fn step(v: &View<'_>, t: &Target, prev: Option<&Seen>) -> Result<(Option<pb::Wat
         return Ok((None, p.clone()));
     }
     let c: Arc<Compiled> = v.compiled_target(t)?;
+    // Every event evaluates the whole target (a structural change can make it grow).
+    crate::server::service::check_budget(&c, None, budget)?;
     let reads: Vec<UnitReads> =
         v.unit_reads(t)?.ok_or_else(|| HostError::FailedPrecondition(format!("{t} has unresolved inputs")))?;
     let ev = v.evaluate_target(t, None)?;
@@ -113,7 +120,9 @@ impl pb::watch_service_server::WatchService for Api {
         let t = convert::target("target", req.into_inner().target.as_ref())?;
         // Fail fast on an unknown target.
         let check = t.clone();
-        self.read("target", move |v| v.scenario(&check).map(|_| ())).await?;
+        let budget = self.opts.eval_budget;
+        self.read("target", move |v| crate::server::service::check_budget(&*v.compiled_target(&check)?, None, budget))
+            .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let api = self.clone();
         let mut changes = self.changes.subscribe();
@@ -123,7 +132,7 @@ impl pb::watch_service_server::WatchService for Api {
             loop {
                 let prev = seen.clone();
                 let target = t.clone();
-                match api.read("target", move |v| step(&v, &target, prev.as_ref())).await {
+                match api.read("target", move |v| step(&v, &target, prev.as_ref(), budget)).await {
                     Ok((event, next)) => {
                         seen = Some(next);
                         if let Some(e) = event
