@@ -116,6 +116,7 @@ fn err(line: u64, msg: impl Into<String>, help: &str) -> Diagnostics {
 
 /// Guesses the format from the first non-blank character.
 pub fn sniff(first: &[u8]) -> Format {
+    let first = first.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(first);
     match first.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => Format::Ndjson,
         _ => Format::Csv,
@@ -223,7 +224,7 @@ fn for_each_row(
                     break;
                 }
                 line += 1;
-                let t = buf.trim();
+                let t = if line == 1 { buf.trim_start_matches('\u{feff}') } else { &buf }.trim();
                 if t.is_empty() {
                     continue;
                 }
@@ -235,7 +236,7 @@ fn for_each_row(
                     )
                 })?;
                 let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
-                let (Some(ts), Some(node)) = (text("ts"), text("node")) else {
+                let (Some(ts), Some(node)) = (text("ts"), text("node").map(|n| n.trim().to_string())) else {
                     return Err(err(
                         line,
                         "the object lacks string fields `ts` and `node`",
@@ -392,6 +393,16 @@ pub fn load(src: &mut dyn Source, opts: &LoadOptions, progress: &mut dyn FnMut(u
         if row.node.is_empty() {
             return Err(err(row.line, "empty node", "every row names its node"));
         }
+        // Node names become file and series names (`<node>_<metric>`).
+        if row.node.starts_with('.')
+            || !row.node.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(err(
+                row.line,
+                format!("node name `{}` cannot name a series or file", row.node),
+                "node names use letters, digits, `_`, `-` and `.` (not first); rename the node in the export",
+            ));
+        }
         let m = parse_utc_minutes(&row.ts)
             .map_err(|e| err(row.line, e, "timestamps are RFC 3339 UTC, e.g. 2025-10-07T00:05:00Z"))?;
         let off = m - window.start_minutes;
@@ -443,7 +454,7 @@ pub fn load(src: &mut dyn Source, opts: &LoadOptions, progress: &mut dyn FnMut(u
 
     let mut series = Vec::new();
     let mut warnings = Vec::new();
-    for (node, nd) in nodes {
+    for (node, mut nd) in nodes {
         let node_gaps: Vec<u32> = (0..n).filter(|b| nd.seen[b / 64] & (1 << (b % 64)) == 0).map(|b| b as u32).collect();
         if !node_gaps.is_empty() {
             warnings.push(
@@ -458,14 +469,30 @@ pub fn load(src: &mut dyn Source, opts: &LoadOptions, progress: &mut dyn FnMut(u
         }
         for (m, name) in METRICS.iter().enumerate() {
             let required = m < 3;
-            let values = match nd.metrics[m].clone() {
+            let had = nd.metrics[m].is_some();
+            let values = match nd.metrics[m].take() {
                 Some(v) => v,
                 None if required => vec![0.0; n],
                 None => continue,
             };
             let gaps: Vec<u32> =
                 (0..n).filter(|b| nd.present[m][b / 64] & (1 << (b % 64)) == 0).map(|b| b as u32).collect();
-            let mut nans = nd.nans[m].clone();
+            // Bins with a row that lacks this metric (the missing rows are reported above).
+            if required || had {
+                let missing: Vec<u32> = gaps.iter().copied().filter(|b| node_gaps.binary_search(b).is_err()).collect();
+                if !missing.is_empty() {
+                    warnings.push(
+                        Warning::new(
+                            "data_gap",
+                            Severity::Warning,
+                            &node,
+                            format!("{} rows of `{node}` have no {name} value; filled with 0", missing.len()),
+                        )
+                        .with_bins(&missing, Some(missing.len() as f64)),
+                    );
+                }
+            }
+            let mut nans = std::mem::take(&mut nd.nans[m]);
             nans.sort_unstable();
             if !nans.is_empty() {
                 warnings.push(

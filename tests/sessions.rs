@@ -534,3 +534,28 @@ fn comparisons_accept_the_same_bins_written_in_other_units() {
     assert!(matches!(err, HostError::FailedPrecondition(_)), "{err}");
     assert!(err.to_string().contains("3 × 60 min") && err.to_string().contains("3 × 120 min"), "{err}");
 }
+
+#[test]
+fn setting_negative_zero_over_zero_is_a_change_in_memory_and_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.redb");
+    let text = "id: z\nversion: \"1\"\nparameters:\n  - {name: k, type: number, default: 0}\n\
+grid: {bins: 1, binSize: 1, binUnit: hours}\nnodes:\n  - {id: x, kind: const, values: [-1]}\n  - {id: y, kind: expr, expr: \"x * {{k}}\"}\n";
+    let mut host = open_db(&path);
+    host.put_template(text, "z.yaml").unwrap();
+    host.open_session(OpenRequest {
+        template_id: "z".into(),
+        template_version: "1".into(),
+        id: Some("s".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(values(&host, "s", "y")[0].to_bits(), (-0.0f64).to_bits(), "-1 × 0 = -0");
+    host.set_session_params("s", &p(&[("k", "-0.0")])).unwrap();
+    let ev = host.evaluate_target(&t("s"), None).unwrap();
+    assert_eq!(ev.get("y").unwrap()[0].to_bits(), 0.0f64.to_bits(), "-1 × -0 = +0");
+    assert_eq!(ev.accounting.nodes_evaluated, 1);
+    drop(host);
+    let host = open_db(&path);
+    assert_eq!(values(&host, "s", "y")[0].to_bits(), 0.0f64.to_bits());
+}

@@ -347,3 +347,31 @@ fn the_readme_tour_replays_a_day_and_shows_the_what_if() {
     let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
     assert!(server.wait().unwrap().success());
 }
+
+#[test]
+fn byte_order_marks_padded_and_unsafe_node_names_and_missing_metrics() {
+    // NDJSON with a byte-order mark is still NDJSON; node names are trimmed as in CSV.
+    let nd = format!("\u{feff}{}", NDJSON.replace("\"node\":\"B\"", "\"node\":\" B \""));
+    let a = run(CSV, &window(5)).unwrap();
+    let b = run(&nd, &window(5)).unwrap();
+    let names = |l: &Loaded| l.series.iter().map(|s| s.name()).collect::<Vec<_>>();
+    assert_eq!(names(&a), names(&b));
+
+    // Node names become file names: nothing may climb out of the output directory.
+    for bad in ["../escaped", "a/b", ".hidden", "x y"] {
+        let text = format!("ts,node,arrivals,served,errors\n2025-10-07T00:00:00Z,{bad},1,1,0\n");
+        let e = run(&text, &window(1)).unwrap_err();
+        assert_eq!(e.0[0].line, Some(2), "{bad}");
+        assert!(e.0[0].message.contains(&format!("node name `{bad}`")), "{}", e.0[0].message);
+    }
+
+    // A row without one metric: that bin is a gap of that series, and a warning says so.
+    let text = "{\"ts\":\"2025-10-07T00:00:00Z\",\"node\":\"A\",\"arrivals\":1,\"served\":1,\"errors\":0}\n\
+{\"ts\":\"2025-10-07T00:05:00Z\",\"node\":\"A\",\"arrivals\":2,\"errors\":0}\n";
+    let l = run(text, &window(2)).unwrap();
+    let served = series(&l, "A_served");
+    assert_eq!((served.values.clone(), served.gaps.clone()), (vec![1.0, 0.0], vec![1]));
+    let w: Vec<_> = l.warnings.iter().filter(|w| w.code == "data_gap").collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].message.contains("no served value") && w[0].bins == vec![1], "{:?}", w[0]);
+}

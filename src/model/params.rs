@@ -56,8 +56,9 @@ impl ParamType {
     }
 }
 
-/// A typed parameter value.
-#[derive(Clone, Debug, PartialEq)]
+/// A typed parameter value. Numbers compare by their bits (as they hash): -0.0 is not 0.0 and
+/// NaN equals itself, so setting -0.0 over 0.0 is a change (§9).
+#[derive(Clone, Debug)]
 pub enum ParamValue {
     Number(f64),
     Integer(i64),
@@ -66,6 +67,18 @@ pub enum ParamValue {
     Text(String),
     /// A series reference (§4).
     Series(String),
+}
+
+impl PartialEq for ParamValue {
+    fn eq(&self, other: &ParamValue) -> bool {
+        match (self, other) {
+            (ParamValue::Number(a), ParamValue::Number(b)) => a.to_bits() == b.to_bits(),
+            (ParamValue::Integer(a), ParamValue::Integer(b)) => a == b,
+            (ParamValue::Boolean(a), ParamValue::Boolean(b)) => a == b,
+            (ParamValue::Text(a), ParamValue::Text(b)) | (ParamValue::Series(a), ParamValue::Series(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl Eq for ParamValue {}
