@@ -8,9 +8,10 @@
 mod session;
 mod shared;
 
+pub(crate) use session::diff_bins;
 pub use session::{
-    Comparison, OpenRequest, RunCreated, SeriesDiff, SessionInfo, Snapshot, StoredSeriesInput, Target, VariantInfo,
-    View,
+    Comparison, OpenRequest, RunCreated, RunMaterial, SeriesDiff, SessionInfo, Snapshot, StoredSeriesInput, Target,
+    VariantInfo, View,
 };
 pub use shared::{ReadError, SharedHost};
 
@@ -476,5 +477,55 @@ pub(crate) fn read_input(key: &str, c: &Compiled, data_root: &Path) -> Result<In
             Ok(input_series(parsed.values, parsed.gaps, parsed.nans, &bytes))
         }
         _ => Err(Diagnostic::error("input_missing", format!("input `{key}` has no value")).into()),
+    }
+}
+
+/// Orders versions by their dot-separated parts: a part's leading number numerically (`1.10.0`
+/// after `1.9.0`), then its suffix, where no suffix comes last (`1.0.0` after `1.0.0-rc1`);
+/// equal-by-parts versions fall back to text order.
+pub(crate) fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let split = |x: &str| {
+        let digits = x.len() - x.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        (x[..digits].parse::<u128>().ok(), x[digits..].to_string())
+    };
+    let part = |x: &str, y: &str| {
+        let ((nx, sx), (ny, sy)) = (split(x), split(y));
+        nx.cmp(&ny).then_with(|| match (sx.is_empty(), sy.is_empty()) {
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            _ => sx.cmp(&sy),
+        })
+    };
+    let (mut pa, mut pb) = (a.split('.'), b.split('.'));
+    loop {
+        match (pa.next(), pb.next()) {
+            (Some(x), Some(y)) => match part(x, y) {
+                std::cmp::Ordering::Equal => continue,
+                o => return o,
+            },
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_order;
+    use std::cmp::Ordering::*;
+
+    #[test]
+    fn versions_order_by_numeric_parts() {
+        assert_eq!(version_order("1.10.0", "1.9.0"), Greater);
+        assert_eq!(version_order("2", "10"), Less);
+        assert_eq!(version_order("1.0", "1.0.1"), Less);
+        assert_eq!(version_order("1.0.0", "1.0.0-rc1"), Greater, "a release after its pre-release");
+        assert_eq!(version_order("1.0.0-rc2", "1.0.0-rc10"), Greater, "suffixes compare as text");
+        assert_eq!(version_order("beta", "alpha"), Greater);
+        let mut v = vec!["1.10.0", "1.2.0", "1.9.3", "0.9"];
+        v.sort_by(|a, b| version_order(a, b));
+        assert_eq!(v, vec!["0.9", "1.2.0", "1.9.3", "1.10.0"]);
     }
 }

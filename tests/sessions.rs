@@ -530,6 +530,13 @@ fn comparisons_accept_the_same_bins_written_in_other_units() {
     }
     let cmp = host.compare(&t("m"), &t("h")).unwrap();
     assert!(cmp.series.iter().all(|d| d.a == d.b));
+    // A bin known on one side only: it differs, and the largest difference is unknown, not 0.
+    host.create_variant("m", "v", &BTreeMap::new(), &BTreeMap::from([("a".to_string(), vec![1.0, f64::NAN, 4.0])]))
+        .unwrap();
+    let cmp = host.compare(&t("m"), &t("m/v")).unwrap();
+    let a = cmp.series.iter().find(|d| d.id == "a").unwrap();
+    assert_eq!(a.bins_differ, vec![1, 2]);
+    assert!(a.max_abs_diff.is_nan());
     let err = host.compare(&t("m"), &t("h2")).unwrap_err();
     assert!(matches!(err, HostError::FailedPrecondition(_)), "{err}");
     assert!(err.to_string().contains("3 × 60 min") && err.to_string().contains("3 × 120 min"), "{err}");

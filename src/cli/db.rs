@@ -242,10 +242,8 @@ fn template_ref(host: &Host, s: &str) -> Result<(String, String), Failure> {
     if let Some((id, v)) = s.split_once('@') {
         return Ok((id.to_string(), v.to_string()));
     }
-    let mut versions: Vec<String> = host.templates()?.into_iter().filter(|t| t.id == s).map(|t| t.version).collect();
-    versions.sort();
-    match versions.pop() {
-        Some(v) => Ok((s.to_string(), v)),
+    match host.latest_template(s)? {
+        Some(t) => Ok((s.to_string(), t.version)),
         None => Err(Failure::BadInput(
             Diagnostic::error("not_found", format!("template `{s}` is not stored"))
                 .with_help("store it with `flowtime template put <file>` or pass the file path")

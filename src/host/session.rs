@@ -490,6 +490,13 @@ impl Host {
             .ok_or_else(|| HostError::NotFound(format!("template `{id}` version `{version}`")))
     }
 
+    /// The highest stored version of template `id` (see `version_order`).
+    pub fn latest_template(&self, id: &str) -> Result<Option<TemplateRecord>, HostError> {
+        let mut all: Vec<TemplateRecord> = self.templates()?.into_iter().filter(|t| t.id == id).collect();
+        all.sort_by(|a, b| super::version_order(&a.version, &b.version));
+        Ok(all.pop())
+    }
+
     /// The salsa input and declarations of a stored template, created on first use.
     fn template_entry(&mut self, id: &str, version: &str) -> Result<TemplateEntry, HostError> {
         let key = (id.to_string(), version.to_string());
@@ -681,7 +688,7 @@ impl Host {
                 if !valid_name(id) {
                     return Err(Diagnostic::error(
                         "bad_id",
-                        format!("session id `{id}` must be letters, digits, `_` or `-`"),
+                        format!("session id `{id}` must be 1–128 letters, digits, `_`, `-` or `.`"),
                     )
                     .at_path("id")
                     .into());
@@ -933,7 +940,7 @@ impl Host {
         if !valid_name(name) {
             return Err(Diagnostic::error(
                 "bad_id",
-                format!("variant name `{name}` must be letters, digits, `_` or `-`"),
+                format!("variant name `{name}` must be 1–128 letters, digits, `_`, `-` or `.`"),
             )
             .at_path("name")
             .into());
@@ -1543,14 +1550,7 @@ impl View<'_> {
                 total_b: f64::NAN,
             };
             if let (Some(x), Some(y)) = (&va, &vb) {
-                let mut m: f64 = 0.0;
-                for (t, (p, q)) in x.iter().zip(y.iter()).enumerate() {
-                    if p.to_bits() != q.to_bits() && !(p.is_nan() && q.is_nan()) {
-                        d.bins_differ.push(t as u32);
-                        m = m.max((q - p).abs());
-                    }
-                }
-                d.max_abs_diff = m;
+                (d.bins_differ, d.max_abs_diff) = diff_bins(x, y, 0);
                 d.total_a = x.iter().fold(0.0, |acc, v| acc + v);
                 d.total_b = y.iter().fold(0.0, |acc, v| acc + v);
             }
@@ -1607,4 +1607,20 @@ fn reader_grid(key: &StoredKey) -> Grid {
         bin_unit: crate::model::grid::BinUnit::Minutes,
         start_minutes: Some(key.1),
     }
+}
+
+/// The bins (numbered from `first`) whose bits differ between `a` and `b` (NaN equals NaN),
+/// and the largest absolute difference among them: NaN when a differing bin is NaN on one side
+/// only (the difference is unknown, not zero).
+pub(crate) fn diff_bins(a: &[f64], b: &[f64], first: u32) -> (Vec<u32>, f64) {
+    let mut max: f64 = 0.0;
+    let mut differ = Vec::new();
+    for (i, (p, q)) in a.iter().zip(b).enumerate() {
+        if p.to_bits() != q.to_bits() && !(p.is_nan() && q.is_nan()) {
+            differ.push(first + i as u32);
+            let d = (q - p).abs();
+            max = if d.is_nan() || max.is_nan() { f64::NAN } else { max.max(d) };
+        }
+    }
+    (differ, max)
 }

@@ -36,8 +36,9 @@ impl SharedHost {
 
     /// Exclusive access for a change. Never call while holding a snapshot on this thread.
     pub fn lock(&self) -> MutexGuard<'_, Host> {
-        // A panic while holding the lock does not leave the host half-changed: every change is
-        // committed to the store before salsa inputs are set, so the state stays usable.
+        // A panic while holding the lock can leave memory partly updated after a commit (cells
+        // set, some variants not yet); the store is always whole. We keep serving rather than
+        // fail every later call: a restart rebuilds memory from the store.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -291,40 +291,7 @@ fn template_record(h: &Host, id: &str, version: &str) -> Result<crate::store::Te
     if !version.is_empty() {
         return h.template(id, version);
     }
-    let mut all: Vec<_> = h.templates()?.into_iter().filter(|t| t.id == id).collect();
-    all.sort_by(|a, b| version_order(&a.version, &b.version));
-    all.pop().ok_or_else(|| HostError::NotFound(format!("template `{id}`")))
-}
-
-/// Orders versions by their dot-separated parts: a part's leading number numerically (`1.10.0`
-/// after `1.9.0`), then its suffix, where no suffix comes last (`1.0.0` after `1.0.0-rc1`);
-/// equal-by-parts versions fall back to text order.
-fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    let split = |x: &str| {
-        let digits = x.len() - x.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        (x[..digits].parse::<u128>().ok(), x[digits..].to_string())
-    };
-    let part = |x: &str, y: &str| {
-        let ((nx, sx), (ny, sy)) = (split(x), split(y));
-        nx.cmp(&ny).then_with(|| match (sx.is_empty(), sy.is_empty()) {
-            (true, false) => Ordering::Greater,
-            (false, true) => Ordering::Less,
-            _ => sx.cmp(&sy),
-        })
-    };
-    let (mut pa, mut pb) = (a.split('.'), b.split('.'));
-    loop {
-        match (pa.next(), pb.next()) {
-            (Some(x), Some(y)) => match part(x, y) {
-                std::cmp::Ordering::Equal => continue,
-                o => return o,
-            },
-            (None, None) => return a.cmp(b),
-            (None, Some(_)) => return std::cmp::Ordering::Less,
-            (Some(_), None) => return std::cmp::Ordering::Greater,
-        }
-    }
+    h.latest_template(id)?.ok_or_else(|| HostError::NotFound(format!("template `{id}`")))
 }
 
 fn template_msg(t: &crate::store::TemplateRecord, with_text: bool) -> pb::Template {
@@ -1047,14 +1014,7 @@ fn compare_operands(
             continue;
         };
         let (xa, xb) = (&xa[wa as usize..wb as usize], &xb[wa as usize..wb as usize]);
-        let mut max: f64 = 0.0;
-        let mut differ = Vec::new();
-        for (i, (p, q)) in xa.iter().zip(xb).enumerate() {
-            if p.to_bits() != q.to_bits() && !(p.is_nan() && q.is_nan()) {
-                differ.push(wa + i as u32);
-                max = max.max((q - p).abs());
-            }
-        }
+        let (differ, max) = crate::host::diff_bins(xa, xb, wa);
         row.identical = differ.is_empty();
         row.bins_differ = differ.len() as u32;
         row.first_bins = differ.iter().take(100).copied().collect();
@@ -1149,24 +1109,5 @@ fn run_msg(r: &crate::store::RunRecord) -> pb::Run {
         warnings: Vec::new(),
         accounting: None,
         grid: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::version_order;
-    use std::cmp::Ordering::*;
-
-    #[test]
-    fn versions_order_by_numeric_parts() {
-        assert_eq!(version_order("1.10.0", "1.9.0"), Greater);
-        assert_eq!(version_order("2", "10"), Less);
-        assert_eq!(version_order("1.0", "1.0.1"), Less);
-        assert_eq!(version_order("1.0.0", "1.0.0-rc1"), Greater, "a release after its pre-release");
-        assert_eq!(version_order("1.0.0-rc2", "1.0.0-rc10"), Greater, "suffixes compare as text");
-        assert_eq!(version_order("beta", "alpha"), Greater);
-        let mut v = vec!["1.10.0", "1.2.0", "1.9.3", "0.9"];
-        v.sort_by(|a, b| version_order(a, b));
-        assert_eq!(v, vec!["0.9", "1.2.0", "1.9.3", "1.10.0"]);
     }
 }
