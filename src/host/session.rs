@@ -137,7 +137,7 @@ pub struct StoredSeriesInput {
     pub gaps: Vec<u32>,
 }
 
-/// A run written by [`Host::create_run`].
+/// A run written by [`RunMaterial::write`].
 #[derive(Clone, Debug)]
 /// A target evaluated for a run, not yet written (see [`View::run_material`]).
 pub struct RunMaterial {
@@ -1149,9 +1149,7 @@ impl Host {
         let mut stale = Vec::new();
         for (rec, _) in records.iter().filter(|(_, v)| v.is_some()) {
             for (key, cell) in self.stored.iter().filter(|(k, _)| k.0 == rec.name) {
-                if Self::slice_first(rec, &reader_grid(key)).is_ok() {
-                    continue;
-                }
+                let Err(e) = Self::slice_first(rec, &reader_grid(key)) else { continue };
                 let users: Vec<String> = self
                     .sessions
                     .iter()
@@ -1169,7 +1167,6 @@ impl Host {
                     stale.push(key.clone());
                     continue;
                 }
-                let Err(e) = Self::slice_first(rec, &reader_grid(key)) else { unreachable!() };
                 return Err(HostError::FailedPrecondition(format!(
                     "replacing stored series `{}` would strand {} reading it: {e}; close them first or \
                      load values that cover their window",
@@ -1257,17 +1254,9 @@ impl Host {
         Ok((rec, v))
     }
 
-    /// Evaluates a target and writes its run directory (§8) under `runs`; records the run.
-    /// (The server does the same in three steps so only the record is written under the lock.)
-    pub fn create_run(&mut self, t: &Target, runs: &std::path::Path) -> Result<RunCreated, HostError> {
-        let material = self.view().run_material(t)?;
-        let text = self.template(&material.template_id, &material.template_version)?.text;
-        let created = material.write(&text, runs)?;
-        self.record_run(&created.record)?;
-        Ok(created)
-    }
-
-    /// Records a run written by [`RunMaterial::write`].
+    /// Records a run written by [`RunMaterial::write`]. (A run is made in three steps —
+    /// [`View::run_material`] on a snapshot, `write` with no lock held, then this — so only the
+    /// record is written under the host lock.)
     pub fn record_run(&mut self, record: &crate::store::RunRecord) -> Result<(), HostError> {
         self.store.write(|w| w.put_run(record))?;
         Ok(())
