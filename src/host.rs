@@ -237,7 +237,7 @@ impl Host {
         let text_sha = text_sha(text);
         let plan = self.plans.get(&text_sha, text, &params, &BTreeSet::new()).map_err(|d| with_file(d, label))?;
         let cells: BTreeMap<String, ParamCell> =
-            params.iter().map(|(k, v)| (k.clone(), ParamCell::create(&self.db, v.clone()))).collect();
+            params.iter().map(|(k, v)| (k.clone(), ParamCell::create(&self.db, &plan, k, v.clone()))).collect();
         let scenario = Scenario::create(&self.db, plan, cells.clone(), BTreeMap::new());
         let mut model = Model {
             label: label.to_string(),
@@ -372,7 +372,7 @@ impl Host {
             match m.cells.get(k) {
                 Some(c) => c.update(&mut self.db, v.clone()),
                 None => {
-                    let c = ParamCell::create(&self.db, v.clone());
+                    let c = ParamCell::create(&self.db, &plan, k, v.clone());
                     m.cells.insert(k.clone(), c);
                 }
             }

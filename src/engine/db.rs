@@ -106,16 +106,35 @@ pub struct Scenario {
 }
 
 impl ParamCell {
-    pub fn create(db: &dyn Db, value: ParamValue) -> ParamCell {
-        ParamCell::builder(value).value_durability(Durability::MEDIUM).new(db)
+    /// A cell for parameter `name` of plan `c`, with the durability [`param_durability`] picks.
+    pub fn create(db: &dyn Db, c: &Compiled, name: &str, value: ParamValue) -> ParamCell {
+        ParamCell::builder(value).value_durability(param_durability(c, name)).new(db)
     }
 
-    /// Sets a new value; setting an equal value is not a change.
+    /// Sets a new value, keeping the cell's durability; setting an equal value is not a change.
     pub fn update(self, db: &mut Database, value: ParamValue) {
         if *self.value(db) != value {
-            self.set_value(db).with_durability(Durability::MEDIUM).to(value);
+            self.set_value(db).to(value);
         }
     }
+}
+
+/// The durability of a parameter's cell, by the size of its downstream cone in `c`.
+///
+/// When an input of durability D changes, salsa re-verifies every memo that read any input of
+/// durability ≤ D; the rest are skipped in O(1). Cost follows class size, so a parameter read by
+/// a small cone (≤ 1/16 of the units) is LOW: changing it re-verifies only the LOW memos (small
+/// cones and live-telemetry readers), not the whole model. A parameter feeding much of the model
+/// is MEDIUM: changing it re-verifies (and usually re-evaluates) most of the model anyway. The
+/// class is fixed when the cell is created: changing a cell's durability later would stop salsa
+/// from backdating unchanged results once (it backdates only when durability does not drop).
+pub fn param_durability(c: &Compiled, name: &str) -> Durability {
+    let readers: Vec<u32> =
+        (0..c.units.len() as u32).filter(|u| c.units[*u as usize].params.iter().any(|p| p == name)).collect();
+    if readers.is_empty() {
+        return Durability::MEDIUM;
+    }
+    if c.downstream(&readers).len() * 16 <= c.units.len() { Durability::LOW } else { Durability::MEDIUM }
 }
 
 impl SeriesCell {

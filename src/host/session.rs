@@ -723,7 +723,7 @@ impl Host {
         })?;
         self.pin_cells(&new_pins, &mut inputs)?;
         let cells: BTreeMap<String, ParamCell> =
-            params.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), v.clone()))).collect();
+            params.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), &c, k, v.clone()))).collect();
         let scenario = Scenario::create(self.db(), c, cells.clone(), inputs.clone());
         let state = SessionState { record, params, cells, inputs, scenario, variants: BTreeMap::new() };
         Arc::make_mut(&mut self.sessions).insert(id.clone(), state);
@@ -1028,7 +1028,7 @@ impl Host {
             match own_cells.get(k) {
                 Some(cell) => cell.update(&mut self.db, v.clone()),
                 None => {
-                    let cell = ParamCell::create(self.db(), v.clone());
+                    let cell = ParamCell::create(self.db(), &c, k, v.clone());
                     own_cells.insert(k.clone(), cell);
                 }
             }
@@ -1293,7 +1293,7 @@ impl Host {
                 )));
             }
             let cells: BTreeMap<String, ParamCell> =
-                params.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), v.clone()))).collect();
+                params.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), &c, k, v.clone()))).collect();
             let scenario = Scenario::create(self.db(), c, cells.clone(), inputs.clone());
             let mut state = SessionState {
                 record: rec.clone(),
@@ -1323,7 +1323,7 @@ impl Host {
                     )));
                 }
                 let own_cells: BTreeMap<String, ParamCell> =
-                    own.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), v.clone()))).collect();
+                    own.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), &c, k, v.clone()))).collect();
                 let mut vcells = cells.clone();
                 vcells.extend(own_cells.clone());
                 let own_inputs =
