@@ -126,3 +126,22 @@ fn ten_thousand_node_chain_does_not_overflow_the_stack() {
     assert_eq!(ev.accounting.nodes_evaluated, n as u64);
     assert_eq!(ev.get(&format!("n{}", n - 1)).unwrap()[3], (n - 1) as f64);
 }
+
+#[test]
+fn parameter_cells_are_volatile_only_when_their_cone_is_small() {
+    // 32 nodes in a chain; `root` feeds all of them, `tip` only the last one.
+    let mut y = String::from(
+        "grid: {bins: 2, binSize: 1, binUnit: hours}\nparameters:\n  - {name: root, type: number, default: 1}\n  - {name: tip, type: number, default: 1}\nnodes:\n  - {id: n0, kind: const, values: [\"{{root}}\"]}\n",
+    );
+    for i in 1..32 {
+        let extra = if i == 31 { " + {{tip}}" } else { "" };
+        y.push_str(&format!("  - {{id: n{i}, kind: expr, expr: \"n{} + 1{extra}\"}}\n", i - 1));
+    }
+    let mut host = Host::new();
+    let m = host.load_text(&y, "m.yaml", &BTreeMap::new(), std::path::Path::new(".")).unwrap();
+    let c = host.evaluate(&m, None).unwrap().compiled;
+    use flowtime::engine::db::param_durability;
+    assert_eq!(param_durability(&c, "tip"), salsa::Durability::LOW);
+    assert_eq!(param_durability(&c, "root"), salsa::Durability::MEDIUM);
+    assert_eq!(param_durability(&c, "unread"), salsa::Durability::MEDIUM);
+}
