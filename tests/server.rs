@@ -68,6 +68,22 @@ fn num(x: f64) -> pb::ParamValue {
     pb::ParamValue { kind: Some(pb::param_value::Kind::Number(x)) }
 }
 
+/// Stores `text` (template `id`), opens session `s` on it and watches it past the initial event.
+async fn open_and_watch(ch: &Channel, text: &str, id: &str) -> tonic::Streaming<pb::WatchEvent> {
+    TemplateServiceClient::new(ch.clone()).put_template(pb::PutTemplateRequest { text: text.into() }).await.unwrap();
+    SessionServiceClient::new(ch.clone())
+        .open_session(pb::OpenSessionRequest { template_id: id.into(), session_id: "s".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let mut stream = WatchServiceClient::new(ch.clone())
+        .watch(pb::WatchRequest { target: target("s", "") })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().unwrap().initial);
+    stream
+}
+
 async fn setup(ch: &Channel) {
     let mut tpl = TemplateServiceClient::new(ch.clone());
     let put = tpl.put_template(pb::PutTemplateRequest { text: template_text() }).await.unwrap().into_inner();
@@ -544,21 +560,7 @@ async fn replacing_stored_telemetry_reaches_watchers_with_its_cone() {
     };
     series.put_series(put(vec![10.0, 20.0, 30.0, 40.0])).await.unwrap();
     let text = "id: tele\nversion: \"1\"\ngrid: {bins: 4, binSize: 5, binUnit: minutes, start: \"2025-10-07T00:00:00Z\"}\nnodes:\n  - {id: demand, kind: const, source: \"series:demand\"}\n  - {id: other, kind: const, values: [1, 2, 3, 4]}\n  - {id: doubled, kind: expr, expr: \"demand * 2\"}\n  - {id: plus, kind: expr, expr: \"other + 1\"}\n";
-    TemplateServiceClient::new(ch.clone()).put_template(pb::PutTemplateRequest { text: text.into() }).await.unwrap();
-    SessionServiceClient::new(ch.clone())
-        .open_session(pb::OpenSessionRequest {
-            template_id: "tele".into(),
-            session_id: "s".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut stream = WatchServiceClient::new(ch.clone())
-        .watch(pb::WatchRequest { target: target("s", "") })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(stream.message().await.unwrap().unwrap().initial);
+    let mut stream = open_and_watch(&ch, text, "tele").await;
     // A corrected series: the watcher hears about `demand` and `doubled`, nothing else.
     let r = series.put_series(put(vec![10.0, 25.0, 30.0, 40.0])).await.unwrap().into_inner();
     assert!(r.changed);
@@ -591,21 +593,8 @@ async fn a_node_switched_to_the_input_another_node_read_is_reported() {
             .unwrap();
     }
     let text = "id: two\nversion: \"1\"\nparameters:\n  - {name: src_a, type: series, default: \"series:a\"}\n  - {name: src_b, type: series, default: \"series:b\"}\ngrid: {bins: 3, binSize: 1, binUnit: hours, start: \"2025-10-07T00:00:00Z\"}\nnodes:\n  - {id: a, kind: const, source: \"{{src_a}}\"}\n  - {id: b, kind: const, source: \"{{src_b}}\"}\n  - {id: c, kind: expr, expr: \"a + b\"}\n";
-    TemplateServiceClient::new(ch.clone()).put_template(pb::PutTemplateRequest { text: text.into() }).await.unwrap();
+    let mut stream = open_and_watch(&ch, text, "two").await;
     let mut sess = SessionServiceClient::new(ch.clone());
-    sess.open_session(pb::OpenSessionRequest {
-        template_id: "two".into(),
-        session_id: "s".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let mut stream = WatchServiceClient::new(ch.clone())
-        .watch(pb::WatchRequest { target: target("s", "") })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(stream.message().await.unwrap().unwrap().initial);
     // `a` now reads exactly what `b` read before: still a change of `a`.
     sess.set_session_parameters(pb::SetSessionParametersRequest {
         session_id: "s".into(),

@@ -193,6 +193,17 @@ fn param_json(params: &BTreeMap<String, ParamValue>) -> Value {
     Value::Object(params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
 }
 
+/// The reply to `session open`: the session, and with `--stored-telemetry` what was bound.
+pub(crate) fn opened_reply(s: &SessionInfo, bound: Option<&[String]>) -> Reply {
+    let mut r = session_reply(s);
+    r.text = format!("opened {}", r.text);
+    if let Some(bound) = bound {
+        let what = if bound.is_empty() { "nothing (no matching stored series)".to_string() } else { bound.join(", ") };
+        r.text.push_str(&format!("  bound to stored telemetry: {what}\n"));
+    }
+    r
+}
+
 pub(crate) fn session_reply(s: &SessionInfo) -> Reply {
     let json = json!({
         "id": s.id, "template": {"id": s.template_id, "version": s.template_version},
@@ -344,19 +355,7 @@ pub(crate) fn exec(host: &mut Host, data_root: Option<&Path>, cmd: DbCommand) ->
                     id: name,
                     tenant,
                 })?;
-                let mut r = session_reply(&info);
-                r.text = format!("opened {}", r.text);
-                if stored_telemetry {
-                    r.text.push_str(&format!(
-                        "  bound to stored telemetry: {}\n",
-                        if bound.is_empty() {
-                            "nothing (no matching stored series)".to_string()
-                        } else {
-                            bound.join(", ")
-                        }
-                    ));
-                }
-                Ok(r)
+                Ok(opened_reply(&info, stored_telemetry.then_some(&bound[..])))
             }
             SessionCmd::List => {
                 let mut json_list = Vec::new();

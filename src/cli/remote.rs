@@ -277,19 +277,7 @@ async fn exec(ch: Channel, cmd: DbCommand) -> Result<Reply, Failure> {
                     .await
                     .map_err(status)?
                     .into_inner();
-                let mut r = session_reply(&session_info(&s));
-                r.text = format!("opened {}", r.text);
-                if stored_telemetry {
-                    r.text.push_str(&format!(
-                        "  bound to stored telemetry: {}\n",
-                        if bound.is_empty() {
-                            "nothing (no matching stored series)".to_string()
-                        } else {
-                            bound.join(", ")
-                        }
-                    ));
-                }
-                Ok(r)
+                Ok(super::db::opened_reply(&session_info(&s), stored_telemetry.then_some(&bound[..])))
             }
             SessionCmd::List => {
                 let list = sess.list_sessions(pb::ListSessionsRequest {}).await.map_err(status)?.into_inner().sessions;
