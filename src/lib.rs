@@ -7,6 +7,7 @@
 
 pub mod artifacts;
 pub mod cli;
+pub mod client;
 pub mod diag;
 pub mod embedded;
 pub mod engine;

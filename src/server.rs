@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tonic::service::Routes;
 
 use crate::host::SharedHost;
 
@@ -52,20 +53,16 @@ impl Default for ServerOptions {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` resolves; in-flight calls finish first.
-pub async fn serve(
-    listener: TcpListener,
+/// Every service of the API (the flowtime services, health, reflection v1 and v1alpha) as one
+/// router: the value the socket serves ([`serve`]) and in-process clients call
+/// ([`crate::client::Client::in_process`]), so there is one implementation of each operation.
+/// `stopping` ends the (endless) watch streams when it turns `true`.
+pub async fn routes(
     host: Arc<SharedHost>,
     opts: ServerOptions,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let api = service::Api::new(host, opts.clone(), stop_rx);
-    // When asked to stop: end the (endless) watch streams, then let tonic finish in-flight calls.
-    let shutdown = async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    };
+    stopping: tokio::sync::watch::Receiver<bool>,
+) -> Routes {
+    let api = service::Api::new(host, opts.clone(), stopping);
     let (health, health_service) = tonic_health::server::health_reporter();
     use pb::{
         query_service_server::QueryServiceServer, run_service_server::RunServiceServer,
@@ -94,8 +91,7 @@ pub async fn serve(
             $s.max_decoding_message_size(max).max_encoding_message_size(max)
         };
     }
-    tonic::transport::Server::builder()
-        .layer(tower::util::MapResponseLayer::new(status::message_size_is_resource_exhausted))
+    Routes::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -105,6 +101,33 @@ pub async fn serve(
         .add_service(limited!(QueryServiceServer::new(api.clone())))
         .add_service(limited!(WatchServiceServer::new(api.clone())))
         .add_service(limited!(RunServiceServer::new(api)))
+        .clone()
+        .routes()
+}
+
+/// The response rewrites every caller of the routes sees, remote or in process (today: an
+/// oversized message is RESOURCE_EXHAUSTED, §11).
+pub(crate) fn response_layer<B>() -> tower::util::MapResponseLayer<fn(http::Response<B>) -> http::Response<B>> {
+    tower::util::MapResponseLayer::new(status::message_size_is_resource_exhausted::<B>)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; in-flight calls finish first.
+pub async fn serve(
+    listener: TcpListener,
+    host: Arc<SharedHost>,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let routes = routes(host, opts, stop_rx).await;
+    // When asked to stop: end the (endless) watch streams, then let tonic finish in-flight calls.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    tonic::transport::Server::builder()
+        .layer(response_layer())
+        .add_routes(routes)
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,

@@ -3,6 +3,7 @@
 mod artifacts;
 mod bad_input;
 mod cli;
+mod client;
 mod concurrency;
 mod expr_lang;
 mod fixtures;

@@ -1,0 +1,104 @@
+//! The one client of the API (§11): typed gRPC clients over either a connection to a running
+//! server or the server's own router called in process (no socket). The CLI, the web page's
+//! gateway and tests all talk to flowtime through this, so every operation has one
+//! implementation: the service behind the router.
+
+use std::sync::Arc;
+
+use tower::ServiceExt;
+use tower::util::BoxCloneService;
+
+use crate::host::SharedHost;
+use crate::server::pb::{
+    query_service_client::QueryServiceClient, run_service_client::RunServiceClient,
+    series_service_client::SeriesServiceClient, session_service_client::SessionServiceClient,
+    template_service_client::TemplateServiceClient, watch_service_client::WatchServiceClient,
+};
+use crate::server::{ServerOptions, response_layer, routes};
+
+/// What a client sends requests through: a socket or the in-process router, behind one type.
+pub type Transport = BoxCloneService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    Box<dyn std::error::Error + Send + Sync + 'static>,
+>;
+
+/// A handle on the API. Cheap to clone; every accessor returns a fresh typed client.
+#[derive(Clone)]
+pub struct Client {
+    transport: Transport,
+    max_message_bytes: usize,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+/// The in-process router's lifetime: dropping it ends the watch streams it serves.
+#[derive(Debug)]
+pub struct InProcess {
+    pub client: Client,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Client {
+    /// Connects to a server. `url` may omit the scheme (`127.0.0.1:50051` means
+    /// `http://127.0.0.1:50051`).
+    pub async fn connect(url: &str) -> Result<Client, tonic::transport::Error> {
+        let url = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
+        let channel = tonic::transport::Endpoint::from_shared(url)?.tcp_nodelay(true).connect().await?;
+        let transport = BoxCloneService::new(channel.map_err(|e| Box::new(e) as _));
+        Ok(Client { transport, max_message_bytes: ServerOptions::default().max_message_bytes })
+    }
+
+    /// The server's router over `host`, called in this process: requests are encoded and decoded
+    /// exactly as over a socket, with the same limits and status mapping.
+    pub async fn in_process(host: Arc<SharedHost>, opts: ServerOptions) -> InProcess {
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let max_message_bytes = opts.max_message_bytes;
+        let router = tower::ServiceBuilder::new().layer(response_layer()).service(routes(host, opts, stopping).await);
+        let transport = BoxCloneService::new(ServiceExt::<http::Request<tonic::body::Body>>::map_err(
+            router,
+            |e: std::convert::Infallible| match e {},
+        ));
+        InProcess { client: Client { transport, max_message_bytes }, stop }
+    }
+
+    pub fn templates(&self) -> TemplateServiceClient<Transport> {
+        let max = self.max_message_bytes;
+        TemplateServiceClient::new(self.transport.clone()).max_decoding_message_size(max).max_encoding_message_size(max)
+    }
+
+    pub fn series(&self) -> SeriesServiceClient<Transport> {
+        let max = self.max_message_bytes;
+        SeriesServiceClient::new(self.transport.clone()).max_decoding_message_size(max).max_encoding_message_size(max)
+    }
+
+    pub fn sessions(&self) -> SessionServiceClient<Transport> {
+        let max = self.max_message_bytes;
+        SessionServiceClient::new(self.transport.clone()).max_decoding_message_size(max).max_encoding_message_size(max)
+    }
+
+    pub fn queries(&self) -> QueryServiceClient<Transport> {
+        let max = self.max_message_bytes;
+        QueryServiceClient::new(self.transport.clone()).max_decoding_message_size(max).max_encoding_message_size(max)
+    }
+
+    pub fn watch(&self) -> WatchServiceClient<Transport> {
+        let max = self.max_message_bytes;
+        WatchServiceClient::new(self.transport.clone()).max_decoding_message_size(max).max_encoding_message_size(max)
+    }
+
+    pub fn runs(&self) -> RunServiceClient<Transport> {
+        let max = self.max_message_bytes;
+        RunServiceClient::new(self.transport.clone()).max_decoding_message_size(max).max_encoding_message_size(max)
+    }
+}
