@@ -5,15 +5,21 @@
 //! Invariant: every change is committed to the store first, then applied to salsa inputs; a
 //! rejected request leaves both as they were.
 
-mod session;
+mod inputs;
+mod plan_cache;
+mod runs;
+mod sessions;
 mod shared;
+mod stored;
+mod templates;
+mod view;
 
-pub(crate) use session::diff_bins;
-pub use session::{
-    Comparison, OpenRequest, RunCreated, RunMaterial, SeriesDiff, SessionInfo, Snapshot, StoredSeriesInput, Target,
-    VariantInfo, View,
-};
+pub use runs::{RunCreated, RunMaterial};
+pub use sessions::{OpenRequest, SessionInfo, VariantInfo};
 pub use shared::{ReadError, SharedHost};
+pub use stored::StoredSeriesInput;
+pub(crate) use view::diff_bins;
+pub use view::{Comparison, SeriesDiff, Snapshot, Target, View};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -121,13 +127,13 @@ pub struct Host {
     /// Where `file:` references of sessions resolve.
     data_root: PathBuf,
     /// `(id, version)` → text input and parameter declarations.
-    templates: BTreeMap<(String, String), session::TemplateEntry>,
+    templates: BTreeMap<(String, String), templates::TemplateEntry>,
     /// Content-addressed input cells, shared by every scenario that reads the same values.
     blobs: BTreeMap<String, SeriesCell>,
     /// Live `series:` cells, per stored name and model window.
-    stored: BTreeMap<session::StoredKey, SeriesCell>,
-    sessions: Arc<BTreeMap<String, session::SessionState>>,
-    plans: session::PlanCache,
+    stored: BTreeMap<stored::StoredKey, SeriesCell>,
+    sessions: Arc<BTreeMap<String, sessions::SessionState>>,
+    plans: plan_cache::PlanCache,
 }
 
 impl Default for Host {

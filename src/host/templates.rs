@@ -1,0 +1,123 @@
+//! Stored templates: validating and storing them, listing and lookup, the grid a version has for
+//! given parameters, the latest version, and the per-version cache of parsed declarations.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::host::{Host, HostError};
+use crate::model::doc::{read_document, read_parameters};
+use crate::model::grid::Grid;
+use crate::model::params::{ParamDecl, ParamValue};
+use crate::model::template::{Supplied, bind};
+use crate::model::yaml;
+use crate::store::TemplateRecord;
+use crate::sys;
+
+use super::plan_cache::plan;
+
+#[derive(Clone, Debug)]
+pub(crate) struct TemplateEntry {
+    pub(crate) record: TemplateRecord,
+    pub(crate) decls: Arc<Vec<ParamDecl>>,
+}
+
+impl Host {
+    /// Validates and stores a template; returns `(id, version, created)`. Identical text again is
+    /// a no-op; different text under a stored `(id, version)` is `AlreadyExists`.
+    pub fn put_template(&mut self, text: &str, label: &str) -> Result<(String, String, bool), HostError> {
+        let doc = yaml::parse(text).map_err(|d| Diagnostics::one(d.in_file(label)))?;
+        let decls = read_parameters(&doc)?;
+        let meta_doc = read_document(&doc, &defaults_only(&decls));
+        // Validate as far as defaults allow: a template whose parameters all have defaults must compile.
+        if decls.iter().all(|d| d.default.is_some()) {
+            let params = bind(&decls, &BTreeMap::new())?;
+            plan(text, &params, &BTreeSet::new()).map_err(|d| with_label(d, label))?;
+        }
+        let (id, version, title, description) = match &meta_doc {
+            Ok(d) => (d.meta.id.clone(), d.meta.version.clone(), d.meta.title.clone(), d.meta.description.clone()),
+            Err(_) => {
+                let v = &doc.value;
+                let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+                (s("id"), s("version"), s("title"), s("description"))
+            }
+        };
+        let (Some(id), Some(version)) = (id, version) else {
+            return Err(Diagnostic::error("template_identity", "a stored template needs `id` and `version`")
+                .in_file(label)
+                .with_help("add e.g. id: order-system and version: \"1.0.0\"")
+                .into());
+        };
+        let record = TemplateRecord {
+            id: id.clone(),
+            version: version.clone(),
+            text: text.to_string(),
+            sha256: crate::model::params::hex(&<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())),
+            title,
+            description,
+            stored_utc: sys::now_utc(),
+        };
+        let created = self.store.write(|w| w.put_template(&record))?;
+        self.template_entry(&id, &version)?;
+        Ok((id, version, created))
+    }
+
+    /// The grid a stored template has with these parameter values (to read series files for it).
+    pub fn template_grid(
+        &mut self,
+        id: &str,
+        version: &str,
+        params: &BTreeMap<String, Supplied>,
+    ) -> Result<Grid, HostError> {
+        let entry = self.template_entry(id, version)?;
+        let values = bind(&entry.decls, params)?;
+        let doc = yaml::parse(&entry.record.text).map_err(Diagnostics::one)?;
+        Ok(read_document(&doc, &values)?.grid)
+    }
+
+    pub fn templates(&self) -> Result<Vec<TemplateRecord>, HostError> {
+        Ok(self.store.read()?.templates()?)
+    }
+
+    pub fn template(&self, id: &str, version: &str) -> Result<TemplateRecord, HostError> {
+        self.store
+            .read()?
+            .template(id, version)?
+            .ok_or_else(|| HostError::NotFound(format!("template `{id}` version `{version}`")))
+    }
+
+    /// The highest stored version of template `id` (see `version_order`).
+    pub fn latest_template(&self, id: &str) -> Result<Option<TemplateRecord>, HostError> {
+        let mut all: Vec<TemplateRecord> = self.templates()?.into_iter().filter(|t| t.id == id).collect();
+        all.sort_by(|a, b| super::version_order(&a.version, &b.version));
+        Ok(all.pop())
+    }
+
+    /// The salsa input and declarations of a stored template, created on first use.
+    pub(super) fn template_entry(&mut self, id: &str, version: &str) -> Result<TemplateEntry, HostError> {
+        let key = (id.to_string(), version.to_string());
+        if let Some(e) = self.templates.get(&key) {
+            return Ok(e.clone());
+        }
+        let record = self.template(id, version)?;
+        let doc = yaml::parse(&record.text).map_err(Diagnostics::one)?;
+        let decls = read_parameters(&doc)?;
+        let entry = TemplateEntry { record, decls: Arc::new(decls) };
+        self.templates.insert(key, entry.clone());
+        Ok(entry)
+    }
+}
+
+fn with_label(mut d: Diagnostics, label: &str) -> Diagnostics {
+    for x in &mut d.0 {
+        if x.file.is_none() {
+            x.file = Some(label.to_string());
+        }
+    }
+    d
+}
+
+/// A lookup that answers only from defaults (for reading a template's metadata).
+fn defaults_only(decls: &[ParamDecl]) -> BTreeMap<String, ParamValue> {
+    decls.iter().filter_map(|d| d.default.clone().map(|v| (d.name.clone(), v))).collect()
+}

@@ -1,0 +1,319 @@
+//! Read-only access: `View` (over the host, or a `Snapshot` on another thread) and `Target`;
+//! evaluation, warnings, overrides, unit reads, and comparison (`Comparison`, `SeriesDiff`,
+//! `diff_bins`), which reports series outside every difference's downstream cone as identical
+//! without evaluating them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::engine::db::{self as edb, unit_keys};
+use crate::engine::plan::Compiled;
+use crate::engine::{Evaluation, InputSeries, Scenario};
+use crate::host::{Host, HostError};
+use crate::model::params::ParamValue;
+use crate::sys;
+
+use super::sessions::{SessionInfo, SessionState, VariantInfo};
+
+/// `session` or `session/variant`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Target {
+    pub session: String,
+    pub variant: Option<String>,
+}
+
+impl Target {
+    pub fn parse(s: &str) -> Target {
+        match s.split_once('/') {
+            Some((a, b)) => Target { session: a.to_string(), variant: Some(b.to_string()) },
+            None => Target { session: s.to_string(), variant: None },
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.variant {
+            Some(v) => write!(f, "{}/{v}", self.session),
+            None => f.write_str(&self.session),
+        }
+    }
+}
+
+/// One series compared between two operands.
+#[derive(Clone, Debug)]
+pub struct SeriesDiff {
+    pub id: String,
+    /// True when the series was not downstream of any difference (not evaluated).
+    pub identical_by_construction: bool,
+    pub a: Option<crate::engine::Series>,
+    pub b: Option<crate::engine::Series>,
+    pub max_abs_diff: f64,
+    pub bins_differ: Vec<u32>,
+    pub total_a: f64,
+    pub total_b: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Comparison {
+    pub series: Vec<SeriesDiff>,
+    pub accounting: crate::engine::Accounting,
+}
+
+impl Host {
+    pub fn view(&self) -> View<'_> {
+        View { db: self.db(), sessions: &self.sessions }
+    }
+
+    /// A snapshot for a reader on another thread. A write through the host cancels in-flight
+    /// reads on snapshots (they unwind with `salsa::Cancelled` and retry) and waits for them to
+    /// drop: a reader never sees a half-applied change. Never lock the host while holding one.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot { db: self.db().clone(), sessions: self.sessions.clone() }
+    }
+
+    pub fn session_info(&self, id: &str) -> Result<SessionInfo, HostError> {
+        self.view().session_info(id)
+    }
+
+    pub fn session_ids(&self) -> Vec<String> {
+        self.view().session_ids()
+    }
+
+    pub fn variant_info(&self, session: &str, name: &str) -> Result<VariantInfo, HostError> {
+        self.view().variant_info(session, name)
+    }
+
+    pub fn scenario(&self, t: &Target) -> Result<(Scenario, u64), HostError> {
+        self.view().scenario(t)
+    }
+
+    pub fn evaluate_target(&self, t: &Target, targets: Option<&[u32]>) -> Result<Evaluation, HostError> {
+        self.view().evaluate_target(t, targets)
+    }
+
+    pub fn compiled_target(&self, t: &Target) -> Result<Arc<Compiled>, HostError> {
+        self.view().compiled_target(t)
+    }
+
+    pub fn compare(&self, a: &Target, b: &Target) -> Result<Comparison, HostError> {
+        self.view().compare(a, b)
+    }
+}
+
+/// Read-only access to sessions and the salsa database: from the host itself, or from a
+/// [`Snapshot`] on another thread.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub(crate) db: &'a crate::engine::Database,
+    pub(crate) sessions: &'a BTreeMap<String, SessionState>,
+}
+
+impl View<'_> {
+    /// Warnings (§7.1) of a full evaluation of `t`.
+    pub fn warnings(&self, t: &Target, ev: &Evaluation) -> Result<Vec<crate::engine::warnings::Warning>, HostError> {
+        let (sc, _) = self.scenario(t)?;
+        let inputs: BTreeMap<String, InputSeries> =
+            sc.inputs(self.db).iter().map(|(k, c)| (k.clone(), c.data(self.db).clone())).collect();
+        let params: BTreeMap<String, f64> =
+            sc.params(self.db).iter().filter_map(|(k, c)| c.value(self.db).as_f64().map(|x| (k.clone(), x))).collect();
+        Ok(crate::engine::validate::warnings(
+            ev,
+            &crate::engine::validate::ValidationInputs { inputs: &inputs, params: &params },
+        ))
+    }
+
+    /// The effective overrides of a target: overridden parameters and bound const nodes.
+    pub fn overrides(&self, t: &Target) -> Result<(BTreeMap<String, ParamValue>, Vec<String>), HostError> {
+        match &t.variant {
+            None => Ok((BTreeMap::new(), self.session_info(&t.session)?.overrides)),
+            Some(v) => {
+                let info = self.variant_info(&t.session, v)?;
+                Ok((info.params, info.series))
+            }
+        }
+    }
+
+    /// Identities and value fingerprints of what every unit of `t` reads (for watchers).
+    pub fn unit_reads(&self, t: &Target) -> Result<Option<Vec<crate::engine::db::UnitReads>>, HostError> {
+        let (sc, _) = self.scenario(t)?;
+        Ok(edb::unit_reads(self.db, sc))
+    }
+
+    pub(crate) fn state(&self, id: &str) -> Result<&SessionState, HostError> {
+        self.sessions.get(id).ok_or_else(|| HostError::NotFound(format!("session `{id}`")))
+    }
+
+    pub fn session_info(&self, id: &str) -> Result<SessionInfo, HostError> {
+        let s = self.state(id)?;
+        Ok(SessionInfo {
+            id: s.record.id.clone(),
+            template_id: s.record.template_id.clone(),
+            template_version: s.record.template_version.clone(),
+            params: s.params.clone(),
+            inputs: s.inputs.keys().filter(|k| !k.starts_with("override:")).cloned().collect(),
+            overrides: s.record.overrides.keys().cloned().collect(),
+            tenant: s.record.tenant.clone(),
+            revision: s.record.revision,
+            variants: s.variants.keys().cloned().collect(),
+            created_utc: s.record.created_utc.clone(),
+        })
+    }
+
+    pub fn session_ids(&self) -> Vec<String> {
+        self.sessions.keys().cloned().collect()
+    }
+
+    pub fn variant_info(&self, session: &str, name: &str) -> Result<VariantInfo, HostError> {
+        let s = self.state(session)?;
+        let v = s.variants.get(name).ok_or_else(|| HostError::NotFound(format!("variant `{session}/{name}`")))?;
+        Ok(VariantInfo {
+            session: session.to_string(),
+            name: name.to_string(),
+            params: v.own_cells.keys().filter_map(|k| v.params.get(k).map(|x| (k.clone(), x.clone()))).collect(),
+            series: v.record.overrides.keys().cloned().collect(),
+            revision: v.record.revision,
+            created_utc: v.record.created_utc.clone(),
+        })
+    }
+
+    /// The scenario behind a target, with its session's revision.
+    pub fn scenario(&self, t: &Target) -> Result<(Scenario, u64), HostError> {
+        let s = self.state(&t.session)?;
+        match &t.variant {
+            None => Ok((s.scenario, s.record.revision)),
+            Some(v) => {
+                let v = s.variants.get(v).ok_or_else(|| HostError::NotFound(format!("variant `{t}`")))?;
+                Ok((v.scenario, s.record.revision))
+            }
+        }
+    }
+
+    /// Evaluates the series of a target matching `targets` (every series when None).
+    pub fn evaluate_target(&self, t: &Target, targets: Option<&[u32]>) -> Result<Evaluation, HostError> {
+        let (sc, _) = self.scenario(t)?;
+        let sw = sys::Stopwatch::start();
+        let mut ev = edb::evaluate(self.db, sc, targets)?;
+        ev.accounting.elapsed_us = sw.elapsed_us();
+        Ok(ev)
+    }
+
+    pub fn compiled_target(&self, t: &Target) -> Result<Arc<Compiled>, HostError> {
+        let (sc, _) = self.scenario(t)?;
+        Ok(edb::compiled(self.db, sc))
+    }
+
+    /// Compares two targets series by series. Series whose unit keys are equal in both are
+    /// identical by construction and are not evaluated.
+    pub fn compare(&self, a: &Target, b: &Target) -> Result<Comparison, HostError> {
+        let (sa, _) = self.scenario(a)?;
+        let (sb, _) = self.scenario(b)?;
+        let ca = edb::compiled(self.db, sa);
+        let cb = edb::compiled(self.db, sb);
+        if !ca.grid.same_window(&cb.grid) {
+            return Err(HostError::FailedPrecondition(format!(
+                "{a} and {b} have different grids ({} vs {})",
+                ca.grid.describe(),
+                cb.grid.describe()
+            )));
+        }
+        let ka = unit_keys(self.db, sa)
+            .clone()
+            .ok_or_else(|| HostError::FailedPrecondition(format!("{a} has unresolved inputs")))?;
+        let kb = unit_keys(self.db, sb)
+            .clone()
+            .ok_or_else(|| HostError::FailedPrecondition(format!("{b} has unresolved inputs")))?;
+        let ids: BTreeSet<&String> = ca.by_id.keys().chain(cb.by_id.keys()).collect();
+        let mut need_a = Vec::new();
+        let mut need_b = Vec::new();
+        let mut same = BTreeSet::new();
+        for id in &ids {
+            match (ca.by_id.get(*id), cb.by_id.get(*id)) {
+                (Some(&x), Some(&y)) => {
+                    let (ix, iy) = (&ca.series[x as usize], &cb.series[y as usize]);
+                    if ka[ix.unit as usize] == kb[iy.unit as usize] && ix.output == iy.output {
+                        same.insert((*id).clone());
+                    } else {
+                        need_a.push(x);
+                        need_b.push(y);
+                    }
+                }
+                (Some(&x), None) => need_a.push(x),
+                (None, Some(&y)) => need_b.push(y),
+                (None, None) => {}
+            }
+        }
+        let sw = sys::Stopwatch::start();
+        let ea = edb::evaluate(self.db, sa, Some(&need_a))?;
+        let eb = edb::evaluate(self.db, sb, Some(&need_b))?;
+        let mut out = Vec::new();
+        for id in ids {
+            if same.contains(id) {
+                out.push(SeriesDiff {
+                    id: id.clone(),
+                    identical_by_construction: true,
+                    a: None,
+                    b: None,
+                    max_abs_diff: 0.0,
+                    bins_differ: Vec::new(),
+                    total_a: f64::NAN,
+                    total_b: f64::NAN,
+                });
+                continue;
+            }
+            let va = ea.get(id).cloned();
+            let vb = eb.get(id).cloned();
+            let mut d = SeriesDiff {
+                id: id.clone(),
+                identical_by_construction: false,
+                a: va.clone(),
+                b: vb.clone(),
+                max_abs_diff: f64::NAN,
+                bins_differ: Vec::new(),
+                total_a: f64::NAN,
+                total_b: f64::NAN,
+            };
+            if let (Some(x), Some(y)) = (&va, &vb) {
+                (d.bins_differ, d.max_abs_diff) = diff_bins(x, y, 0);
+                d.total_a = x.iter().fold(0.0, |acc, v| acc + v);
+                d.total_b = y.iter().fold(0.0, |acc, v| acc + v);
+            }
+            out.push(d);
+        }
+        let mut acc = ea.accounting;
+        acc.nodes_total += eb.accounting.nodes_total;
+        acc.nodes_evaluated += eb.accounting.nodes_evaluated;
+        acc.nodes_reused += eb.accounting.nodes_reused;
+        acc.elapsed_us = sw.elapsed_us();
+        Ok(Comparison { series: out, accounting: acc })
+    }
+}
+
+/// An owned read snapshot (see [`Host::snapshot`]).
+#[derive(Clone)]
+pub struct Snapshot {
+    db: crate::engine::Database,
+    sessions: Arc<BTreeMap<String, SessionState>>,
+}
+
+impl Snapshot {
+    pub fn view(&self) -> View<'_> {
+        View { db: &self.db, sessions: &self.sessions }
+    }
+}
+
+/// The bins (numbered from `first`) whose bits differ between `a` and `b` (NaN equals NaN),
+/// and the largest absolute difference among them: NaN when a differing bin is NaN on one side
+/// only (the difference is unknown, not zero).
+pub(crate) fn diff_bins(a: &[f64], b: &[f64], first: u32) -> (Vec<u32>, f64) {
+    let mut max: f64 = 0.0;
+    let mut differ = Vec::new();
+    for (i, (p, q)) in a.iter().zip(b).enumerate() {
+        if p.to_bits() != q.to_bits() && !(p.is_nan() && q.is_nan()) {
+            differ.push(first + i as u32);
+            let d = (q - p).abs();
+            max = if d.is_nan() || max.is_nan() { f64::NAN } else { max.max(d) };
+        }
+    }
+    (differ, max)
+}
