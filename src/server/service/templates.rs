@@ -1,0 +1,87 @@
+//! The TemplateService: storing, listing and reading templates, and instantiating one on a
+//! private in-memory host.
+
+use tonic::{Request, Response, Status};
+
+use crate::artifacts;
+use crate::host::{Host, HostError};
+use crate::server::convert;
+use crate::server::pb;
+use crate::server::status::{from_host, invalid_field};
+
+use super::{Api, Reply};
+
+#[tonic::async_trait]
+impl pb::template_service_server::TemplateService for Api {
+    async fn put_template(&self, req: Request<pb::PutTemplateRequest>) -> Reply<pb::PutTemplateResponse> {
+        let text = req.into_inner().text;
+        if text.trim().is_empty() {
+            return Err(invalid_field("text", "the template text is empty"));
+        }
+        let (id, version, created) = self.write("text", move |h| h.put_template(&text, "request")).await?;
+        Ok(Response::new(pb::PutTemplateResponse { id, version, created }))
+    }
+
+    async fn get_template(&self, req: Request<pb::GetTemplateRequest>) -> Reply<pb::Template> {
+        let r = req.into_inner();
+        let t = self.with_host("id", move |h| template_record(h, &r.id, &r.version)).await?;
+        Ok(Response::new(template_msg(&t, true)))
+    }
+
+    async fn list_templates(&self, _: Request<pb::ListTemplatesRequest>) -> Reply<pb::ListTemplatesResponse> {
+        let ts = self.with_host("", |h| h.templates()).await?;
+        Ok(Response::new(pb::ListTemplatesResponse { templates: ts.iter().map(|t| template_msg(t, false)).collect() }))
+    }
+
+    async fn instantiate_template(
+        &self,
+        req: Request<pb::InstantiateTemplateRequest>,
+    ) -> Reply<pb::InstantiateTemplateResponse> {
+        let r = req.into_inner();
+        let supplied = convert::supplied_map("parameters", &r.parameters)?;
+        let (id, version) = (r.id.clone(), r.version.clone());
+        let rec = self.with_host("id", move |h| template_record(h, &id, &version)).await?;
+        let root = self.data_root.to_path_buf();
+        let out = tokio::task::spawn_blocking(move || -> Result<pb::InstantiateTemplateResponse, HostError> {
+            // A one-shot model on its own in-memory host: instantiation changes nothing stored.
+            let mut host = Host::new();
+            let m = host.load_text(&rec.text, &format!("{}@{}", rec.id, rec.version), &supplied, &root)?;
+            let ev = host.evaluate(&m, None)?;
+            let warnings = host.warnings(&m, &ev);
+            let yaml = artifacts::instantiated_yaml(&m.text, &m.params)?;
+            Ok(pb::InstantiateTemplateResponse {
+                model_yaml: yaml,
+                instantiation_hash: crate::model::params::instantiation_hash(&m.text, &m.params),
+                warnings: warnings.iter().map(convert::warning).collect(),
+                grid: Some(convert::grid(&ev.compiled.grid)),
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| from_host("parameters", e))?;
+        Ok(Response::new(out))
+    }
+}
+
+pub(super) fn template_record(h: &Host, id: &str, version: &str) -> Result<crate::store::TemplateRecord, HostError> {
+    if !version.is_empty() {
+        return h.template(id, version);
+    }
+    h.latest_template(id)?.ok_or_else(|| HostError::NotFound(format!("template `{id}`")))
+}
+
+fn template_msg(t: &crate::store::TemplateRecord, with_text: bool) -> pb::Template {
+    let decls = crate::model::yaml::parse(&t.text)
+        .ok()
+        .and_then(|d| crate::model::doc::read_parameters(&d).ok())
+        .unwrap_or_default();
+    pb::Template {
+        id: t.id.clone(),
+        version: t.version.clone(),
+        text: if with_text { t.text.clone() } else { String::new() },
+        sha256: t.sha256.clone(),
+        title: t.title.clone().unwrap_or_default(),
+        description: t.description.clone().unwrap_or_default(),
+        parameters: decls.iter().map(convert::decl).collect(),
+    }
+}
