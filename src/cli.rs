@@ -1,12 +1,25 @@
 //! The command line (§13): argument parsing, one module per subcommand, human and `--json`
 //! output, and exit codes (0 ok, 1 evaluation or runtime error, 2 bad input).
+//!
+//! Database commands build API requests and send them through [`crate::client::Client`]: to the
+//! server's own router in this process over `--db`, or to a running server with `--server`. So
+//! each operation has one implementation (in `server/`), and each command one rendering (from the
+//! API's replies). `run` and `validate` evaluate a model file without a database (see
+//! ARCHITECTURE.md, "Decisions").
 
-mod db;
+mod api;
+mod batch;
+mod compare;
 mod output;
-mod remote;
+mod query;
 mod run;
+mod runs;
+mod series;
 mod serve;
+mod session;
 mod telemetry;
+mod template;
+mod variant;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,8 +27,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::diag::Diagnostics;
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::host::HostError;
 use crate::model::template::Supplied;
+
+pub(crate) use api::Api;
+pub(crate) use output::Reply;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,11 +44,12 @@ pub struct Cli {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
-    /// The database file for template, session, variant, query, compare and batch commands.
+    /// The database file for template, session, variant, query, state, compare, series, runs and
+    /// batch commands. Commands that only read it need it to exist.
     #[arg(long, global = true, default_value = "flowtime.redb", value_name = "FILE")]
     pub db: PathBuf,
-    /// A running server (e.g. http://127.0.0.1:50051): database commands go over its gRPC API
-    /// instead of opening a file.
+    /// A running server (`127.0.0.1:50051` or `http://127.0.0.1:50051`): database commands go to
+    /// its gRPC API instead of a file.
     #[arg(long, global = true, value_name = "URL")]
     pub server: Option<String>,
     /// Directory `file:` references resolve against (default: the parent of a `templates/`
@@ -45,37 +63,31 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Evaluate a model or template and write a run directory.
+    /// Evaluate a model or template file and write a run directory (no database).
     Run(RunArgs),
-    /// Check a model or template: located errors (exit 2) or warnings (exit 0).
+    /// Check a model or template file: located errors (exit 2) or warnings (exit 0).
     Validate(ValidateArgs),
     /// Stored templates.
     #[command(subcommand)]
-    Template(db::TemplateCmd),
+    Template(template::TemplateCmd),
     /// Sessions: a template version bound to parameters and inputs, kept in the database.
     #[command(subcommand)]
-    Session(db::SessionCmd),
+    Session(session::SessionCmd),
     /// Named what-if variants of a session.
     #[command(subcommand)]
-    Variant(db::VariantCmd),
-    /// Series of a session or variant: `flowtime query s1/faster 'order_*' --bins 96..132`.
-    Query {
-        /// `session` or `session/variant`.
-        target: String,
-        /// A series id, or a pattern with `*`.
-        pattern: String,
-        /// Half-open bin window `a..b`.
-        #[arg(long)]
-        bins: Option<String>,
-    },
-    /// Compare two sessions/variants series by series.
-    Compare {
-        a: String,
-        b: String,
-        /// Also list identical series.
-        #[arg(long)]
-        all: bool,
-    },
+    Variant(variant::VariantCmd),
+    /// Series of a session or variant, bin by bin: `flowtime query s1/faster 'order_*' --bins 96..132`.
+    Query(query::QueryArgs),
+    /// Everything at one bin of a session or variant (time travel): `flowtime state s1 --at 2025-10-07T10:25:00Z`.
+    State(query::StateArgs),
+    /// Compare two sessions, variants or runs series by series.
+    Compare(compare::CompareArgs),
+    /// Stored telemetry series.
+    #[command(subcommand)]
+    Series(series::SeriesCmd),
+    /// Run directories made from sessions and variants.
+    #[command(subcommand)]
+    Runs(runs::RunsCmd),
     /// Run database commands from stdin, one per line, against one open database.
     Batch,
     /// Serve the gRPC API on the database.
@@ -85,18 +97,78 @@ pub enum Command {
     Telemetry(telemetry::TelemetryCmd),
 }
 
+/// A command that goes through the API (to the database file or the server).
+#[derive(Debug)]
+pub(crate) enum DbCommand {
+    Template(template::TemplateCmd),
+    Session(session::SessionCmd),
+    Variant(variant::VariantCmd),
+    Query(query::QueryArgs),
+    State(query::StateArgs),
+    Compare(compare::CompareArgs),
+    Series(series::SeriesCmd),
+    Runs(runs::RunsCmd),
+    Load(telemetry::LoadArgs),
+}
+
+/// A command that runs in this process without the API.
+#[derive(Debug)]
+pub(crate) enum Local {
+    Run(RunArgs),
+    Validate(ValidateArgs),
+    Serve(serve::ServeArgs),
+    Batch,
+    Telemetry(telemetry::TelemetryCmd),
+}
+
 impl Command {
-    /// The database command this is, if it is one.
-    pub(crate) fn into_db(self) -> Option<db::DbCommand> {
-        Some(match self {
-            Command::Template(t) => db::DbCommand::Template(t),
-            Command::Session(s) => db::DbCommand::Session(s),
-            Command::Variant(v) => db::DbCommand::Variant(v),
-            Command::Query { target, pattern, bins } => db::DbCommand::Query { target, pattern, bins },
-            Command::Compare { a, b, all } => db::DbCommand::Compare { a, b, all },
-            Command::Batch => db::DbCommand::Batch,
-            Command::Run(_) | Command::Validate(_) | Command::Serve(_) | Command::Telemetry(_) => return None,
+    /// The database command this is (`telemetry load` without `--out` is one), or the local one.
+    pub(crate) fn into_db(self) -> Result<DbCommand, Local> {
+        Ok(match self {
+            Command::Template(t) => DbCommand::Template(t),
+            Command::Session(s) => DbCommand::Session(s),
+            Command::Variant(v) => DbCommand::Variant(v),
+            Command::Query(q) => DbCommand::Query(q),
+            Command::State(s) => DbCommand::State(s),
+            Command::Compare(c) => DbCommand::Compare(c),
+            Command::Series(s) => DbCommand::Series(s),
+            Command::Runs(r) => DbCommand::Runs(r),
+            Command::Telemetry(telemetry::TelemetryCmd::Load(a)) if a.out.is_none() => DbCommand::Load(a),
+            Command::Telemetry(t) => return Err(Local::Telemetry(t)),
+            Command::Run(a) => return Err(Local::Run(a)),
+            Command::Validate(a) => return Err(Local::Validate(a)),
+            Command::Serve(a) => return Err(Local::Serve(a)),
+            Command::Batch => return Err(Local::Batch),
         })
+    }
+}
+
+impl DbCommand {
+    /// Whether the command changes the database (and so may create its file).
+    pub(crate) fn writes(&self) -> bool {
+        match self {
+            DbCommand::Template(t) => t.writes(),
+            DbCommand::Session(s) => s.writes(),
+            DbCommand::Variant(v) => v.writes(),
+            DbCommand::Runs(r) => r.writes(),
+            DbCommand::Load(_) => true,
+            DbCommand::Query(_) | DbCommand::State(_) | DbCommand::Compare(_) | DbCommand::Series(_) => false,
+        }
+    }
+
+    /// Runs the command through the API.
+    pub(crate) async fn exec(self, api: &Api) -> Result<Reply, Failure> {
+        match self {
+            DbCommand::Template(t) => template::exec(api, t).await,
+            DbCommand::Session(s) => session::exec(api, s).await,
+            DbCommand::Variant(v) => variant::exec(api, v).await,
+            DbCommand::Query(q) => query::query(api, q).await,
+            DbCommand::State(s) => query::state(api, s).await,
+            DbCommand::Compare(c) => compare::exec(api, c).await,
+            DbCommand::Series(s) => series::exec(api, s).await,
+            DbCommand::Runs(r) => runs::exec(api, r).await,
+            DbCommand::Load(a) => telemetry::load_into(api, &a).await,
+        }
     }
 }
 
@@ -107,7 +179,7 @@ pub struct RunArgs {
     /// A parameter value, `name=value` (repeatable).
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
-    /// Where run directories go.
+    /// Where run directories go (a local directory).
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
 }
@@ -126,9 +198,22 @@ pub enum Failure {
     Runtime(anyhow::Error),
 }
 
+impl Failure {
+    /// Bad input described by one diagnostic.
+    pub(crate) fn bad(code: &str, message: impl Into<String>) -> Failure {
+        Failure::BadInput(Diagnostic::error(code, message).into())
+    }
+}
+
 impl From<Diagnostics> for Failure {
     fn from(d: Diagnostics) -> Failure {
         Failure::BadInput(d)
+    }
+}
+
+impl From<Diagnostic> for Failure {
+    fn from(d: Diagnostic) -> Failure {
+        Failure::BadInput(d.into())
     }
 }
 
@@ -138,14 +223,24 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+impl From<HostError> for Failure {
+    fn from(e: HostError) -> Failure {
+        match e {
+            HostError::BadInput(d) => Failure::BadInput(d),
+            HostError::NotFound(m) => Failure::bad("not_found", m),
+            HostError::AlreadyExists(w) => Failure::bad("already_exists", format!("{w} already exists")),
+            HostError::FailedPrecondition(w) => Failure::bad("failed_precondition", w),
+            e @ (HostError::InUse { .. } | HostError::Storage(_)) => Failure::Runtime(anyhow::anyhow!("{e}")),
+        }
+    }
+}
+
 /// Parses `name=value` pairs.
 pub fn parse_params(raw: &[String]) -> Result<BTreeMap<String, Supplied>, Failure> {
     let mut out = BTreeMap::new();
     for p in raw {
         let Some((k, v)) = p.split_once('=') else {
-            return Err(Failure::BadInput(
-                crate::diag::Diagnostic::error("bad_argument", format!("`-p {p}` must be `name=value`")).into(),
-            ));
+            return Err(Failure::bad("bad_argument", format!("`-p {p}` must be `name=value`")));
         };
         out.insert(k.trim().to_string(), Supplied::Text(v.to_string()));
     }
@@ -155,19 +250,13 @@ pub fn parse_params(raw: &[String]) -> Result<BTreeMap<String, Supplied>, Failur
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    let root = cli.data_root.clone();
-    let res = match cli.command {
-        Command::Run(a) => run::run(&a, root.as_deref(), json),
-        Command::Validate(a) => run::validate(&a, root.as_deref(), json),
-        Command::Serve(a) => serve::run(&cli.db, root.as_deref(), &a).map(|()| ExitCode::SUCCESS),
-        Command::Telemetry(t) => telemetry::run(t, &cli.db, cli.server.as_deref(), json).map(|()| ExitCode::SUCCESS),
-        other => match other.into_db() {
-            Some(cmd) => match &cli.server {
-                Some(url) => remote::run(url, cmd, json).map(|()| ExitCode::SUCCESS),
-                None => db::run(&cli.db, root.as_deref(), cmd, json).map(|()| ExitCode::SUCCESS),
-            },
-            None => Ok(ExitCode::SUCCESS),
-        },
+    let res = match cli.command.into_db() {
+        Ok(cmd) => api::run_one(&cli.db, cli.server.as_deref(), cli.data_root.as_deref(), cmd, json),
+        Err(Local::Run(a)) => run::run(&a, cli.data_root.as_deref(), json),
+        Err(Local::Validate(a)) => run::validate(&a, cli.data_root.as_deref(), json),
+        Err(Local::Serve(a)) => serve::run(&cli.db, cli.data_root.as_deref(), &a).map(|()| ExitCode::SUCCESS),
+        Err(Local::Telemetry(t)) => telemetry::run_local(t, json),
+        Err(Local::Batch) => batch::run(&cli.db, cli.server.as_deref(), cli.data_root.as_deref(), json),
     };
     match res {
         Ok(code) => code,

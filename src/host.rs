@@ -14,10 +14,11 @@ mod stored;
 mod templates;
 mod view;
 
-pub use runs::{RunCreated, RunMaterial};
+pub use runs::{RunCreated, RunInfo, RunMaterial};
 pub use sessions::{OpenRequest, SessionInfo, VariantInfo};
 pub use shared::{ReadError, SharedHost};
-pub use stored::StoredSeriesInput;
+pub use stored::{StoredSeriesInfo, StoredSeriesInput};
+pub use templates::TemplateInfo;
 pub(crate) use view::diff_bins;
 pub use view::{Comparison, SeriesDiff, Snapshot, Target, View};
 
@@ -79,25 +80,41 @@ impl Model {
 pub enum HostError {
     /// Bad user input: located diagnostics.
     BadInput(Diagnostics),
+    /// What was not found, as a whole message (`session `x` not found; …`).
     NotFound(String),
     AlreadyExists(String),
     FailedPrecondition(String),
-    Store(StoreError),
+    /// Another process has the database file open (`path`, and who holds it).
+    InUse {
+        path: String,
+        holder: String,
+    },
+    /// The database file could not be read or written (I/O, a damaged file, another schema
+    /// version): what happened, in words.
+    Storage(String),
 }
 
 impl std::fmt::Display for HostError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HostError::BadInput(d) => write!(f, "{d}"),
-            HostError::NotFound(w) => write!(f, "{w} not found"),
+            HostError::NotFound(m) => f.write_str(m),
             HostError::AlreadyExists(w) => write!(f, "{w} already exists"),
             HostError::FailedPrecondition(w) => f.write_str(w),
-            HostError::Store(e) => write!(f, "{e}"),
+            HostError::InUse { path, holder } => write!(f, "{path} is in use by {holder}"),
+            HostError::Storage(w) => f.write_str(w),
         }
     }
 }
 
 impl std::error::Error for HostError {}
+
+impl HostError {
+    /// `NotFound` for `what` (e.g. "session `s9`"): "session `s9` not found".
+    pub fn not_found(what: impl std::fmt::Display) -> HostError {
+        HostError::NotFound(format!("{what} not found"))
+    }
+}
 
 impl From<Diagnostics> for HostError {
     fn from(d: Diagnostics) -> HostError {
@@ -114,9 +131,10 @@ impl From<Diagnostic> for HostError {
 impl From<StoreError> for HostError {
     fn from(e: StoreError) -> HostError {
         match e {
-            StoreError::NotFound(w) => HostError::NotFound(w),
+            StoreError::NotFound(w) => HostError::not_found(w),
             StoreError::AlreadyExists(w) => HostError::AlreadyExists(w),
-            other => HostError::Store(other),
+            StoreError::InUse { path, holder } => HostError::InUse { path, holder },
+            other => HostError::Storage(other.to_string()),
         }
     }
 }

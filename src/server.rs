@@ -11,6 +11,8 @@ mod service;
 mod status;
 mod watch;
 
+pub use status::DIAGNOSTICS_TYPE_URL;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -167,29 +167,28 @@ fn database_commands_open_query_compare_and_batch() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let lines: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    // Each result follows its `ok N`, indented.
     assert_eq!(lines[0], "ok 1");
-    assert!(lines[1].starts_with("error 3:") && lines[1].contains("already exists"), "{lines:?}");
-    assert_eq!(lines[2], "ok 4");
+    assert_eq!(lines[1], "  created variant replay/a");
+    assert_eq!(lines[2], "    demand_scale = 1.1");
+    assert_eq!(lines[3], "error 3: variant `replay/a` already exists", "{lines:?}");
+    assert_eq!(lines[4], "ok 4");
+    assert_eq!(lines[5], "  replay  order-system@1.0.0  revision 3  2 variants");
 }
 
 #[test]
 fn serve_seeds_a_fresh_database_answers_clients_and_stops_on_sigterm() {
-    use std::io::BufRead as _;
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("fresh.redb");
     // Run from an empty directory: the bundled data is compiled into the binary.
-    let mut child = flowtime()
-        .args(["--db", db.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
-        .current_dir(tmp.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let seeded = lines.next().unwrap().unwrap();
-    assert!(seeded.contains("sessions: capacity-whatif, order-pipeline, order-system"), "{seeded}");
-    let listening = lines.next().unwrap().unwrap();
-    let addr = listening.strip_prefix("listening on ").unwrap().to_string();
-    let url = format!("http://{addr}");
+    let server = Serve::start(&db, tmp.path());
+    assert!(
+        server.banner[0].contains("sessions: capacity-whatif, order-pipeline, order-system"),
+        "{:?}",
+        server.banner
+    );
+    // Without `http://`: host:port is enough.
+    let url = server.addr.clone();
     let out = run(&["--server", &url, "--json", "query", "order-system", "queue_depth", "--bins", "0..2"], tmp.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -203,13 +202,145 @@ fn serve_seeds_a_fresh_database_answers_clients_and_stops_on_sigterm() {
         text(&out.stderr)
     );
     // SIGTERM: graceful stop, exit 0, the store closed (its holder note removed).
-    let st = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(st.success());
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
-    assert_eq!(lines.next().map(|l| l.unwrap()), Some("stopped".to_string()));
+    server.stop();
     assert!(!tmp.path().join("fresh.redb.holder").exists());
     // The file reopens with its sessions.
     let out = run(&["--db", db.to_str().unwrap(), "session", "list"], tmp.path());
     assert!(text(&out.stdout).contains("order-system"), "{}", text(&out.stdout));
+}
+
+/// Strips what legitimately differs between a server and a fresh process: how much was
+/// memoised already (the server keeps its memos between calls), and times.
+fn untimed(s: &str) -> String {
+    s.lines()
+        .map(|l| match l.find(" of ") {
+            Some(i) if l.starts_with("evaluated ") => &l[i..l.find(" series definitions").unwrap_or(l.len())],
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One implementation, one rendering: every database command prints the same on a file (the
+/// API in process) as against a server (the API over a socket).
+#[test]
+fn a_file_and_a_server_answer_every_command_alike() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Serve::start(&tmp.path().join("served.redb"), tmp.path());
+    let addr = server.addr.clone();
+    let file = tmp.path().join("file.redb");
+    let tpl = repo().join("templates/order-system.yaml");
+    let csv = tmp.path().join("served.csv");
+    std::fs::write(
+        &csv,
+        (0..288).map(|i| format!("{i},{}\n", 40 + i % 7)).fold("bin_index,value\n".to_string(), |a, l| a + &l),
+    )
+    .unwrap();
+    let binding = format!("served={}", csv.display());
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["session", "open", tpl.to_str().unwrap(), "--name", "s", "-p", "demand_scale=1.1"],
+        vec!["variant", "create", "s", "v", "-p", "q0=500"],
+        vec!["variant", "create", "s/w", "--series", &binding],
+        vec!["variant", "list", "s"],
+        vec!["variant", "show", "s", "v"],
+        vec!["query", "s/v", "queue_depth", "--bins", "0..3"],
+        vec!["query", "s", "*capacity*", "--bins", "100.."],
+        vec!["state", "s/v", "--bin", "100"],
+        vec!["state", "s", "--at", "2025-10-07T08:20:00Z"],
+        vec!["compare", "s", "s/v"],
+        vec!["compare", "s", "s/w", "--all"],
+        vec!["session", "set", "s", "-p", "q0=10"],
+        vec!["session", "show", "s"],
+        vec!["template", "show", "order-system@1.0.0"],
+        vec!["template", "instantiate", "order-system", "-p", "q0=3"],
+        vec!["variant", "delete", "s/v"],
+        vec!["query", "s/v", "queue_depth"],
+        vec!["session", "open", "templates/order-sytem.yaml"],
+        vec!["runs", "list"],
+    ];
+    for args in &commands {
+        for json in [false, true] {
+            let mut base: Vec<&str> = if json { vec!["--json"] } else { Vec::new() };
+            base.extend(args);
+            let local = run(&[&["--db", file.to_str().unwrap()][..], &base].concat(), &repo());
+            let remote = run(&[&["--server", &addr][..], &base].concat(), &repo());
+            assert_eq!(local.status.code(), remote.status.code(), "{args:?}: {}", text(&local.stderr));
+            let (mut a, mut b) = (text(&local.stdout), text(&remote.stdout));
+            if json {
+                // Creation times and what was memoised already are the only fields that differ.
+                for s in [&mut a, &mut b] {
+                    let mut v: serde_json::Value = serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
+                    strip(&mut v);
+                    *s = v.to_string();
+                }
+            }
+            assert_eq!(untimed(&a), untimed(&b), "{args:?}");
+            // Only a database this process creates says so.
+            let err = text(&local.stderr).replace(&format!("created {}\n", file.display()), "");
+            assert_eq!(err, text(&remote.stderr), "{args:?}");
+        }
+    }
+    server.stop();
+}
+
+/// `flowtime serve` on a port of its choosing; killed if the test ends early.
+pub(crate) struct Serve {
+    child: std::process::Child,
+    pub(crate) addr: String,
+    /// The lines it printed before `listening on`.
+    pub(crate) banner: Vec<String>,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Serve {
+    pub(crate) fn start(db: &Path, cwd: &Path) -> Serve {
+        use std::io::BufRead as _;
+        let mut child = flowtime()
+            .args(["--db", db.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+            .current_dir(cwd)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut banner = Vec::new();
+        let addr = loop {
+            let l = lines.next().expect("serve printed its address").unwrap();
+            match l.strip_prefix("listening on ") {
+                Some(a) => break a.to_string(),
+                None => banner.push(l),
+            }
+        };
+        Serve { child, addr, banner, lines }
+    }
+
+    /// SIGTERM; the server must stop cleanly and say so.
+    pub(crate) fn stop(mut self) {
+        let st = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(st.success());
+        assert!(self.child.wait().unwrap().success());
+        assert_eq!(self.lines.next().map(|l| l.unwrap()), Some("stopped".to_string()));
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        // Only a test that failed leaves it running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strip(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.remove("elapsed_us");
+            m.remove("nodes_evaluated");
+            m.remove("nodes_reused");
+            m.remove("createdUtc");
+            m.values_mut().for_each(strip);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+        _ => {}
+    }
 }

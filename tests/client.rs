@@ -17,7 +17,7 @@ fn template_text() -> String {
 
 /// Stores the order-system template, opens session `s`, and fetches `queue_depth` over bins 96..100.
 async fn exercise(c: &Client) -> (pb::GetSeriesResponse, Code) {
-    c.templates().put_template(pb::PutTemplateRequest { text: template_text() }).await.unwrap();
+    c.templates().put_template(pb::PutTemplateRequest { text: template_text(), ..Default::default() }).await.unwrap();
     c.sessions()
         .open_session(pb::OpenSessionRequest {
             template_id: "order-system".into(),

@@ -70,7 +70,10 @@ fn num(x: f64) -> pb::ParamValue {
 
 /// Stores `text` (template `id`), opens session `s` on it and watches it past the initial event.
 async fn open_and_watch(ch: &Channel, text: &str, id: &str) -> tonic::Streaming<pb::WatchEvent> {
-    TemplateServiceClient::new(ch.clone()).put_template(pb::PutTemplateRequest { text: text.into() }).await.unwrap();
+    TemplateServiceClient::new(ch.clone())
+        .put_template(pb::PutTemplateRequest { text: text.into(), ..Default::default() })
+        .await
+        .unwrap();
     SessionServiceClient::new(ch.clone())
         .open_session(pb::OpenSessionRequest { template_id: id.into(), session_id: "s".into(), ..Default::default() })
         .await
@@ -86,7 +89,11 @@ async fn open_and_watch(ch: &Channel, text: &str, id: &str) -> tonic::Streaming<
 
 async fn setup(ch: &Channel) {
     let mut tpl = TemplateServiceClient::new(ch.clone());
-    let put = tpl.put_template(pb::PutTemplateRequest { text: template_text() }).await.unwrap().into_inner();
+    let put = tpl
+        .put_template(pb::PutTemplateRequest { text: template_text(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((put.id.as_str(), put.version.as_str(), put.created), ("order-system", "1.0.0", true));
     let mut sess = SessionServiceClient::new(ch.clone());
     let s = sess
@@ -280,7 +287,10 @@ async fn error_codes_and_the_store_is_unchanged_by_bad_requests() {
 
     // Malformed YAML: INVALID_ARGUMENT with a field violation that locates it.
     let e = tpl
-        .put_template(pb::PutTemplateRequest { text: "id: x\nversion: \"1\"\ngrid: {bins: 3\nnodes: []".into() })
+        .put_template(pb::PutTemplateRequest {
+            text: "id: x\nversion: \"1\"\ngrid: {bins: 3\nnodes: []".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
@@ -292,14 +302,17 @@ async fn error_codes_and_the_store_is_unchanged_by_bad_requests() {
     let bad = template_text()
         .replace("version: \"1.0.0\"", "version: \"2.0.0\"")
         .replace("arrivals - served - errors", "arrivals - servd - errors");
-    let e = tpl.put_template(pb::PutTemplateRequest { text: bad }).await.unwrap_err();
+    let e = tpl.put_template(pb::PutTemplateRequest { text: bad, ..Default::default() }).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     let details = e.get_error_details();
     let v = &details.bad_request().unwrap().field_violations[0];
     assert!(v.field.contains("nodes[4] (id queue_depth).expr") && v.description.contains("^^^^^"), "{v:?}");
     // Different text under a stored version.
     let e = tpl
-        .put_template(pb::PutTemplateRequest { text: template_text().replace("Order processing system", "Changed") })
+        .put_template(pb::PutTemplateRequest {
+            text: template_text().replace("Order processing system", "Changed"),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::AlreadyExists);
@@ -373,7 +386,7 @@ async fn error_codes_and_the_store_is_unchanged_by_bad_requests() {
     assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message());
     // A timestamp on a model without a start.
     let mut tpl2 = TemplateServiceClient::new(ch.clone());
-    tpl2.put_template(pb::PutTemplateRequest { text: "id: nostart\nversion: \"1\"\ngrid: {bins: 2, binSize: 1, binUnit: hours}\nnodes:\n  - {id: a, kind: const, values: [1, 2]}\n".into() }).await.unwrap();
+    tpl2.put_template(pb::PutTemplateRequest { text: "id: nostart\nversion: \"1\"\ngrid: {bins: 2, binSize: 1, binUnit: hours}\nnodes:\n  - {id: a, kind: const, values: [1, 2]}\n".into(), ..Default::default() }).await.unwrap();
     sess.open_session(pb::OpenSessionRequest {
         template_id: "nostart".into(),
         session_id: "ns".into(),
@@ -636,10 +649,34 @@ async fn load_gold_streams_uploads_reads_paths_under_the_data_root_only_and_caps
         msgs.extend(data.chunks(16).map(|c| pb::LoadGoldChunk { options: None, data: c.to_vec() }));
         tokio_stream::iter(msgs)
     };
+    // The reply streams progress, then the result; an error ends the stream.
+    let loader = series.clone();
+    let load = |opts: pb::LoadGoldOptions, data: Vec<u8>| {
+        let mut series = loader.clone();
+        async move {
+            let mut events = series.load_gold(chunks(opts, data)).await?.into_inner();
+            let mut progress = Vec::new();
+            while let Some(e) = events.message().await? {
+                match e.event {
+                    Some(pb::load_gold_event::Event::Progress(p)) => progress.push(p),
+                    Some(pb::load_gold_event::Event::Result(r)) => {
+                        assert!(events.message().await?.is_none(), "the result is the last event");
+                        return Ok::<_, tonic::Status>((progress, r));
+                    }
+                    None => {}
+                }
+            }
+            panic!("the stream ended without a result")
+        }
+    };
 
     // An upload in 16-byte chunks.
-    let r =
-        series.load_gold(chunks(pb::LoadGoldOptions::default(), gold.as_bytes().to_vec())).await.unwrap().into_inner();
+    let (progress, r) = load(pb::LoadGoldOptions::default(), gold.as_bytes().to_vec()).await.unwrap();
+    // Progress covers the whole file, in order, within its size.
+    let last = progress.last().expect("progress events");
+    assert_eq!(last.bytes_total, gold.len() as u64);
+    assert!(progress.windows(2).all(|w| (w[0].pass, w[0].bytes_read) <= (w[1].pass, w[1].bytes_read)));
+    assert!(progress.iter().all(|p| p.bytes_read <= p.bytes_total));
     assert_eq!(r.series, vec!["A_arrivals", "A_served", "A_errors"]);
     assert_eq!(r.rows, 3);
     assert!(r.bin_size_inferred);
@@ -649,18 +686,18 @@ async fn load_gold_streams_uploads_reads_paths_under_the_data_root_only_and_caps
 
     // A path under the data root, with the file name as its source.
     let opts = pb::LoadGoldOptions { path: "day.csv".into(), ..Default::default() };
-    let r = series.load_gold(chunks(opts, Vec::new())).await.unwrap().into_inner();
+    let (_, r) = load(opts, Vec::new()).await.unwrap();
     assert!(r.provenance_json.contains("\"source\":\"day.csv\""), "{}", r.provenance_json);
     assert!(r.changed.is_empty(), "same values as the upload: {:?}", r.changed);
 
     // Paths that leave the data root, textually or through a link, are refused.
     let opts = pb::LoadGoldOptions { path: "../secret.csv".into(), ..Default::default() };
-    let e = series.load_gold(chunks(opts, Vec::new())).await.unwrap_err();
+    let e = load(opts, Vec::new()).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
     #[cfg(unix)]
     {
         let opts = pb::LoadGoldOptions { path: "link.csv".into(), ..Default::default() };
-        let e = series.load_gold(chunks(opts, Vec::new())).await.unwrap_err();
+        let e = load(opts, Vec::new()).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
         assert!(e.message().contains("outside the data root"), "{}", e.message());
     }
@@ -669,7 +706,7 @@ async fn load_gold_streams_uploads_reads_paths_under_the_data_root_only_and_caps
 
     // An upload over the cap is refused and stores nothing.
     let big = gold.repeat(20).into_bytes();
-    let e = series.load_gold(chunks(pb::LoadGoldOptions::default(), big)).await.unwrap_err();
+    let e = load(pb::LoadGoldOptions::default(), big).await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message());
     assert_eq!(series.list_series(pb::ListSeriesRequest {}).await.unwrap().into_inner().series.len(), 3);
     server.stop().await;

@@ -1,19 +1,47 @@
-//! Human and JSON rendering shared by the subcommands: diagnostics, series tables, grouped
-//! warnings and the §9 accounting line.
+//! Rendering shared by the subcommands: the reply of a command (JSON and text), diagnostics,
+//! series tables, grouped warnings, bin lists in the `a..b` notation of `--bins`, the §9
+//! accounting line, inference labels, and the API's messages as the domain values the
+//! renderers take (warnings, parameter values, accounting).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use serde_json::{Value, json};
 
 use crate::artifacts::{fmt_value, num, warning_json};
+use crate::cli::Failure;
 use crate::diag::{Diagnostics, Severity};
 use crate::engine::Accounting;
 use crate::engine::warnings::Warning;
+use crate::model::params::ParamValue;
+use crate::server::pb;
 
 /// Rows shown in a series table before it is cut short.
 const MAX_ROWS: usize = 40;
 const FIRST_BINS: usize = 6;
+
+/// One command's result: its JSON, and its human rendering.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) json: Value,
+    pub(crate) text: String,
+}
+
+/// Prints a reply; a closed pipe (`| head`) is not an error.
+pub(crate) fn emit(r: &Reply, json: bool) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    let res = if json {
+        writeln!(out, "{}", serde_json::to_string(&r.json).unwrap_or_default())
+    } else {
+        write!(out, "{}", r.text)
+    };
+    match res {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::Runtime(e.into())),
+    }
+}
 
 pub(crate) fn print_diagnostics(d: &Diagnostics, json: bool) {
     if json {
@@ -54,13 +82,40 @@ pub(crate) fn series_table(rows: &[(String, &str, &[f64], Option<String>)]) -> S
     out
 }
 
-fn short(v: f64) -> String {
+/// A value for a table: up to 4 decimals, `—` for NaN.
+pub(crate) fn short(v: f64) -> String {
+    if v.is_nan() {
+        return "—".into();
+    }
     if v.is_finite() && v.fract() != 0.0 && v.abs() < 1e9 {
         let s = format!("{v:.4}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
         fmt_value(v)
     }
+}
+
+/// A number to 3 significant digits (`0.118`, `12.3`, `1.00e-5`), for confidences and ratios.
+pub(crate) fn sig3(v: f64) -> String {
+    if !v.is_finite() || v == 0.0 {
+        return fmt_value(v);
+    }
+    let mag = v.abs().log10().floor() as i32;
+    if !(-4..6).contains(&mag) {
+        return format!("{v:.2e}");
+    }
+    let decimals = (2 - mag).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
+/// `inferred (saturation, confidence 0.118, 34 saturated bins)`.
+pub(crate) fn inference_text(method: &str, confidence: f64, saturated_bins: u64) -> String {
+    let s = if saturated_bins == 1 { "" } else { "s" };
+    format!("inferred ({method}, confidence {}, {saturated_bins} saturated bin{s})", sig3(confidence))
+}
+
+pub(crate) fn inference_json(i: &pb::Inference) -> Value {
+    json!({"method": i.method, "confidence": num(i.confidence), "saturated_bins": i.saturated_bins})
 }
 
 /// Warnings grouped by code with counts.
@@ -89,13 +144,14 @@ pub(crate) fn warnings_text(ws: &[Warning]) -> String {
             );
         }
         if group.len() > 10 {
-            let _ = writeln!(out, "    … {} more", group.len() - 10);
+            let _ = writeln!(out, "    … and {} more", group.len() - 10);
         }
     }
     out
 }
 
-/// `3, 5..9, 12` style bin lists, shortened.
+/// A sorted bin list in the half-open notation of `--bins`: `3, 5..10, 12` (5..10 is 5 to 9),
+/// cut after 8 ranges with how many more there are.
 pub(crate) fn bins_text(bins: &[u32]) -> String {
     let mut parts = Vec::new();
     let mut i = 0;
@@ -104,13 +160,13 @@ pub(crate) fn bins_text(bins: &[u32]) -> String {
         while j + 1 < bins.len() && bins[j + 1] == bins[j] + 1 {
             j += 1;
         }
-        parts.push(if j > i { format!("{}..{}", bins[i], bins[j]) } else { bins[i].to_string() });
+        parts.push(if j > i { format!("{}..{}", bins[i], bins[j] + 1) } else { bins[i].to_string() });
         i = j + 1;
     }
     if parts.len() > 8 {
-        let n = parts.len();
+        let n = parts.len() - 8;
         parts.truncate(8);
-        parts.push(format!("… {} more ranges", n - 8));
+        return format!("{} and {n} more range{}", parts.join(", "), if n == 1 { "" } else { "s" });
     }
     parts.join(", ")
 }
@@ -135,4 +191,87 @@ pub(crate) fn warnings_json(ws: &[Warning]) -> Value {
 
 pub(crate) fn values_json(values: &[f64]) -> Value {
     Value::Array(values.iter().map(|v| num(*v)).collect())
+}
+
+/// The accounting of a reply (zero when absent).
+pub(crate) fn accounting(a: Option<&pb::Accounting>) -> Accounting {
+    a.map_or_else(Accounting::default, |a| Accounting {
+        nodes_total: a.nodes_total,
+        nodes_evaluated: a.nodes_evaluated,
+        nodes_reused: a.nodes_reused,
+        elapsed_us: a.elapsed_us,
+    })
+}
+
+pub(crate) fn warning(w: &pb::Warning) -> Warning {
+    let sev = if w.severity == "info" { Severity::Info } else { Severity::Warning };
+    Warning::new(&w.code, sev, &w.node_id, w.message.clone()).with_bins(&w.bins, w.value)
+}
+
+pub(crate) fn warnings(ws: &[pb::Warning]) -> Vec<Warning> {
+    ws.iter().map(warning).collect()
+}
+
+pub(crate) fn param(v: &pb::ParamValue) -> Option<ParamValue> {
+    use pb::param_value::Kind;
+    Some(match v.kind.as_ref()? {
+        Kind::Number(x) => ParamValue::Number(*x),
+        Kind::Integer(x) => ParamValue::Integer(*x),
+        Kind::Boolean(b) => ParamValue::Boolean(*b),
+        Kind::Text(s) => ParamValue::Text(s.clone()),
+        Kind::Series(s) => ParamValue::Series(s.clone()),
+    })
+}
+
+/// Parameters in name order.
+pub(crate) fn params(m: &std::collections::HashMap<String, pb::ParamValue>) -> BTreeMap<String, ParamValue> {
+    m.iter().filter_map(|(k, v)| Some((k.clone(), param(v)?))).collect()
+}
+
+pub(crate) fn params_json(m: &std::collections::HashMap<String, pb::ParamValue>) -> Value {
+    Value::Object(params(m).iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+}
+
+pub(crate) fn grid_json(g: Option<&pb::Grid>) -> Value {
+    let Some(g) = g else { return Value::Null };
+    let mut m = serde_json::Map::new();
+    m.insert("bins".into(), g.bins.into());
+    m.insert("binSize".into(), g.bin_size.into());
+    m.insert("binUnit".into(), g.bin_unit.clone().into());
+    m.insert("binMinutes".into(), g.bin_minutes.into());
+    if !g.start.is_empty() {
+        m.insert("start".into(), g.start.clone().into());
+    }
+    Value::Object(m)
+}
+
+/// The UTC start of bin `t` of `g` (`None` without `grid.start`).
+pub(crate) fn bin_start(g: &pb::Grid, t: u32) -> Option<String> {
+    let start = crate::model::grid::parse_utc_minutes(&g.start).ok()?;
+    Some(crate::model::grid::format_minutes(start + t as i64 * g.bin_minutes as i64))
+}
+
+/// `1 minute`, `5 minutes`, `1 hour`: a count with its unit, singular for one.
+pub(crate) fn count(n: u64, unit: &str) -> String {
+    if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bin_lists_are_half_open_and_say_when_cut() {
+        assert_eq!(bins_text(&[3, 5, 6, 7, 9]), "3, 5..8, 9");
+        let many: Vec<u32> = (0..20).map(|i| i * 2).collect();
+        assert_eq!(bins_text(&many), "0, 2, 4, 6, 8, 10, 12, 14 and 12 more ranges");
+    }
+
+    #[test]
+    fn three_significant_digits() {
+        assert_eq!(sig3(0.118_055), "0.118");
+        assert_eq!(sig3(12.345), "12.3");
+        assert_eq!(sig3(1.0), "1.00");
+        assert_eq!(sig3(0.000_012_34), "1.23e-5");
+    }
 }

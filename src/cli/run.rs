@@ -47,6 +47,7 @@ fn load(
 }
 
 pub(crate) fn run(a: &RunArgs, data_root: Option<&std::path::Path>, json: bool) -> Result<ExitCode, Failure> {
+    refuse_urls(&a.out)?;
     let mut host = Host::new();
     let model = load(&mut host, &a.file, &a.params, data_root)?;
     let ev = host.evaluate(&model, None)?;
@@ -128,6 +129,26 @@ pub(crate) fn validate(a: &ValidateArgs, data_root: Option<&std::path::Path>, js
         )
     };
     Ok(done(res))
+}
+
+/// `--out s3://bucket/x` would make a local `s3:` directory: URLs are refused until runs can go
+/// to object storage.
+fn refuse_urls(out: &std::path::Path) -> Result<(), Failure> {
+    let s = out.to_string_lossy();
+    match s.split_once("://") {
+        Some((scheme, _))
+            if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            Err(crate::diag::Diagnostic::error(
+                "bad_argument",
+                format!("--out {s} is a URL; runs are written to a local directory"),
+            )
+            .at_path("--out")
+            .with_help("object storage is not supported yet: give a directory, e.g. --out runs")
+            .into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A closed pipe (e.g. `| head`) is not an error.

@@ -23,15 +23,11 @@ pub struct ServeArgs {
 
 /// Loads the embedded templates into a fresh database and opens a session per template whose
 /// parameters all have defaults (the session id is the template id).
-pub(crate) fn seed(host: &mut Host) -> Result<Vec<String>, Failure> {
+fn seed(host: &mut Host) -> Result<Vec<String>, Failure> {
     let mut opened = Vec::new();
     for (path, text) in crate::embedded::templates() {
         let (id, version, _) = host.put_template(text, path)?;
-        let rec = host.template(&id, &version)?;
-        let all_default = crate::model::yaml::parse(&rec.text)
-            .ok()
-            .and_then(|d| crate::model::doc::read_parameters(&d).ok())
-            .is_some_and(|decls| decls.iter().all(|d| d.default.is_some()));
+        let all_default = host.template(&id, &version)?.parameters().iter().all(|d| d.default.is_some());
         if all_default && host.session_ids().iter().all(|s| s != &id) {
             host.open_session(OpenRequest {
                 template_id: id.clone(),
@@ -62,17 +58,23 @@ pub(crate) fn run(db: &Path, data_root: Option<&Path>, args: &ServeArgs) -> Resu
         let mut host = Host::open(db, &role, &root)?;
         if fresh {
             let sessions = seed(&mut host)?;
-            println!("created {} with the bundled templates; sessions: {}", db.display(), sessions.join(", "));
+            say(&format!("created {} with the bundled templates; sessions: {}", db.display(), sessions.join(", ")));
         }
         let shared = Arc::new(SharedHost::new(host));
         let opts = ServerOptions { runs_dir: args.runs.clone(), ..ServerOptions::default() };
-        println!("listening on {addr}");
-        use std::io::Write as _;
-        let _ = std::io::stdout().flush();
+        say(&format!("listening on {addr}"));
         serve(listener, shared.clone(), opts, shutdown_signal()).await.map_err(|e| Failure::Runtime(e.into()))?;
         // In-flight calls have finished; dropping the host closes the store cleanly.
         drop(shared);
-        println!("stopped");
+        say("stopped");
         Ok(())
     })
+}
+
+/// A line on stdout, flushed; a reader that went away (a closed pipe) is not an error.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }

@@ -1,16 +1,20 @@
 //! `flowtime telemetry load|kql` (§12): Gold NodeTimeBin exports to per-node CSVs with a
-//! manifest, or to stored series in a database (or a server), and the KQL that exports a window.
+//! manifest (here, no database), or to stored series through the SeriesService's LoadGold (a
+//! file this process opens: the loader streams it from its directory; a server: uploaded), and
+//! the KQL that exports a window.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use crate::cli::output::warnings_text;
-use crate::cli::{Failure, db};
+use crate::cli::api::status;
+use crate::cli::output::{emit, warnings, warnings_text};
+use crate::cli::{Api, Failure, Reply};
 use crate::diag::Diagnostic;
-use crate::host::StoredSeriesInput;
 use crate::model::grid::{format_minutes, parse_utc_minutes};
+use crate::server::pb;
 use crate::sys;
 use crate::telemetry::{self, Format, LoadOptions, Loaded};
 
@@ -45,7 +49,8 @@ pub struct LoadArgs {
     /// Bin size such as 5m, 1h, 1d, 1w (default: inferred from the timestamps and reported).
     #[arg(long)]
     pub bin_size: Option<String>,
-    /// Write `<node>_<metric>.csv` files and `manifest.json` here instead of loading a database.
+    /// Write `<node>_<metric>.csv` files and `manifest.json` here instead of loading the
+    /// database (or the server).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// `floor`: place misaligned timestamps in the bin that contains them.
@@ -56,43 +61,145 @@ pub struct LoadArgs {
     pub extraction_ts: Option<String>,
 }
 
-pub(crate) fn options(
-    start: Option<&str>,
-    bins: Option<u32>,
-    bin_size: Option<&str>,
-    align: bool,
-    format: Option<Format>,
-) -> Result<LoadOptions, Failure> {
-    let bad = |field: &str, m: String| {
-        Failure::BadInput(Diagnostic::error("bad_argument", m).at_path(field.to_string()).into())
-    };
+fn options(a: &LoadArgs) -> Result<LoadOptions, Failure> {
+    let bad = |field: &str, m: String| Failure::from(Diagnostic::error("bad_argument", m).at_path(field.to_string()));
     Ok(LoadOptions {
-        start_minutes: start.map(parse_utc_minutes).transpose().map_err(|e| bad("--start", e))?,
-        bins,
-        bin_minutes: bin_size.map(telemetry::parse_bin_size).transpose().map_err(|e| bad("--bin-size", e))?,
-        align_floor: align,
-        format,
+        start_minutes: a.start.as_deref().map(parse_utc_minutes).transpose().map_err(|e| bad("--start", e))?,
+        bins: a.bins,
+        bin_minutes: a
+            .bin_size
+            .as_deref()
+            .map(telemetry::parse_bin_size)
+            .transpose()
+            .map_err(|e| bad("--bin-size", e))?,
+        align_floor: a.align.is_some(),
+        format: format_of(&a.file),
     })
 }
 
-/// The summary printed after a load.
-pub(crate) fn summary(loaded: &Loaded, where_: &str, provenance: &Value) -> db::Reply {
+fn format_of(file: &Path) -> Option<Format> {
+    match file.extension().and_then(|e| e.to_str()) {
+        Some("ndjson") | Some("jsonl") => Some(Format::Ndjson),
+        Some("csv") => Some(Format::Csv),
+        _ => None,
+    }
+}
+
+/// `--extraction-ts`, checked, else the file's modification time.
+fn extraction_ts(a: &LoadArgs) -> Result<String, Failure> {
+    match &a.extraction_ts {
+        Some(t) => {
+            parse_utc_minutes(t)
+                .map_err(|e| Failure::from(Diagnostic::error("bad_argument", e).at_path("--extraction-ts")))?;
+            Ok(t.clone())
+        }
+        None => Ok(sys::modified_secs(&a.file).map(|s| format_minutes(s.div_euclid(60))).unwrap_or_default()),
+    }
+}
+
+/// `telemetry kql`, and `telemetry load --out` (files, no database).
+pub(crate) fn run_local(cmd: TelemetryCmd, json: bool) -> Result<ExitCode, Failure> {
+    let reply = match cmd {
+        TelemetryCmd::Kql { start, bins, bin_size, nodes } => {
+            let s = parse_utc_minutes(&start)
+                .map_err(|e| Failure::from(Diagnostic::error("bad_argument", e).at_path("--start")))?;
+            let bm = telemetry::parse_bin_size(&bin_size)
+                .map_err(|e| Failure::from(Diagnostic::error("bad_argument", e).at_path("--bin-size")))?;
+            if s.rem_euclid(bm as i64) != 0 {
+                return Err(Failure::bad(
+                    "bad_argument",
+                    format!("--start {start} is not aligned to {bm}-minute bins"),
+                ));
+            }
+            let q = telemetry::kql(s, bins, bm, &nodes);
+            Reply { json: json!({"kql": q}), text: q }
+        }
+        TelemetryCmd::Load(a) => load_files(&a)?,
+    };
+    emit(&reply, json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Shows how far a load has read on a terminal's stderr (never in pipes).
+struct Progress {
+    show: bool,
+    label: String,
+}
+
+impl Progress {
+    fn new(file: &Path) -> Progress {
+        Progress { show: sys::stderr_is_terminal(), label: file.display().to_string() }
+    }
+
+    fn update(&self, read: u64, total: u64, pass: u32) {
+        if !self.show {
+            return;
+        }
+        let pct = if total > 0 { read as f64 * 100.0 / total as f64 } else { 0.0 };
+        eprint!(
+            "\rreading {}: {:.1} of {:.1} MB ({pct:.0}%){}",
+            self.label,
+            read as f64 / 1e6,
+            total as f64 / 1e6,
+            if pass > 1 { " (second pass)" } else { "" }
+        );
+        let _ = std::io::stderr().flush();
+    }
+
+    fn done(&self, any: bool) {
+        if self.show && any {
+            eprintln!();
+        }
+    }
+}
+
+fn load_files(a: &LoadArgs) -> Result<Reply, Failure> {
+    if !sys::exists(&a.file) {
+        return Err(crate::cli::template::missing_file(&a.file));
+    }
+    let opts = options(a)?;
+    let Some(dir) = &a.out else {
+        return Err(Failure::bad("bad_argument", "`telemetry load` without --out loads a database"));
+    };
+    let total = sys::file_size(&a.file).unwrap_or(0);
+    let bar = Progress::new(&a.file);
+    let (mut pass, mut last, mut any) = (1u32, 0u64, false);
+    let mut progress = |read: u64| {
+        if read < last {
+            pass += 1;
+        }
+        last = read;
+        any = true;
+        bar.update(read, total, pass);
+    };
+    let mut src = telemetry::FileSource::new(&a.file);
+    let loaded = telemetry::load(&mut src, &opts, &mut progress)?;
+    bar.done(any);
+    let provenance = json!({
+        "source": a.file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+        "sha256": src.sha.clone().unwrap_or_default(),
+        "extraction_ts": extraction_ts(a)?,
+    });
+    sys::create_dir_all(dir).map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
+    telemetry::write_files(&loaded, &provenance, &mut |name, bytes| sys::write(&dir.join(name), bytes))
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot write into {}: {e}", dir.display())))?;
+    Ok(summary(&loaded, &format!("{} (`file:` CSVs and manifest.json)", dir.display()), &provenance))
+}
+
+/// The summary printed after a load into files.
+fn summary(loaded: &Loaded, where_: &str, provenance: &Value) -> Reply {
     let w = loaded.window;
+    let nodes = loaded.series.iter().map(|s| &s.node).collect::<std::collections::BTreeSet<_>>().len();
     let mut text = format!(
-        "loaded {} rows: {} series for {} nodes, window {} .. {} ({} bins of {} min{}){}\n  → {where_}\n",
+        "loaded {} rows: {} series for {nodes} nodes, window {} .. {} ({} bins of {} min{}){}\n  → {where_}\n",
         loaded.rows,
         loaded.series.len(),
-        loaded.series.iter().map(|s| &s.node).collect::<std::collections::BTreeSet<_>>().len(),
         format_minutes(w.start_minutes),
         format_minutes(w.start_minutes + w.bins as i64 * w.bin_minutes as i64),
         w.bins,
         w.bin_minutes,
         if loaded.bin_inferred { ", inferred from the timestamps" } else { "" },
-        if loaded.rows_outside > 0 {
-            format!("; {} rows outside the window skipped", loaded.rows_outside)
-        } else {
-            String::new()
-        },
+        outside(loaded.rows_outside),
     );
     text.push_str(&warnings_text(&loaded.warnings));
     let json = json!({
@@ -106,123 +213,104 @@ pub(crate) fn summary(loaded: &Loaded, where_: &str, provenance: &Value) -> db::
         "provenance": provenance,
         "target": where_,
     });
-    db::Reply { json, text }
+    Reply { json, text }
 }
 
-pub(crate) fn run(cmd: TelemetryCmd, db_path: &Path, server: Option<&str>, json: bool) -> Result<(), Failure> {
-    let reply = match cmd {
-        TelemetryCmd::Kql { start, bins, bin_size, nodes } => {
-            let s = parse_utc_minutes(&start)
-                .map_err(|e| Failure::BadInput(Diagnostic::error("bad_argument", e).at_path("--start").into()))?;
-            let bm = telemetry::parse_bin_size(&bin_size)
-                .map_err(|e| Failure::BadInput(Diagnostic::error("bad_argument", e).at_path("--bin-size").into()))?;
-            if s.rem_euclid(bm as i64) != 0 {
-                return Err(Failure::BadInput(
-                    Diagnostic::error("bad_argument", format!("--start {start} is not aligned to {bm}-minute bins"))
-                        .into(),
-                ));
-            }
-            let q = telemetry::kql(s, bins, bm, &nodes);
-            db::Reply { json: json!({"kql": q}), text: q }
-        }
-        TelemetryCmd::Load(a) => load(&a, db_path, server)?,
-    };
-    db::emit(&mut std::io::stdout().lock(), &reply, json)
+fn outside(n: u64) -> String {
+    if n > 0 { format!("; {n} rows outside the window skipped") } else { String::new() }
 }
 
-fn load(a: &LoadArgs, db_path: &Path, server: Option<&str>) -> Result<db::Reply, Failure> {
+/// `telemetry load` into the database (or the server) through LoadGold: the database opened
+/// here reads the file from its directory (streaming, §12); a server gets it uploaded.
+pub(crate) async fn load_into(api: &Api, a: &LoadArgs) -> Result<Reply, Failure> {
     if !sys::exists(&a.file) {
-        return Err(Failure::BadInput(Diagnostic::error("io", format!("{} does not exist", a.file.display())).into()));
+        return Err(crate::cli::template::missing_file(&a.file));
     }
-    let format = match a.file.extension().and_then(|e| e.to_str()) {
-        Some("ndjson") | Some("jsonl") => Some(Format::Ndjson),
-        Some("csv") => Some(Format::Csv),
-        _ => None,
+    options(a)?;
+    let format = match format_of(&a.file) {
+        Some(Format::Ndjson) => "ndjson",
+        Some(Format::Csv) => "csv",
+        None => "",
     };
-    let opts = options(a.start.as_deref(), a.bins, a.bin_size.as_deref(), a.align.is_some(), format)?;
-    if let Some(url) = server {
-        if a.out.is_some() {
-            return Err(Failure::BadInput(
-                Diagnostic::error("bad_argument", "--out writes files locally; drop --server").into(),
-            ));
-        }
-        return crate::cli::remote::load_gold(url, a, &opts);
-    }
-    let total = sys::file_size(&a.file).unwrap_or(0);
-    let show = sys::stderr_is_terminal();
-    let mut pass = 0u32;
-    let mut last = 0u64;
-    let mut progress = |read: u64| {
-        if !show {
-            return;
-        }
-        if read < last {
-            pass += 1;
-        }
-        last = read;
-        let pct = if total > 0 { read as f64 * 100.0 / total as f64 } else { 0.0 };
-        eprint!(
-            "\rreading {}: {:.1} of {:.1} MB ({pct:.0}%){}",
-            a.file.display(),
-            read as f64 / 1e6,
-            total as f64 / 1e6,
-            if pass > 0 { " (second pass)" } else { "" }
-        );
-        let _ = std::io::stderr().flush();
+    let mut opts = pb::LoadGoldOptions {
+        format: format.into(),
+        start: a.start.clone().unwrap_or_default(),
+        bins: a.bins.unwrap_or(0),
+        bin_size: a.bin_size.clone().unwrap_or_default(),
+        align_floor: a.align.is_some(),
+        source: a.file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+        extraction_ts: extraction_ts(a)?,
+        path: String::new(),
     };
-    let mut src = telemetry::FileSource::new(&a.file);
-    let loaded = telemetry::load(&mut src, &opts, &mut progress)?;
-    if show {
-        eprintln!();
-    }
-    let extraction_ts = match &a.extraction_ts {
-        Some(t) => {
-            parse_utc_minutes(t).map_err(|e| {
-                Failure::BadInput(Diagnostic::error("bad_argument", e).at_path("--extraction-ts").into())
-            })?;
-            t.clone()
-        }
-        None => sys::modified_secs(&a.file).map(|s| format_minutes(s.div_euclid(60))).unwrap_or_default(),
-    };
-    let provenance = json!({
-        "source": a.file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
-        "sha256": src.sha.clone().unwrap_or_default(),
-        "extraction_ts": extraction_ts,
+    let under_root = api.local_data_root().and_then(|root| {
+        let file = sys::canonicalize(&a.file).ok()?;
+        let rel = file.strip_prefix(root).ok()?;
+        rel.to_str().map(|s| s.replace('\\', "/"))
     });
-    match &a.out {
-        Some(dir) => {
-            sys::create_dir_all(dir)
-                .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
-            telemetry::write_files(&loaded, &provenance, &mut |name, bytes| sys::write(&dir.join(name), bytes))
-                .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot write into {}: {e}", dir.display())))?;
-            Ok(summary(&loaded, &format!("{} (`file:` CSVs and manifest.json)", dir.display()), &provenance))
+    let data = match under_root {
+        Some(rel) => {
+            opts.path = rel;
+            Vec::new()
         }
-        None => {
-            let mut host = db::open_host(db_path, None)?;
-            // The values move into the batch: no second copy of the output.
-            let mut loaded = loaded;
-            let items: Vec<StoredSeriesInput> = loaded
-                .series
-                .iter_mut()
-                .map(|s| StoredSeriesInput {
-                    name: s.name(),
-                    values: std::mem::take(&mut s.values),
-                    gaps: s.gaps.clone(),
-                })
-                .collect();
-            let changed = host.put_series_batch(
-                &items,
-                Some(loaded.window.start_minutes),
-                loaded.window.bin_minutes,
-                provenance.clone(),
-            )?;
-            let mut r = summary(
-                &loaded,
-                &format!("{} (`series:<node>_<metric>`, {} changed)", db_path.display(), changed.len()),
-                &provenance,
-            );
-            r.json["changed"] = json!(changed);
-            Ok(r)
-        }
+        None => sys::read(&a.file).map_err(|e| Failure::bad("io", format!("cannot read {}: {e}", a.file.display())))?,
+    };
+    let mut chunks: Vec<pb::LoadGoldChunk> =
+        data.chunks(1 << 20).map(|d| pb::LoadGoldChunk { options: None, data: d.to_vec() }).collect();
+    if chunks.is_empty() {
+        chunks.push(pb::LoadGoldChunk::default());
     }
+    chunks[0].options = Some(opts);
+    let mut events = api.client().series().load_gold(tokio_stream::iter(chunks)).await.map_err(status)?.into_inner();
+    let bar = Progress::new(&a.file);
+    let mut any = false;
+    let result = loop {
+        match events.message().await {
+            Ok(Some(pb::LoadGoldEvent { event: Some(pb::load_gold_event::Event::Progress(p)) })) => {
+                any = true;
+                bar.update(p.bytes_read, p.bytes_total, p.pass);
+            }
+            Ok(Some(pb::LoadGoldEvent { event: Some(pb::load_gold_event::Event::Result(r)) })) => break r,
+            Ok(Some(pb::LoadGoldEvent { event: None })) => continue,
+            Ok(None) => return Err(Failure::Runtime(anyhow::anyhow!("the load ended without a result"))),
+            Err(s) => {
+                bar.done(any);
+                return Err(status(s));
+            }
+        }
+    };
+    bar.done(any);
+    let place = match api.server() {
+        Some(url) => url.to_string(),
+        None => "the database".to_string(),
+    };
+    Ok(loaded_reply(&result, &place))
+}
+
+fn loaded_reply(r: &pb::LoadGoldResponse, place: &str) -> Reply {
+    let ws = warnings(&r.warnings);
+    let g = r.grid.clone().unwrap_or_default();
+    let end = parse_utc_minutes(&g.start)
+        .map(|s| format_minutes(s + g.bins as i64 * g.bin_minutes as i64))
+        .unwrap_or_default();
+    let mut text = format!(
+        "loaded {} rows: {} series, window {} .. {end} ({} bins of {} min{}){}\n  → {place} (`series:<node>_<metric>`, {} changed)\n",
+        r.rows,
+        r.series.len(),
+        g.start,
+        g.bins,
+        g.bin_minutes,
+        if r.bin_size_inferred { ", inferred from the timestamps" } else { "" },
+        outside(r.rows_outside_window),
+        r.changed.len()
+    );
+    text.push_str(&warnings_text(&ws));
+    let json = json!({
+        "grid": crate::cli::output::grid_json(r.grid.as_ref()),
+        "binSizeInferred": r.bin_size_inferred, "rows": r.rows, "rowsOutsideWindow": r.rows_outside_window,
+        "series": r.series, "changed": r.changed,
+        "warnings": crate::cli::output::warnings_json(&ws),
+        "provenance": serde_json::from_str::<Value>(&r.provenance_json).unwrap_or_default(),
+        "target": place,
+    });
+    Reply { json, text }
 }

@@ -11,6 +11,7 @@ use salsa::Setter;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::engine::plan::Compiled;
 use crate::engine::{ParamCell, Scenario, SeriesCell};
+use crate::host::view::{session_not_found, variant_not_found};
 use crate::host::{Host, HostError};
 use crate::model::doc::NodeDef;
 use crate::model::params::{ParamDecl, ParamValue};
@@ -108,16 +109,13 @@ fn from_json(
 ) -> Result<BTreeMap<String, ParamValue>, HostError> {
     let mut out = BTreeMap::new();
     for (k, v) in values {
-        let d = decls.iter().find(|d| &d.name == k).ok_or_else(|| {
-            HostError::Store(crate::store::StoreError::Storage(format!(
-                "stored parameter `{k}` is not declared by its template"
-            )))
-        })?;
+        let d = decls
+            .iter()
+            .find(|d| &d.name == k)
+            .ok_or_else(|| HostError::Storage(format!("stored parameter `{k}` is not declared by its template")))?;
         let y: yaml_serde::Value =
-            yaml_serde::to_value(v).map_err(|e| HostError::Store(crate::store::StoreError::Storage(e.to_string())))?;
-        let pv = d
-            .value_from_yaml(&y)
-            .map_err(|e| HostError::Store(crate::store::StoreError::Storage(format!("stored parameter `{k}`: {e}"))))?;
+            yaml_serde::to_value(v).map_err(|e| HostError::Storage(format!("stored parameter `{k}`: {e}")))?;
+        let pv = d.value_from_yaml(&y).map_err(|e| HostError::Storage(format!("stored parameter `{k}`: {e}")))?;
         out.insert(k.clone(), pv);
     }
     Ok(out)
@@ -286,7 +284,7 @@ impl Host {
     }
 
     fn state(&self, id: &str) -> Result<&SessionState, HostError> {
-        self.sessions.get(id).ok_or_else(|| HostError::NotFound(format!("session `{id}`")))
+        self.sessions.get(id).ok_or_else(|| session_not_found(&self.sessions, id))
     }
 
     /// Closes a session: it and its variants are removed from the store.
@@ -364,7 +362,7 @@ impl Host {
         }
         let st = Arc::make_mut(&mut self.sessions)
             .get_mut(id)
-            .ok_or_else(|| HostError::NotFound(format!("session `{id}`")))?;
+            .ok_or_else(|| HostError::not_found(format!("session `{id}`")))?;
         for (k, v) in &params {
             if let Some(cell) = st.cells.get(k) {
                 cell.update(&mut self.db, v.clone());
@@ -380,8 +378,11 @@ impl Host {
         for ch in changes_v {
             let st = Arc::make_mut(&mut self.sessions)
                 .get_mut(id)
-                .ok_or_else(|| HostError::NotFound(format!("session `{id}`")))?;
-            let v = st.variants.get_mut(&ch.name).ok_or_else(|| HostError::NotFound(ch.name.clone()))?;
+                .ok_or_else(|| HostError::not_found(format!("session `{id}`")))?;
+            let v = st
+                .variants
+                .get_mut(&ch.name)
+                .ok_or_else(|| HostError::not_found(format!("variant `{id}/{}`", ch.name)))?;
             for (k, val) in &params {
                 if !v.own_cells.contains_key(k) {
                     v.params.insert(k.clone(), val.clone());
@@ -440,7 +441,7 @@ impl Host {
         series: &BTreeMap<String, Vec<f64>>,
     ) -> Result<VariantInfo, HostError> {
         let full = self.state(session)?;
-        let v = full.variants.get(name).ok_or_else(|| HostError::NotFound(format!("variant `{session}/{name}`")))?;
+        let v = full.variants.get(name).ok_or_else(|| variant_not_found(full, name))?;
         let mut record = v.record.clone();
         let s = full.head();
         record.revision = s.record.revision + 1;
@@ -522,7 +523,7 @@ impl Host {
         let state = VariantState { record, params: effective, own_cells, inputs: own_inputs, scenario };
         let sm = Arc::make_mut(&mut self.sessions)
             .get_mut(&s.record.id)
-            .ok_or_else(|| HostError::NotFound(format!("session `{}`", s.record.id)))?;
+            .ok_or_else(|| HostError::not_found(format!("session `{}`", s.record.id)))?;
         sm.record = session_record;
         sm.variants.insert(name.clone(), state);
         self.variant_info(&s.record.id, &name)
@@ -531,7 +532,7 @@ impl Host {
     pub fn delete_variant(&mut self, session: &str, name: &str) -> Result<(), HostError> {
         let s = self.state(session)?;
         if !s.variants.contains_key(name) {
-            return Err(HostError::NotFound(format!("variant `{session}/{name}`")));
+            return Err(variant_not_found(s, name));
         }
         let mut rec = s.record.clone();
         rec.revision += 1;
@@ -541,7 +542,7 @@ impl Host {
         })?;
         let sm = Arc::make_mut(&mut self.sessions)
             .get_mut(session)
-            .ok_or_else(|| HostError::NotFound(format!("session `{session}`")))?;
+            .ok_or_else(|| HostError::not_found(format!("session `{session}`")))?;
         sm.variants.remove(name);
         sm.record = rec;
         Ok(())

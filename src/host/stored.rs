@@ -20,6 +20,37 @@ pub struct StoredSeriesInput {
     pub gaps: Vec<u32>,
 }
 
+/// A stored series as the host shows it (without its values).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSeriesInfo {
+    pub name: String,
+    /// Window start (minutes since the epoch), bin width and length.
+    pub start_minutes: Option<i64>,
+    pub bin_minutes: u64,
+    pub bins: u32,
+    /// sha256 of the values (little-endian f64).
+    pub sha256: String,
+    pub provenance: serde_json::Value,
+    /// Bins that were missing in the source (zero-filled).
+    pub gaps: Vec<u32>,
+    pub stored_utc: String,
+}
+
+impl From<SeriesRecord> for StoredSeriesInfo {
+    fn from(r: SeriesRecord) -> StoredSeriesInfo {
+        StoredSeriesInfo {
+            name: r.name,
+            start_minutes: r.start_minutes,
+            bin_minutes: r.bin_minutes,
+            bins: r.bins,
+            sha256: r.blob,
+            provenance: r.provenance,
+            gaps: r.gaps,
+            stored_utc: r.stored_utc,
+        }
+    }
+}
+
 impl Host {
     /// The live cell of stored series `name` sliced to `grid`'s window.
     pub(super) fn stored_cell(&mut self, name: &str, grid: &Grid) -> Result<SeriesCell, HostError> {
@@ -271,15 +302,24 @@ impl Host {
         Ok(changed)
     }
 
-    pub fn stored_series(&self) -> Result<Vec<SeriesRecord>, HostError> {
-        Ok(self.store.read()?.series_list()?)
+    pub fn stored_series(&self) -> Result<Vec<StoredSeriesInfo>, HostError> {
+        Ok(self.store.read()?.series_list()?.into_iter().map(StoredSeriesInfo::from).collect())
     }
 
-    pub fn stored_series_values(&self, name: &str) -> Result<(SeriesRecord, Vec<f64>), HostError> {
+    pub fn stored_series_values(&self, name: &str) -> Result<(StoredSeriesInfo, Vec<f64>), HostError> {
         let r = self.store.read()?;
-        let rec = r.series(name)?.ok_or_else(|| HostError::NotFound(format!("stored series `{name}`")))?;
+        let Some(rec) = r.series(name)? else {
+            let names: Vec<String> = r.series_list()?.into_iter().map(|s| s.name).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let hint = match crate::model::doc::closest(name, &refs) {
+                Some(n) => format!("; did you mean `{n}`?"),
+                None if refs.is_empty() => " (no series are stored)".to_string(),
+                None => String::new(),
+            };
+            return Err(HostError::NotFound(format!("stored series `{name}` not found{hint}")));
+        };
         let v = r.blob(&rec.blob)?;
-        Ok((rec, v))
+        Ok((rec.into(), v))
     }
 }
 

@@ -16,6 +16,41 @@ use crate::sys;
 
 use super::plan_cache::plan;
 
+/// A stored template version as the host shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TemplateInfo {
+    pub id: String,
+    pub version: String,
+    /// The document as stored.
+    pub text: String,
+    /// sha256 of the text (hex).
+    pub sha256: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub stored_utc: String,
+}
+
+impl From<TemplateRecord> for TemplateInfo {
+    fn from(r: TemplateRecord) -> TemplateInfo {
+        TemplateInfo {
+            id: r.id,
+            version: r.version,
+            text: r.text,
+            sha256: r.sha256,
+            title: r.title,
+            description: r.description,
+            stored_utc: r.stored_utc,
+        }
+    }
+}
+
+impl TemplateInfo {
+    /// The declared parameters (none when the stored text no longer parses).
+    pub fn parameters(&self) -> Vec<ParamDecl> {
+        yaml::parse(&self.text).ok().and_then(|d| read_parameters(&d).ok()).unwrap_or_default()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct TemplateEntry {
     pub(crate) record: TemplateRecord,
@@ -75,22 +110,56 @@ impl Host {
         Ok(read_document(&doc, &values)?.grid)
     }
 
-    pub fn templates(&self) -> Result<Vec<TemplateRecord>, HostError> {
-        Ok(self.store.read()?.templates()?)
+    pub fn templates(&self) -> Result<Vec<TemplateInfo>, HostError> {
+        Ok(self.store.read()?.templates()?.into_iter().map(TemplateInfo::from).collect())
     }
 
-    pub fn template(&self, id: &str, version: &str) -> Result<TemplateRecord, HostError> {
-        self.store
-            .read()?
-            .template(id, version)?
-            .ok_or_else(|| HostError::NotFound(format!("template `{id}` version `{version}`")))
+    pub fn template(&self, id: &str, version: &str) -> Result<TemplateInfo, HostError> {
+        Ok(self.template_record(id, version)?.into())
+    }
+
+    fn template_record(&self, id: &str, version: &str) -> Result<TemplateRecord, HostError> {
+        self.store.read()?.template(id, version)?.ok_or_else(|| {
+            let stored: Vec<String> = self
+                .templates()
+                .map(|ts| ts.into_iter().filter(|t| t.id == id).map(|t| t.version).collect())
+                .unwrap_or_default();
+            match stored.is_empty() {
+                true => self.template_not_found(id),
+                false => HostError::NotFound(format!(
+                    "template `{id}` version `{version}` not found (stored versions: {})",
+                    stored.join(", ")
+                )),
+            }
+        })
     }
 
     /// The highest stored version of template `id` (see `version_order`).
-    pub fn latest_template(&self, id: &str) -> Result<Option<TemplateRecord>, HostError> {
-        let mut all: Vec<TemplateRecord> = self.templates()?.into_iter().filter(|t| t.id == id).collect();
+    pub fn latest_template(&self, id: &str) -> Result<Option<TemplateInfo>, HostError> {
+        let mut all: Vec<TemplateInfo> = self.templates()?.into_iter().filter(|t| t.id == id).collect();
         all.sort_by(|a, b| super::version_order(&a.version, &b.version));
         Ok(all.pop())
+    }
+
+    /// Version `version` of template `id`, or its highest stored version when `version` is empty.
+    pub fn find_template(&self, id: &str, version: &str) -> Result<TemplateInfo, HostError> {
+        if !version.is_empty() {
+            return self.template(id, version);
+        }
+        self.latest_template(id)?.ok_or_else(|| self.template_not_found(id))
+    }
+
+    /// "template `x` not found", with the nearest stored id and the stored ones.
+    fn template_not_found(&self, id: &str) -> HostError {
+        let mut ids: Vec<String> = self.templates().unwrap_or_default().into_iter().map(|t| t.id).collect();
+        ids.dedup();
+        let names: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let hint = match crate::model::doc::closest(id, &names) {
+            Some(n) => format!("; did you mean `{n}`?"),
+            None => String::new(),
+        };
+        let list = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+        HostError::NotFound(format!("template `{id}` not found{hint} (stored templates: {list})"))
     }
 
     /// The salsa input and declarations of a stored template, created on first use.
@@ -99,7 +168,7 @@ impl Host {
         if let Some(e) = self.templates.get(&key) {
             return Ok(e.clone());
         }
-        let record = self.template(id, version)?;
+        let record = self.template_record(id, version)?;
         let doc = yaml::parse(&record.text).map_err(Diagnostics::one)?;
         let decls = read_parameters(&doc)?;
         let entry = TemplateEntry { record, decls: Arc::new(decls) };

@@ -40,6 +40,33 @@ impl std::fmt::Display for Target {
     }
 }
 
+/// "session `x` not found", with the nearest open session and the list of open ones.
+pub(crate) fn session_not_found(sessions: &BTreeMap<String, SessionState>, id: &str) -> HostError {
+    let ids: Vec<&str> = sessions.keys().map(String::as_str).collect();
+    HostError::NotFound(format!("session `{id}` not found{}", among("open sessions", &ids, id)))
+}
+
+/// "variant `s/x` not found", with the nearest variant of the session and the list of them.
+pub(crate) fn variant_not_found(s: &SessionState, name: &str) -> HostError {
+    let names: Vec<&str> = s.variants.keys().map(String::as_str).collect();
+    let what = format!("variants of `{}`", s.record.id);
+    HostError::NotFound(format!("variant `{}/{name}` not found{}", s.record.id, among(&what, &names, name)))
+}
+
+/// "; did you mean `b`? (open sessions: a, b)" — the nearest name and up to 20 of the names.
+fn among(what: &str, names: &[&str], name: &str) -> String {
+    if names.is_empty() {
+        return format!(" (there are no {what})");
+    }
+    let hint = match crate::model::doc::closest(name, names) {
+        Some(n) => format!("; did you mean `{n}`?"),
+        None => String::new(),
+    };
+    let shown: Vec<&str> = names.iter().take(20).copied().collect();
+    let more = if names.len() > 20 { format!(" and {} more", names.len() - 20) } else { String::new() };
+    format!("{hint} ({what}: {}{more})", shown.join(", "))
+}
+
 /// One series compared between two operands.
 #[derive(Clone, Debug)]
 pub struct SeriesDiff {
@@ -141,7 +168,7 @@ impl View<'_> {
     }
 
     pub(crate) fn state(&self, id: &str) -> Result<&SessionState, HostError> {
-        self.sessions.get(id).ok_or_else(|| HostError::NotFound(format!("session `{id}`")))
+        self.sessions.get(id).ok_or_else(|| session_not_found(self.sessions, id))
     }
 
     pub fn session_info(&self, id: &str) -> Result<SessionInfo, HostError> {
@@ -166,7 +193,7 @@ impl View<'_> {
 
     pub fn variant_info(&self, session: &str, name: &str) -> Result<VariantInfo, HostError> {
         let s = self.state(session)?;
-        let v = s.variants.get(name).ok_or_else(|| HostError::NotFound(format!("variant `{session}/{name}`")))?;
+        let v = s.variants.get(name).ok_or_else(|| variant_not_found(s, name))?;
         Ok(VariantInfo {
             session: session.to_string(),
             name: name.to_string(),
@@ -183,7 +210,7 @@ impl View<'_> {
         match &t.variant {
             None => Ok((s.scenario, s.record.revision)),
             Some(v) => {
-                let v = s.variants.get(v).ok_or_else(|| HostError::NotFound(format!("variant `{t}`")))?;
+                let v = s.variants.get(v).ok_or_else(|| variant_not_found(s, v))?;
                 Ok((v.scenario, s.record.revision))
             }
         }

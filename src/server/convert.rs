@@ -68,17 +68,64 @@ pub(crate) fn supplied_map(
     Ok(out)
 }
 
-pub(crate) fn bindings(field: &str, b: &[pb::SeriesBinding]) -> Result<BTreeMap<String, Vec<f64>>, Status> {
-    let mut out = BTreeMap::new();
+/// Series bindings of a request, checked for shape; CSV text is read against a grid later
+/// ([`Bindings::resolve`]), once the grid of what they bind into is known.
+pub(crate) struct Bindings(Vec<(String, Binding)>);
+
+enum Binding {
+    Values(Vec<f64>),
+    Csv { text: String, source: String },
+}
+
+impl Bindings {
+    /// Whether any binding is CSV text (and so needs the grid).
+    pub(crate) fn needs_grid(&self) -> bool {
+        self.0.iter().any(|(_, b)| matches!(b, Binding::Csv { .. }))
+    }
+
+    /// Target → values, reading CSV text against `grid` (required when [`Bindings::needs_grid`]).
+    pub(crate) fn resolve(self, grid: Option<&Grid>) -> Result<BTreeMap<String, Vec<f64>>, crate::host::HostError> {
+        let mut out = BTreeMap::new();
+        for (target, b) in self.0 {
+            let values = match (b, grid) {
+                (Binding::Values(v), _) => v,
+                (Binding::Csv { text, source }, Some(g)) => {
+                    crate::model::series::parse_series_csv(text.as_bytes(), g, &source)?.values
+                }
+                (Binding::Csv { .. }, None) => {
+                    return Err(crate::host::HostError::FailedPrecondition(format!(
+                        "the grid `{target}` binds into is unknown"
+                    )));
+                }
+            };
+            out.insert(target, values);
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn bindings(field: &str, b: &[pb::SeriesBinding]) -> Result<Bindings, Status> {
+    let mut out: Vec<(String, Binding)> = Vec::new();
     for (i, s) in b.iter().enumerate() {
         if s.target.is_empty() {
             return Err(invalid_field(&format!("{field}[{i}].target"), "name a const node or a series parameter"));
         }
-        if out.insert(s.target.clone(), s.values.clone()).is_some() {
+        if out.iter().any(|(t, _)| t == &s.target) {
             return Err(invalid_field(&format!("{field}[{i}].target"), format!("`{}` is bound twice", s.target)));
         }
+        let binding = match (s.values.is_empty(), s.csv.is_empty()) {
+            (false, false) => {
+                return Err(invalid_field(&format!("{field}[{i}]"), "give `values` or `csv`, not both"));
+            }
+            (_, true) => Binding::Values(s.values.clone()),
+            (true, false) => Binding::Csv {
+                text: s.csv.clone(),
+                source: if s.source.is_empty() { format!("{field}[{i}].csv") } else { s.source.clone() },
+            },
+        };
+        out.push((s.target.clone(), binding));
     }
-    Ok(out)
+    Ok(Bindings(out))
 }
 
 pub(crate) fn decl(d: &ParamDecl) -> pb::ParamDecl {

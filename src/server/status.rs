@@ -1,18 +1,27 @@
-//! The one mapping from host errors to gRPC statuses (§11).
+//! The one mapping from host errors to gRPC statuses (§11), and the located diagnostics an
+//! INVALID_ARGUMENT status carries in its details.
 
+use prost::Message as _;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 use crate::diag::Diagnostics;
 use crate::host::{HostError, ReadError};
-use crate::store::StoreError;
+use crate::server::pb;
 
-/// `INVALID_ARGUMENT` with one field violation per diagnostic. The field is the request field
-/// the problem is in (`field`), refined by the YAML path where there is one; the description
-/// carries the location (line/column, expression caret) and the fix.
+/// The type URL of the `flowtime.v1.Diagnostics` detail.
+pub const DIAGNOSTICS_TYPE_URL: &str = "type.googleapis.com/flowtime.v1.Diagnostics";
+/// At most this many diagnostics travel in one status.
+const MAX_DIAGNOSTICS: usize = 100;
+
+/// `INVALID_ARGUMENT` with one field violation per diagnostic (google.rpc.BadRequest) and the
+/// diagnostics themselves (`flowtime.v1.Diagnostics`). The field is the request field the
+/// problem is in (`field`), refined by the YAML path where there is one; the description carries
+/// the location (line/column, expression caret) and the fix.
 pub(crate) fn invalid(field: &str, d: &Diagnostics) -> Status {
     let violations: Vec<FieldViolation> =
         d.0.iter()
+            .take(MAX_DIAGNOSTICS)
             .map(|x| {
                 let f = match &x.path {
                     Some(p) if !p.is_empty() => format!("{field}: {p}"),
@@ -24,7 +33,34 @@ pub(crate) fn invalid(field: &str, d: &Diagnostics) -> Status {
             })
             .collect();
     let summary = d.0.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ");
-    Status::with_error_details(Code::InvalidArgument, summary, ErrorDetails::with_bad_request(violations))
+    let standard =
+        Status::with_error_details(Code::InvalidArgument, summary, ErrorDetails::with_bad_request(violations));
+    // Add the diagnostics next to the standard details.
+    let mut details = tonic_types::Status::decode(standard.details()).unwrap_or_default();
+    let items = d.0.iter().take(MAX_DIAGNOSTICS).map(diagnostic).collect();
+    details.details.push(prost_types::Any {
+        type_url: DIAGNOSTICS_TYPE_URL.to_string(),
+        value: pb::Diagnostics { items }.encode_to_vec(),
+    });
+    Status::with_details(Code::InvalidArgument, standard.message(), details.encode_to_vec().into())
+}
+
+fn diagnostic(d: &crate::diag::Diagnostic) -> pb::Diagnostic {
+    pb::Diagnostic {
+        severity: d.severity.to_string(),
+        code: d.code.clone(),
+        message: d.message.clone(),
+        file: d.file.clone().unwrap_or_default(),
+        path: d.path.clone().unwrap_or_default(),
+        line: d.line,
+        column: d.column,
+        expr: d.expr.as_ref().map(|e| pb::ExprSpan {
+            text: e.text.clone(),
+            offset: e.offset as u32,
+            len: e.len as u32,
+        }),
+        help: d.help.clone().unwrap_or_default(),
+    }
 }
 
 /// Maps a host error; `field` names the request field bad input came from.
@@ -32,21 +68,20 @@ pub(crate) fn from_host(field: &str, e: HostError) -> Status {
     match e {
         HostError::BadInput(d) => {
             // Windows outside the grid and exceeded limits have their own codes (§11).
+            let messages = || d.0.iter().map(|x| x.message.as_str()).collect::<Vec<_>>().join("; ");
             if d.0.iter().any(|x| x.code == "out_of_range") {
-                return Status::out_of_range(d.to_string());
+                return Status::out_of_range(messages());
             }
             if d.0.iter().any(|x| x.code == "resource_exhausted") {
-                return Status::resource_exhausted(d.to_string());
+                return Status::resource_exhausted(messages());
             }
             invalid(field, &d)
         }
-        HostError::NotFound(w) => Status::not_found(format!("{w} not found")),
+        HostError::NotFound(m) => Status::not_found(m),
         HostError::AlreadyExists(w) => Status::already_exists(format!("{w} already exists")),
         HostError::FailedPrecondition(w) => Status::failed_precondition(w),
-        HostError::Store(StoreError::InUse { path, holder }) => {
-            Status::unavailable(format!("{path} is in use by {holder}"))
-        }
-        HostError::Store(e) => Status::internal(e.to_string()),
+        HostError::InUse { path, holder } => Status::unavailable(format!("{path} is in use by {holder}")),
+        HostError::Storage(m) => Status::internal(m),
     }
 }
 

@@ -128,7 +128,7 @@ pub(super) fn compare_operands(
                                 .collect(),
                         ))
                     }
-                    (Op::Run(id), None) => Err(HostError::NotFound(format!("run `{id}`"))),
+                    (Op::Run(id), None) => Err(HostError::not_found(format!("run `{id}`"))),
                 }
             };
             let (ga, va) = side(a, run_a, &mut rev_a, &mut accounting)?;
@@ -148,7 +148,7 @@ pub(super) fn compare_operands(
         Some(w) if w.start < w.end && w.end <= grid.bins => (w.start, w.end),
         Some(w) => {
             return Err(to_host(Status::out_of_range(format!(
-                "window [{}, {}) is outside the grid of {} bins",
+                "the bin window {}..{} is empty or outside the grid of {} bins",
                 w.start, w.end, grid.bins
             ))));
         }

@@ -35,7 +35,7 @@ fn window(w: Option<&pb::BinWindow>, bins: u32, field: &str) -> Result<(u32, u32
         None => Ok((0, bins)),
         Some(w) if w.start < w.end && w.end <= bins => Ok((w.start, w.end)),
         Some(w) => Err(Status::out_of_range(format!(
-            "{field}: window [{}, {}) is outside the grid of {bins} bins or empty; use 0 ≤ start < end ≤ {bins}",
+            "{field}: the bin window {}..{} is empty or outside the grid of {bins} bins; use start..end with 0 ≤ start < end ≤ {bins}",
             w.start, w.end
         ))),
     }
@@ -49,7 +49,7 @@ fn matching(c: &Compiled, ids: &[String], pattern: &str) -> Result<Vec<u32>, Hos
                 out.insert(*s);
             }
             None => {
-                return Err(HostError::NotFound(format!("series `{id}`")));
+                return Err(HostError::not_found(format!("series `{id}`")));
             }
         }
     }
@@ -156,14 +156,24 @@ impl pb::query_service_server::QueryService for Api {
                 let c = v.compiled_target(&t)?;
                 let ids = matching(&c, &r.ids, &r.pattern)?;
                 if ids.is_empty() {
-                    return Err(HostError::NotFound(format!("series matching {:?} / `{}`", r.ids, r.pattern)));
+                    return Err(no_match(&c, &t, &r.pattern));
                 }
                 let (a, b) = window(r.window.as_ref(), c.grid.bins, "window").map_err(to_host)?;
                 if ids.len() as u64 * (b - a) as u64 * 8 > max_bytes {
                     return Err(exhausted(format!("{} series × {} bins exceed the message size limit of {max_bytes} bytes; narrow the window or the pattern", ids.len(), b - a)));
                 }
-                check_budget(&c, Some(&ids), budget)?;
-                let ev = v.evaluate_target(&t, Some(&ids))?;
+                // An inferred capacity carries its label (§7.2), which needs the series it is
+                // inferred from: evaluate those too.
+                let mut needed = ids.clone();
+                for s in &ids {
+                    if let Some((served, queue, _)) = &c.series[*s as usize].inference {
+                        needed.extend([*served, *queue]);
+                    }
+                }
+                needed.sort_unstable();
+                needed.dedup();
+                check_budget(&c, Some(&needed), budget)?;
+                let ev = v.evaluate_target(&t, Some(&needed))?;
                 let params = numeric_params(&v, &t)?;
                 Ok(pb::GetSeriesResponse {
                     grid: Some(convert::grid(&c.grid)),
@@ -349,6 +359,26 @@ impl pb::query_service_server::QueryService for Api {
             self.read("a", move |v| compare_operands(&v, &a, &b, run_a.as_ref(), run_b.as_ref(), &r, budget)).await?;
         Ok(Response::new(out))
     }
+}
+
+/// "no series of `s1` matches `x`", with the nearest series id.
+fn no_match(c: &Compiled, t: &Target, pattern: &str) -> HostError {
+    if pattern.is_empty() {
+        return HostError::BadInput(
+            crate::diag::Diagnostic::error("missing", "give series ids or a pattern (`*` matches all)")
+                .at_path("pattern")
+                .into(),
+        );
+    }
+    let ids: Vec<&str> = c.by_id.keys().map(String::as_str).collect();
+    let hint = match crate::model::doc::closest(&pattern.replace('*', ""), &ids) {
+        Some(n) => format!("; did you mean `{n}`?"),
+        None => String::new(),
+    };
+    HostError::NotFound(format!(
+        "no series of `{t}` matches `{pattern}`{hint} ({} series; `*` lists them all)",
+        ids.len()
+    ))
 }
 
 fn exhausted(msg: String) -> HostError {

@@ -3,6 +3,7 @@
 
 use tonic::{Request, Response, Status};
 
+use crate::host::RunInfo;
 use crate::server::convert;
 use crate::server::pb;
 use crate::server::status::from_host;
@@ -31,19 +32,12 @@ impl pb::run_service_server::RunService for Api {
             .map_err(|e| from_host("target", e))?;
         let record = created.record.clone();
         self.write("target", move |h| h.record_run(&record)).await?;
-        let s = &created.record.summary;
         Ok(Response::new(pb::Run {
-            id: created.output.run_id.clone(),
-            run_hash: created.output.run_hash.clone(),
-            dir: created.output.dir.display().to_string(),
             reused: created.output.reused,
-            template_id: s["templateId"].as_str().unwrap_or_default().to_string(),
-            template_version: s["templateVersion"].as_str().unwrap_or_default().to_string(),
-            tenant: s["tenant"].as_str().unwrap_or_default().to_string(),
-            series: s["series"].as_u64().unwrap_or(0) as u32,
             warnings: created.warnings.iter().map(convert::warning).collect(),
             accounting: Some(convert::accounting(&created.accounting)),
             grid: Some(convert::grid(&created.grid)),
+            ..run_msg(&created.record)
         }))
     }
 
@@ -59,17 +53,17 @@ impl pb::run_service_server::RunService for Api {
     }
 }
 
-fn run_msg(r: &crate::store::RunRecord) -> pb::Run {
-    let s = &r.summary;
+/// A recorded run; what only its creation knows (warnings, accounting, grid) is left empty.
+fn run_msg(r: &RunInfo) -> pb::Run {
     pb::Run {
         id: r.id.clone(),
-        run_hash: s["runHash"].as_str().unwrap_or_default().to_string(),
+        run_hash: r.run_hash.clone(),
         dir: r.dir.clone(),
         reused: true,
-        template_id: s["templateId"].as_str().unwrap_or_default().to_string(),
-        template_version: s["templateVersion"].as_str().unwrap_or_default().to_string(),
-        tenant: s["tenant"].as_str().unwrap_or_default().to_string(),
-        series: s["series"].as_u64().unwrap_or(0) as u32,
+        template_id: r.template_id.clone(),
+        template_version: r.template_version.clone(),
+        tenant: r.tenant.clone().unwrap_or_default(),
+        series: r.series,
         warnings: Vec::new(),
         accounting: None,
         grid: None,

@@ -1,6 +1,7 @@
 //! The SeriesService: storing, listing and reading telemetry series, and LoadGold (uploaded or
 //! under the data root) into `Host::put_series_batch`.
 
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::model::grid::{format_minutes, parse_utc_minutes};
@@ -55,8 +56,31 @@ impl pb::series_service_server::SeriesService for Api {
         Ok(Response::new(pb::StoredSeries { info: Some(stored_info(&rec)), values }))
     }
 
-    async fn load_gold(&self, req: Request<tonic::Streaming<pb::LoadGoldChunk>>) -> Reply<pb::LoadGoldResponse> {
-        let mut stream = req.into_inner();
+    type LoadGoldStream = ReceiverStream<Result<pb::LoadGoldEvent, Status>>;
+
+    async fn load_gold(&self, req: Request<tonic::Streaming<pb::LoadGoldChunk>>) -> Reply<Self::LoadGoldStream> {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let api = self.clone();
+        let stream = req.into_inner();
+        tokio::spawn(async move {
+            let event = match api.load_gold_events(stream, tx.clone()).await {
+                Ok(result) => Ok(pb::LoadGoldEvent { event: Some(pb::load_gold_event::Event::Result(result)) }),
+                Err(e) => Err(e),
+            };
+            // The client may have gone: nothing is left to tell it.
+            let _ = tx.send(event).await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+impl Api {
+    /// LoadGold's work: read the upload or the file (sending progress), load, store.
+    async fn load_gold_events(
+        &self,
+        mut stream: tonic::Streaming<pb::LoadGoldChunk>,
+        events: tokio::sync::mpsc::Sender<Result<pb::LoadGoldEvent, Status>>,
+    ) -> Result<pb::LoadGoldResponse, Status> {
         let mut options: Option<pb::LoadGoldOptions> = None;
         let mut data = Vec::new();
         let limit = self.opts.max_upload_bytes;
@@ -98,8 +122,10 @@ impl pb::series_service_server::SeriesService for Api {
         let root = self.data_root.to_path_buf();
         let (mut loaded, provenance) = tokio::task::spawn_blocking(move || -> Result<_, Status> {
             let (loaded, sha, source, extraction) = if o.path.is_empty() {
-                let loaded = crate::telemetry::load(&mut crate::telemetry::Bytes(&data), &lo, &mut |_| {})
+                let mut progress = progress_sender(events, data.len() as u64);
+                let loaded = crate::telemetry::load(&mut crate::telemetry::Bytes(&data), &lo, &mut progress)
                     .map_err(|d| crate::server::status::invalid("data", &d))?;
+                progress(data.len() as u64);
                 let sha = crate::model::params::hex(&<sha2::Sha256 as sha2::Digest>::digest(&data));
                 (
                     loaded,
@@ -116,8 +142,11 @@ impl pb::series_service_server::SeriesService for Api {
                 let path = crate::host::resolve_under_root(&rel, &root)
                     .map_err(|d| crate::server::status::invalid("options.path", &d.into()))?;
                 let mut src = crate::telemetry::FileSource::new(&path);
-                let loaded = crate::telemetry::load(&mut src, &lo, &mut |_| {})
+                let total = crate::sys::file_size(&path).unwrap_or(0);
+                let mut progress = progress_sender(events, total);
+                let loaded = crate::telemetry::load(&mut src, &lo, &mut progress)
                     .map_err(|d| crate::server::status::invalid("options.path", &d))?;
+                progress(total);
                 let extraction = if o.extraction_ts.is_empty() {
                     crate::sys::modified_secs(&path).map(|s| format_minutes(s.div_euclid(60))).unwrap_or_default()
                 } else {
@@ -145,7 +174,7 @@ impl pb::series_service_server::SeriesService for Api {
         let changed =
             self.write("data", move |h| h.put_series_batch(&items, Some(w.start_minutes), w.bin_minutes, prov)).await?;
         let g = &w.grid_json();
-        Ok(Response::new(pb::LoadGoldResponse {
+        Ok(pb::LoadGoldResponse {
             series: names,
             changed,
             grid: Some(pb::Grid {
@@ -160,17 +189,41 @@ impl pb::series_service_server::SeriesService for Api {
             rows: loaded.rows,
             rows_outside_window: loaded.rows_outside,
             provenance_json: provenance.to_string(),
-        }))
+        })
     }
 }
 
-fn stored_info(r: &crate::store::SeriesRecord) -> pb::StoredSeriesInfo {
+/// The loader's progress callback: sends a `LoadProgress` event about once per percent (the
+/// loader reports every MiB; the caller reports the end), without waiting for a slow client (events that do not fit are
+/// skipped).
+fn progress_sender(
+    events: tokio::sync::mpsc::Sender<Result<pb::LoadGoldEvent, Status>>,
+    total: u64,
+) -> impl FnMut(u64) {
+    let step = (total / 100).max(1);
+    let (mut pass, mut last, mut sent) = (1u32, 0u64, None::<u64>);
+    move |read: u64| {
+        if read < last {
+            pass += 1;
+            sent = None;
+        }
+        last = read;
+        if sent.is_some_and(|s| read < s + step) {
+            return;
+        }
+        sent = Some(read);
+        let p = pb::LoadProgress { bytes_read: read, bytes_total: total, pass };
+        let _ = events.try_send(Ok(pb::LoadGoldEvent { event: Some(pb::load_gold_event::Event::Progress(p)) }));
+    }
+}
+
+fn stored_info(r: &crate::host::StoredSeriesInfo) -> pb::StoredSeriesInfo {
     pb::StoredSeriesInfo {
         name: r.name.clone(),
         start: r.start_minutes.map(format_minutes).unwrap_or_default(),
         bin_minutes: r.bin_minutes,
         bins: r.bins,
-        sha256: r.blob.clone(),
+        sha256: r.sha256.clone(),
         provenance_json: r.provenance.to_string(),
     }
 }

@@ -7,7 +7,6 @@ use crate::host::{HostError, OpenRequest, Target};
 use crate::server::convert;
 use crate::server::pb;
 
-use super::templates::template_record;
 use super::{Api, Reply};
 
 #[tonic::async_trait]
@@ -18,11 +17,12 @@ impl pb::session_service_server::SessionService for Api {
         let series = convert::bindings("series", &r.series)?;
         let s = self
             .write("parameters", move |h| {
-                let version = if r.template_version.is_empty() {
-                    template_record(h, &r.template_id, "")?.version
-                } else {
-                    r.template_version.clone()
+                let version = h.find_template(&r.template_id, &r.template_version)?.version;
+                let grid = match series.needs_grid() {
+                    true => Some(h.template_grid(&r.template_id, &version, &params)?),
+                    false => None,
                 };
+                let series = series.resolve(grid.as_ref())?;
                 let info = h.open_session(OpenRequest {
                     template_id: r.template_id.clone(),
                     template_version: version,
@@ -87,7 +87,16 @@ impl pb::session_service_server::SessionService for Api {
         let r = req.into_inner();
         let params = convert::supplied_map("parameters", &r.parameters)?;
         let series = convert::bindings("series", &r.series)?;
-        let v = self.write("parameters", move |h| h.create_variant(&r.session_id, &r.name, &params, &series)).await?;
+        let v = self
+            .write("parameters", move |h| {
+                let grid = match series.needs_grid() {
+                    true => Some(grid_of(h, &r.session_id, None)?),
+                    false => None,
+                };
+                let series = series.resolve(grid.as_ref())?;
+                h.create_variant(&r.session_id, &r.name, &params, &series)
+            })
+            .await?;
         Ok(Response::new(convert::variant(&v)))
     }
 
@@ -95,7 +104,16 @@ impl pb::session_service_server::SessionService for Api {
         let r = req.into_inner();
         let params = convert::supplied_map("parameters", &r.parameters)?;
         let series = convert::bindings("series", &r.series)?;
-        let v = self.write("parameters", move |h| h.update_variant(&r.session_id, &r.name, &params, &series)).await?;
+        let v = self
+            .write("parameters", move |h| {
+                let grid = match series.needs_grid() {
+                    true => Some(grid_of(h, &r.session_id, Some(&r.name))?),
+                    false => None,
+                };
+                let series = series.resolve(grid.as_ref())?;
+                h.update_variant(&r.session_id, &r.name, &params, &series)
+            })
+            .await?;
         Ok(Response::new(convert::variant(&v)))
     }
 
@@ -124,4 +142,10 @@ impl pb::session_service_server::SessionService for Api {
         self.write("name", move |h| h.delete_variant(&r.session_id, &r.name)).await?;
         Ok(Response::new(pb::DeleteVariantResponse {}))
     }
+}
+
+/// The grid of a session (or one of its variants), for reading CSV bindings.
+fn grid_of(h: &crate::host::Host, session: &str, variant: Option<&str>) -> Result<crate::model::grid::Grid, HostError> {
+    let t = Target { session: session.to_string(), variant: variant.map(str::to_string) };
+    Ok(h.compiled_target(&t)?.grid)
 }

@@ -4,7 +4,7 @@
 use tonic::{Request, Response, Status};
 
 use crate::artifacts;
-use crate::host::{Host, HostError};
+use crate::host::{Host, HostError, TemplateInfo};
 use crate::server::convert;
 use crate::server::pb;
 use crate::server::status::{from_host, invalid_field};
@@ -14,17 +14,18 @@ use super::{Api, Reply};
 #[tonic::async_trait]
 impl pb::template_service_server::TemplateService for Api {
     async fn put_template(&self, req: Request<pb::PutTemplateRequest>) -> Reply<pb::PutTemplateResponse> {
-        let text = req.into_inner().text;
-        if text.trim().is_empty() {
+        let r = req.into_inner();
+        if r.text.trim().is_empty() {
             return Err(invalid_field("text", "the template text is empty"));
         }
-        let (id, version, created) = self.write("text", move |h| h.put_template(&text, "request")).await?;
+        let source = if r.source.is_empty() { "request".to_string() } else { r.source };
+        let (id, version, created) = self.write("text", move |h| h.put_template(&r.text, &source)).await?;
         Ok(Response::new(pb::PutTemplateResponse { id, version, created }))
     }
 
     async fn get_template(&self, req: Request<pb::GetTemplateRequest>) -> Reply<pb::Template> {
         let r = req.into_inner();
-        let t = self.with_host("id", move |h| template_record(h, &r.id, &r.version)).await?;
+        let t = self.with_host("id", move |h| h.find_template(&r.id, &r.version)).await?;
         Ok(Response::new(template_msg(&t, true)))
     }
 
@@ -40,7 +41,7 @@ impl pb::template_service_server::TemplateService for Api {
         let r = req.into_inner();
         let supplied = convert::supplied_map("parameters", &r.parameters)?;
         let (id, version) = (r.id.clone(), r.version.clone());
-        let rec = self.with_host("id", move |h| template_record(h, &id, &version)).await?;
+        let rec = self.with_host("id", move |h| h.find_template(&id, &version)).await?;
         let root = self.data_root.to_path_buf();
         let out = tokio::task::spawn_blocking(move || -> Result<pb::InstantiateTemplateResponse, HostError> {
             // A one-shot model on its own in-memory host: instantiation changes nothing stored.
@@ -63,18 +64,8 @@ impl pb::template_service_server::TemplateService for Api {
     }
 }
 
-pub(super) fn template_record(h: &Host, id: &str, version: &str) -> Result<crate::store::TemplateRecord, HostError> {
-    if !version.is_empty() {
-        return h.template(id, version);
-    }
-    h.latest_template(id)?.ok_or_else(|| HostError::NotFound(format!("template `{id}`")))
-}
-
-fn template_msg(t: &crate::store::TemplateRecord, with_text: bool) -> pb::Template {
-    let decls = crate::model::yaml::parse(&t.text)
-        .ok()
-        .and_then(|d| crate::model::doc::read_parameters(&d).ok())
-        .unwrap_or_default();
+fn template_msg(t: &TemplateInfo, with_text: bool) -> pb::Template {
+    let decls = t.parameters();
     pb::Template {
         id: t.id.clone(),
         version: t.version.clone(),
