@@ -8,6 +8,7 @@
 mod inputs;
 mod plan_cache;
 mod runs;
+mod seed;
 mod sessions;
 mod shared;
 mod stored;
@@ -15,6 +16,7 @@ mod templates;
 mod view;
 
 pub use runs::{RunCreated, RunInfo, RunMaterial};
+pub use seed::Seeded;
 pub use sessions::{OpenRequest, SessionInfo, VariantInfo};
 pub use shared::{ReadError, SharedHost};
 pub use stored::{StoredSeriesInfo, StoredSeriesInput};

@@ -428,6 +428,16 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Sets a note in the meta table (keys other than the store's own: `schema_version`,
+    /// `next_blob`).
+    pub fn put_note(&mut self, key: &str, value: &str) -> Result<()> {
+        if key == "schema_version" || key == "next_blob" {
+            return Err(StoreError::Invalid(format!("`{key}` is the store's own meta key")));
+        }
+        self.tx.open_table(META)?.insert(key, value.as_bytes())?;
+        Ok(())
+    }
+
     /// Reads within the write transaction (sees its own writes).
     pub fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
         self.tx.open_table(SESSIONS)?.get(id)?.map(|v| parse(v.value(), "session")).transpose()
@@ -465,6 +475,11 @@ impl Reader {
             return Err(StoreError::Storage(format!("series blob {sha} has {} values, expected {len}", out.len())));
         }
         Ok(out)
+    }
+
+    /// A note set with [`Writer::put_note`].
+    pub fn note(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.tx.open_table(META)?.get(key)?.map(|v| String::from_utf8_lossy(v.value()).into_owned()))
     }
 
     pub fn has_blob(&self, sha: &str) -> Result<bool> {

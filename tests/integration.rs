@@ -9,6 +9,7 @@ mod expr_lang;
 mod fixtures;
 mod incremental;
 mod load;
+mod seed;
 mod server;
 mod sessions;
 mod store;

@@ -1,13 +1,13 @@
-//! `flowtime serve`: the gRPC server on a database file. A missing file is created and loaded
-//! with the templates compiled into the binary, with one session per template whose parameters
-//! all have defaults, so a newcomer can query at once.
+//! `flowtime serve`: the gRPC server on a database file. On every start, the templates compiled
+//! into the binary that the database lacks are stored, with one session per template whose
+//! parameters all have defaults (see `host::seed`), so a newcomer can query at once.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cli::Failure;
-use crate::host::{Host, OpenRequest, SharedHost};
+use crate::host::{Host, SharedHost};
 use crate::server::{ServerOptions, bind, serve, shutdown_signal};
 use crate::sys;
 
@@ -19,26 +19,6 @@ pub struct ServeArgs {
     /// Where runs are written.
     #[arg(long, default_value = "runs")]
     pub runs: PathBuf,
-}
-
-/// Loads the embedded templates into a fresh database and opens a session per template whose
-/// parameters all have defaults (the session id is the template id).
-fn seed(host: &mut Host) -> Result<Vec<String>, Failure> {
-    let mut opened = Vec::new();
-    for (path, text) in crate::embedded::templates() {
-        let (id, version, _) = host.put_template(text, path)?;
-        let all_default = host.template(&id, &version)?.parameters().iter().all(|d| d.default.is_some());
-        if all_default && host.session_ids().iter().all(|s| s != &id) {
-            host.open_session(OpenRequest {
-                template_id: id.clone(),
-                template_version: version,
-                id: Some(id.clone()),
-                ..Default::default()
-            })?;
-            opened.push(id);
-        }
-    }
-    Ok(opened)
 }
 
 pub(crate) fn run(db: &Path, data_root: Option<&Path>, args: &ServeArgs) -> Result<(), Failure> {
@@ -56,14 +36,22 @@ pub(crate) fn run(db: &Path, data_root: Option<&Path>, args: &ServeArgs) -> Resu
         let role =
             format!("`flowtime serve` (pid {}, listening on {addr}); use `--server http://{addr}`", sys::process_id());
         let mut host = Host::open(db, &role, &root)?;
+        let seeded = host.seed_bundled()?;
+        let sessions = if seeded.sessions.is_empty() { "none".to_string() } else { seeded.sessions.join(", ") };
         if fresh {
-            let sessions = seed(&mut host)?;
-            say(&format!("created {} with the bundled templates; sessions: {}", db.display(), sessions.join(", ")));
+            say(&format!("created {} with the bundled templates; sessions: {sessions}", db.display()));
+        } else if !seeded.templates.is_empty() || !seeded.sessions.is_empty() {
+            let templates = if seeded.templates.is_empty() { "none".to_string() } else { seeded.templates.join(", ") };
+            say(&format!("added the bundled templates {} lacked: {templates}; sessions: {sessions}", db.display()));
+        }
+        for s in &seeded.skipped {
+            eprintln!("note: a bundled template was not stored: {s}");
         }
         let shared = Arc::new(SharedHost::new(host));
         let opts = ServerOptions { runs_dir: args.runs.clone(), ..ServerOptions::default() };
+        let stop = shutdown_signal();
         say(&format!("listening on {addr}"));
-        serve(listener, shared.clone(), opts, shutdown_signal()).await.map_err(|e| Failure::Runtime(e.into()))?;
+        serve(listener, shared.clone(), opts, stop).await.map_err(|e| Failure::Runtime(e.into()))?;
         // In-flight calls have finished; dropping the host closes the store cleanly.
         drop(shared);
         say("stopped");

@@ -11,7 +11,8 @@ pub const SCHEMA_VERSION: u64 = 1;
 /// ~1.9× the raw bytes; chunked it is ~1.08×, measured in the store tests).
 pub const CHUNK_VALUES: usize = 500;
 
-/// `schema_version` → u64 LE; `next_blob` → u64 LE.
+/// `schema_version` → u64 LE; `next_blob` → u64 LE; notes (UTF-8 text), e.g.
+/// `seeded:<template id>@<version>` once `serve` has finished seeding that bundled template.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// `(template id, version)` → JSON `TemplateRecord`.
 pub const TEMPLATES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("templates");
