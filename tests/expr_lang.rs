@@ -374,6 +374,8 @@ fn mod_is_euclidean_for_every_sign() {
             ("MOD(5.5, 2)", &[1.5]),
             ("MOD(-0.5, 2)", &[1.5]),
             ("MOD(-8, 4)", &[0.0]),
+            // A remainder that rounds up to |b| is 0: -1e-17 + 3 is 3 in binary64.
+            ("MOD(-1e-17, 3)", &[0.0]),
             // b == 0 (either sign) gives 0, even for a NaN a.
             ("MOD(5, 0)", &[0.0]),
             ("MOD(5, -0)", &[0.0]),
@@ -416,9 +418,13 @@ fn round_halves_away_from_zero() {
             ("ROUND(2.4999)", &[2.0]),
             ("ROUND(-2.4999)", &[-2.0]),
             ("ROUND(3)", &[3.0]),
-            // The spec's formula, floor(x + 0.5), is used literally: 0.49999999999999994 + 0.5
-            // is exactly halfway between 1 - 2^-53 and 1 and rounds to even, 1.0.
-            ("ROUND(0.49999999999999994)", &[1.0]),
+            // Exactly half away from zero (§5.2): the largest double below 0.5 rounds to 0,
+            // where floor(x + 0.5) would give 1 (the addition rounds to 1.0) ...
+            ("ROUND(0.49999999999999994)", &[0.0]),
+            ("ROUND(-0.49999999999999994)", &[-0.0]),
+            // ... and 2^52 + 1 is already whole, where floor(x + 0.5) would give 2^52 + 2.
+            ("ROUND(4503599627370497)", &[4503599627370497.0]),
+            ("ROUND(-4503599627370497)", &[-4503599627370497.0]),
         ],
     );
 }

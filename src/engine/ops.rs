@@ -39,7 +39,8 @@ pub fn clamp(x: f64, lo: f64, hi: f64) -> f64 {
     min(max(x, lo), hi)
 }
 
-/// Euclidean remainder in `[0, |b|)`; `0` where `b == 0`, even when `a` is NaN.
+/// Euclidean remainder in `[0, |b|)`; `0` where `b == 0`, even when `a` is NaN; a remainder
+/// that rounds up to `|b|` (`MOD(-1e-17, 3)`, `MOD(-7, inf)`) is `0` (§5.2).
 #[inline]
 pub fn modulo(a: f64, b: f64) -> f64 {
     if b == 0.0 {
@@ -50,10 +51,12 @@ pub fn modulo(a: f64, b: f64) -> f64 {
     if r >= b.abs() { 0.0 } else { r }
 }
 
-/// Half away from zero: `floor(x + 0.5)` for `x ≥ 0`, `ceil(x − 0.5)` otherwise.
+/// Half away from zero, exactly (§5.2): Rust's `f64::round`. The textbook `floor(x + 0.5)` is
+/// wrong where the addition rounds: `0.49999999999999994 + 0.5` rounds up to 1, and
+/// `2^52 + 1 + 0.5` to `2^52 + 2`.
 #[inline]
 pub fn round(x: f64) -> f64 {
-    if x >= 0.0 { (x + 0.5).floor() } else { (x - 0.5).ceil() }
+    x.round()
 }
 
 /// `1` where `x ≥ thr`, else `0`; NaN gives 0.
@@ -121,6 +124,9 @@ mod tests {
         assert!(modulo(f64::NAN, 3.0).is_nan());
         let r = modulo(-1e-20, 1.0);
         assert!((0.0..1.0).contains(&r), "{r}");
+        // Remainders that round up to |b| are 0.
+        assert_eq!(modulo(-1e-17, 3.0), 0.0);
+        assert_eq!(modulo(-7.0, f64::INFINITY), 0.0);
     }
 
     #[test]
@@ -132,6 +138,13 @@ mod tests {
         assert_eq!(round(1.4999), 1.0);
         assert_eq!(round(-1.4999), -1.0);
         assert!(round(f64::NAN).is_nan());
+        // Exactly: no intermediate x + 0.5 that rounds.
+        assert_eq!(round(0.499_999_999_999_999_94), 0.0);
+        assert_eq!(round(-0.499_999_999_999_999_94), -0.0);
+        let big = 2f64.powi(52) + 1.0;
+        assert_eq!(round(big), big);
+        assert_eq!(round(-big), -big);
+        assert_eq!(round(-0.3).to_bits(), (-0.0f64).to_bits(), "the sign of a zero is kept");
     }
 
     #[test]
