@@ -11,11 +11,10 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::engine::inference::Inferred;
 use crate::engine::plan::Compiled;
-use crate::engine::unit::infer_capacity;
 use crate::engine::warnings::Warning;
 use crate::engine::{Evaluation, InputSeries};
-use crate::model::doc::Num;
 use crate::model::params::{ParamValue, hex, instantiation_hash, substitute_tree};
 use crate::sys;
 
@@ -100,22 +99,19 @@ pub fn artifact_kind(c: &Compiled, s: u32) -> &'static str {
     info.kind.artifact_kind()
 }
 
-/// `{method, confidence, saturated_bins}` for an inferred-capacity series.
+/// `{method, confidence, saturated_bins}` for an inferred-capacity series, with `refused` (why)
+/// when a what-if made the inference meaningless (see `engine::inference`).
 pub fn inference_json(ev: &Evaluation, s: u32, params: &BTreeMap<String, f64>) -> Option<Value> {
-    let info = &ev.compiled.series[s as usize];
-    let (served, queue, init) = info.inference.as_ref()?;
-    let (sv, qv) = (ev.series.get(served)?, ev.series.get(queue)?);
-    let init = match init {
-        Some(Num::Lit(v)) => *v,
-        Some(Num::Param(p)) => params.get(p).copied().unwrap_or(0.0),
-        None => 0.0,
-    };
-    let inf = infer_capacity(sv, qv, init);
-    Some(json!({
-        "method": "saturation",
-        "confidence": num(inf.saturated_bins as f64 / inf.bins.max(1) as f64),
-        "saturated_bins": inf.saturated_bins,
-    }))
+    Some(match crate::engine::inference::inferred(ev, s, params)? {
+        Inferred::Value(inf) => json!({
+            "method": "saturation",
+            "confidence": num(inf.saturated_bins as f64 / inf.bins.max(1) as f64),
+            "saturated_bins": inf.saturated_bins,
+        }),
+        Inferred::Refused(why) => {
+            json!({"method": "saturation", "confidence": 0.0, "saturated_bins": 0, "refused": why})
+        }
+    })
 }
 
 pub fn warning_json(w: &Warning) -> Value {

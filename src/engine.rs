@@ -5,6 +5,7 @@
 
 pub mod cexpr;
 pub mod db;
+pub mod inference;
 pub mod ops;
 pub mod plan;
 pub mod topology;

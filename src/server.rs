@@ -11,6 +11,7 @@ mod service;
 mod status;
 mod watch;
 
+pub(crate) use convert::inference as inference_label;
 pub use status::DIAGNOSTICS_TYPE_URL;
 
 use std::future::Future;

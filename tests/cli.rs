@@ -31,7 +31,7 @@ fn run_prints_id_table_warnings_and_accounting() {
     // The shipped data carries one documented defect: a stale OrderQueue depth metric.
     assert!(stdout.contains("orders_conservation ×1 (warning)"), "{stdout}");
     assert!(stdout.contains("inferred (saturation"), "{stdout}");
-    assert!(stdout.contains("evaluated 16 of 16 series definitions (0 reused)"), "{stdout}");
+    assert!(stdout.contains("evaluated 17 of 17 series definitions (0 reused)"), "{stdout}");
 }
 
 #[test]
@@ -49,7 +49,7 @@ fn run_json_is_machine_readable() {
     let q = v["series"].as_array().unwrap().iter().find(|s| s["id"] == "queue_depth").unwrap();
     // queue_depth[0] = max(0, 500 + arrivals[0] - served[0] - errors[0]) = 500 + 43 - 43 - 0.
     assert_eq!(q["first"][0], 500.0);
-    assert_eq!(v["accounting"]["nodes_total"], 16);
+    assert_eq!(v["accounting"]["nodes_total"], 17);
     let dir = PathBuf::from(v["dir"].as_str().unwrap());
     assert!(dir.join("series/queue_depth.csv").exists());
 }

@@ -8,6 +8,7 @@ mod concurrency;
 mod expr_lang;
 mod fixtures;
 mod incremental;
+mod inference;
 mod load;
 mod seed;
 mod server;

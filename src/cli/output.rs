@@ -108,14 +108,22 @@ pub(crate) fn sig3(v: f64) -> String {
     format!("{v:.decimals$}")
 }
 
-/// `inferred (saturation, confidence 0.118, 34 saturated bins)`.
-pub(crate) fn inference_text(method: &str, confidence: f64, saturated_bins: u64) -> String {
-    let s = if saturated_bins == 1 { "" } else { "s" };
-    format!("inferred ({method}, confidence {}, {saturated_bins} saturated bin{s})", sig3(confidence))
+/// `inferred (saturation, confidence 0.118, 34 saturated bins)`, or why it was not inferred.
+pub(crate) fn inference_text(i: &pb::Inference) -> String {
+    if !i.refused.is_empty() {
+        return format!("not inferred ({}): {}", i.method, i.refused);
+    }
+    let n = i.saturated_bins;
+    let s = if n == 1 { "" } else { "s" };
+    format!("inferred ({}, confidence {}, {n} saturated bin{s})", i.method, sig3(i.confidence))
 }
 
 pub(crate) fn inference_json(i: &pb::Inference) -> Value {
-    json!({"method": i.method, "confidence": num(i.confidence), "saturated_bins": i.saturated_bins})
+    let mut v = json!({"method": i.method, "confidence": num(i.confidence), "saturated_bins": i.saturated_bins});
+    if !i.refused.is_empty() {
+        v["refused"] = i.refused.clone().into();
+    }
+    v
 }
 
 /// Warnings grouped by code with counts.

@@ -113,7 +113,7 @@ fn render_series(t: &str, r: &pb::GetSeriesResponse) -> Reply {
     }
     for s in &r.series {
         if let Some(inf) = &s.inference {
-            let _ = writeln!(text, "{}: {}", s.id, inference_text(&inf.method, inf.confidence, inf.saturated_bins));
+            let _ = writeln!(text, "{}: {}", s.id, inference_text(inf));
         }
     }
     let _ = writeln!(text, "{}", accounting_text(&acc));
@@ -218,7 +218,7 @@ fn render_state(t: &str, r: &pb::GetStateResponse) -> Reply {
             let _ = write!(text, "; {}", ordered(&n.derived));
         }
         if let Some(inf) = &n.inference {
-            let _ = write!(text, "; capacity {}", inference_text(&inf.method, inf.confidence, inf.saturated_bins));
+            let _ = write!(text, "; capacity {}", inference_text(inf));
         }
         text.push('\n');
     }

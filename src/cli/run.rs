@@ -7,7 +7,8 @@ use serde_json::json;
 
 use crate::artifacts::{self, RunInput};
 use crate::cli::output::{
-    accounting_json, accounting_text, mean, series_table, values_json, warnings_json, warnings_text,
+    accounting_json, accounting_text, count, inference_text, mean, series_table, values_json, warnings_json,
+    warnings_text,
 };
 use crate::cli::{Failure, RunArgs, ValidateArgs, parse_params};
 use crate::engine::Evaluation;
@@ -23,14 +24,8 @@ fn rows<'a>(
         .iter()
         .filter_map(|(id, s)| {
             let v = ev.series.get(s)?;
-            let note = artifacts::inference_json(ev, *s, params).map(|i| {
-                format!(
-                    "inferred ({}, confidence {}, {} saturated bins)",
-                    i["method"].as_str().unwrap_or(""),
-                    i["confidence"],
-                    i["saturated_bins"]
-                )
-            });
+            let note =
+                artifacts::inference_json(ev, *s, params).map(|i| inference_text(&crate::server::inference_label(&i)));
             Some((id.clone(), artifacts::artifact_kind(c, *s), &v[..], note))
         })
         .collect()
@@ -91,14 +86,13 @@ pub(crate) fn run(a: &RunArgs, data_root: Option<&std::path::Path>, json: bool) 
         let start = g.start_utc().map(|s| format!(" from {s}")).unwrap_or_default();
         write!(
             stdout,
-            "run {}{}\n  {}\ngrid: {} bins × {} {} ({} min per bin){start}\n\n{}\n{}{}\n",
+            "run {}{}\n  {}\ngrid: {} × {} ({} per bin){start}\n\n{}\n{}{}\n",
             out.run_id,
             if out.reused { " (already on disk, verified)" } else { "" },
             out.dir.display(),
-            g.bins,
-            g.bin_size,
-            g.bin_unit.name(),
-            g.bin_minutes(),
+            count(g.bins as u64, "bin"),
+            count(g.bin_size as u64, g.bin_unit.name().trim_end_matches('s')),
+            count(g.bin_minutes(), "minute"),
             series_table(&rows(&ev, &params)),
             warnings_text(&warnings),
             accounting_text(&ev.accounting)

@@ -488,6 +488,7 @@ pub fn compile(document: Arc<Document>, overrides: &BTreeSet<String>) -> Result<
         let ordered = order_members(scc, &same);
         units.push(lower_unit(&t, &ordered, u as u32, looped[u], grid.bins));
     }
+    crate::engine::inference::add_guards(&mut units, &doc.parameters);
 
     let outputs = select_outputs(doc, &t)?;
     let checks = compile_checks(doc, &t, &topo_plan)?;
@@ -890,7 +891,12 @@ fn lower_unit(t: &Table, ordered: &[usize], u: u32, looped: bool, bins: u32) -> 
             Body::Expr { expr, .. } => match t.series[def.outputs[0] as usize].inference {
                 Some((served, queue, _)) => {
                     let queue_init = l.initial_of(queue);
-                    MemberDef::Infer { served: l.src(served), queue: l.src(queue), queue_init }
+                    MemberDef::Infer {
+                        served: l.src(served),
+                        queue: l.src(queue),
+                        queue_init,
+                        guards: Default::default(),
+                    }
                 }
                 None => MemberDef::Expr(l.expr(expr)),
             },

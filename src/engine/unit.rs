@@ -76,11 +76,12 @@ pub enum MemberDef {
         weights: Vec<Bits>,
         total: Bits,
     },
-    /// §7.2 capacity inference.
+    /// §7.2 capacity inference, NaN when a guard trips (see `engine::inference`).
     Infer {
         served: u16,
         queue: u16,
         queue_init: Option<NumSlot>,
+        guards: crate::engine::inference::Guards,
     },
 }
 
@@ -220,7 +221,10 @@ impl MemberDef {
             MemberDef::Const(b) => vec![b.get(); n],
             MemberDef::Alias(s) => env.src(*s).to_vec(),
             MemberDef::Expr(e) => e.eval_series(env),
-            MemberDef::Infer { served, queue, queue_init } => {
+            MemberDef::Infer { served, queue, queue_init, guards } => {
+                if guards.tripped(|slot| NumSlot::Param(slot).value(env)) {
+                    return vec![f64::NAN; n];
+                }
                 let init = queue_init.map_or(0.0, |q| q.value(env));
                 let cap = infer_capacity(env.src(*served), env.src(*queue), init).capacity;
                 vec![cap; n]

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use crate::diag::Severity;
 use crate::engine::cexpr::Env;
 use crate::engine::db::{Evaluation, InputSeries};
+use crate::engine::inference::Inferred;
 use crate::engine::plan::CheckPlan;
 use crate::engine::topology::Operandish;
-use crate::engine::unit::infer_capacity;
 use crate::engine::warnings::{Warning, sort};
 use crate::model::doc::{Num, Role, TopoKind};
 
@@ -161,21 +161,17 @@ pub fn warnings(ev: &Evaluation, vi: &ValidationInputs<'_>) -> Vec<Warning> {
         }
     }
 
-    for s in &c.series {
-        let Some((served, queue, init)) = &s.inference else { continue };
-        let (Some(sv), Some(qv)) = (ev.series.get(served), ev.series.get(queue)) else { continue };
-        let inf = infer_capacity(sv, qv, init.as_ref().map_or(0.0, num));
-        if inf.saturated_bins == 0 {
-            out.push(Warning::new(
-                "capacity_not_inferable",
-                Severity::Warning,
-                &s.id,
-                format!(
-                    "no saturated bins (queue `{}` never builds while positive); capacity cannot be inferred",
-                    c.series_id(*queue)
-                ),
-            ));
-        }
+    for (i, s) in c.series.iter().enumerate() {
+        let Some((_, queue, _)) = &s.inference else { continue };
+        let message = match crate::engine::inference::inferred(ev, i as u32, vi.params) {
+            Some(Inferred::Refused(why)) => format!("not inferred: {why}"),
+            Some(Inferred::Value(inf)) if inf.saturated_bins == 0 => format!(
+                "no saturated bins (queue `{}` never builds while positive); capacity cannot be inferred",
+                c.series_id(*queue)
+            ),
+            _ => continue,
+        };
+        out.push(Warning::new("capacity_not_inferable", Severity::Warning, &s.id, message));
     }
 
     for check in &c.checks {

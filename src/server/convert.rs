@@ -200,5 +200,6 @@ pub(crate) fn inference(v: &serde_json::Value) -> pb::Inference {
         method: v["method"].as_str().unwrap_or("saturation").to_string(),
         confidence: v["confidence"].as_f64().unwrap_or(f64::NAN),
         saturated_bins: v["saturated_bins"].as_u64().unwrap_or(0),
+        refused: v["refused"].as_str().unwrap_or_default().to_string(),
     }
 }
