@@ -114,6 +114,28 @@ fn err(line: u64, msg: impl Into<String>, help: &str) -> Diagnostics {
     d.with_help(help).into()
 }
 
+/// When the timestamps' gaps disagree: the first timestamp off the grid most of them are on, with
+/// its line; `None` when every timestamp is on that grid. The grid is the gap between
+/// consecutive timestamps whose epoch-aligned bins (as `bin()` makes them) hold the most
+/// timestamps, the larger gap on a tie.
+fn misaligned(stamps: &BTreeMap<i64, u64>, keys: &[i64]) -> Option<Diagnostics> {
+    let gaps: BTreeSet<i64> = keys.windows(2).map(|w| w[1] - w[0]).filter(|g| *g > 0).collect();
+    let on = |g: i64| keys.iter().filter(|m| m.rem_euclid(g) == 0).count();
+    let bm = gaps.iter().copied().max_by_key(|g| (on(*g), *g))?;
+    let (&m, &line) = stamps.iter().find(|(m, _)| m.rem_euclid(bm) != 0)?;
+    let start = m - m.rem_euclid(bm);
+    Some(err(
+        line,
+        format!(
+            "timestamp {} is not aligned to the {bm}-minute bins the other rows are on (it is {} minutes into the bin starting {})",
+            format_minutes(m),
+            m - start,
+            format_minutes(start)
+        ),
+        &format!("fix the row, export with bin() alignment, or pass --bin-size {bm}m --align floor"),
+    ))
+}
+
 /// Guesses the format from the first non-blank character.
 pub fn sniff(first: &[u8]) -> Format {
     let first = first.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(first);
@@ -193,11 +215,13 @@ fn for_each_row(
                         Some(f64::NAN)
                     } else {
                         Some(raw.parse::<f64>().map_err(|_| {
-                            err(
-                                line,
-                                format!("{} value `{raw}` is not a number", METRICS[m]),
-                                "values are numbers; leave a cell empty for unknown",
-                            )
+                            // The column the field starts at (exact for unquoted fields).
+                            let column =
+                                1 + (0..c).map(|j| rec.get(j).map_or(0, |f| f.chars().count()) + 1).sum::<usize>();
+                            let d = Diagnostic::error("gold", format!("{} value `{raw}` is not a number", METRICS[m]))
+                                .at_line(line as u32, column as u32)
+                                .with_help("values are numbers; leave a cell empty for unknown");
+                            Diagnostics::from(d)
                         })?)
                     };
                     values.push((m, v));
@@ -314,32 +338,36 @@ pub fn load(src: &mut dyn Source, opts: &LoadOptions, progress: &mut dyn FnMut(u
     let window = match (opts.start_minutes, opts.bins, opts.bin_minutes) {
         (Some(s), Some(b), Some(bm)) => Window { start_minutes: s, bins: b, bin_minutes: bm },
         _ => {
-            let mut stamps = BTreeSet::new();
+            // Distinct timestamps, each with the first line it is on.
+            let mut stamps: BTreeMap<i64, u64> = BTreeMap::new();
             let mut r =
                 Counting::new(src.open().map_err(|e| err(0, format!("cannot read the file: {e}"), ""))?, progress);
             for_each_row(&mut r, format, &mut |row| {
                 let m = parse_utc_minutes(&row.ts)
                     .map_err(|e| err(row.line, e, "timestamps are RFC 3339 UTC, e.g. 2025-10-07T00:05:00Z"))?;
-                stamps.insert(m);
+                stamps.entry(m).or_insert(row.line);
                 Ok(())
             })?;
-            let (Some(&first), Some(&last)) = (stamps.first(), stamps.last()) else {
+            let (Some((&first, _)), Some((&last, _))) = (stamps.first_key_value(), stamps.last_key_value()) else {
                 return Err(err(0, "the file has no rows", "export at least one row"));
             };
             let bm = match opts.bin_minutes {
                 Some(b) => b,
                 None => {
                     bin_inferred = true;
-                    let gaps: BTreeSet<i64> = stamps.iter().zip(stamps.iter().skip(1)).map(|(a, b)| b - a).collect();
+                    let keys: Vec<i64> = stamps.keys().copied().collect();
+                    let gaps: BTreeSet<i64> = keys.windows(2).map(|w| w[1] - w[0]).collect();
                     let smallest = gaps.first().copied().unwrap_or(1).max(1);
                     if let Some(bad) = gaps.iter().find(|g| *g % smallest != 0) {
-                        return Err(err(
-                            0,
-                            format!(
-                                "the bin size cannot be inferred: the smallest gap between timestamps is {smallest} minutes but another gap is {bad} minutes"
-                            ),
-                            "pass --bin-size",
-                        ));
+                        return Err(misaligned(&stamps, &keys).unwrap_or_else(|| {
+                            err(
+                                0,
+                                format!(
+                                    "the bin size cannot be inferred: the smallest gap between timestamps is {smallest} minutes but another gap is {bad} minutes"
+                                ),
+                                "pass --bin-size",
+                            )
+                        }));
                     }
                     smallest as u64
                 }

@@ -95,6 +95,10 @@ fn bad_parameter_is_exit_2_and_names_it() {
     let out = run(&["run", tpl.to_str().unwrap(), "-p", "nope=1"], tmp.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("unknown parameter `nope`"));
+    // A near miss gets the name it missed, like an unknown series does.
+    let out = run(&["run", tpl.to_str().unwrap(), "-p", "demand_scal=1"], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("did you mean `demand_scale`?"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -343,4 +347,70 @@ fn strip(v: &mut serde_json::Value) {
         serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
         _ => {}
     }
+}
+
+/// Issue 9 §4: mistakes that used to mislead get errors that say what and where.
+#[test]
+fn mistakes_get_errors_that_say_what_and_where() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = dir.join("flowtime.redb");
+    let dbs = db.to_str().unwrap();
+    let tpl = repo().join("templates/order-system.yaml");
+    let bad = |args: &[&str]| -> String {
+        let out = run(args, dir);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stdout));
+        text(&out.stderr)
+    };
+    // A read-only command on a missing database is an error naming it (and creates nothing);
+    // a command that writes creates it and says so.
+    let err = bad(&["--db", dbs, "session", "list"]);
+    assert!(err.contains(&format!("the database file {dbs} does not exist")), "{err}");
+    assert!(!db.exists());
+    let out = run(&["--db", dbs, "session", "open", tpl.to_str().unwrap(), "--name", "replay"], dir);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stderr), format!("created {dbs}\n"));
+    let typo = dir.join("flowtime.rdb");
+    let err = bad(&["--db", typo.to_str().unwrap(), "session", "list"]);
+    assert!(err.contains(&format!("did you mean `--db {}`?", db.display())), "{err}");
+    // A template file that does not exist says so, with the nearest name.
+    let err = bad(&["--db", dbs, "session", "open", repo().join("templates/order-sytem.yaml").to_str().unwrap()]);
+    assert!(err.contains("order-sytem.yaml does not exist") && err.contains("templates/order-system.yaml?"), "{err}");
+    // Runs go to a local directory, never a URL-shaped one.
+    let err = bad(&["run", tpl.to_str().unwrap(), "--out", "s3://bucket/x"]);
+    assert!(err.contains("--out s3://bucket/x is a URL"), "{err}");
+    assert!(!dir.join("s3:").exists());
+    // NOT_FOUND lists what exists.
+    let err = bad(&["--db", dbs, "query", "replya", "served"]);
+    assert!(err.contains("session `replya` not found; did you mean `replay`? (open sessions: replay)"), "{err}");
+    let err = bad(&["--db", dbs, "query", "replay", "servd"]);
+    assert!(err.contains("did you mean `served`?"), "{err}");
+    // `variant … SESSION NAME` and `… SESSION/NAME` both work, for every variant command.
+    for args in [
+        &["variant", "create", "replay/a", "-p", "q0=1"][..],
+        &["variant", "create", "replay", "b", "-p", "q0=2"],
+        &["variant", "show", "replay", "a"],
+        &["variant", "set", "replay/b", "-p", "q0=3"],
+        &["variant", "delete", "replay", "a"],
+        &["variant", "delete", "replay/b"],
+    ] {
+        let out = run(&[&["--db", dbs][..], args].concat(), dir);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+    let err = bad(&["--db", dbs, "variant", "show", "replay/a", "b"]);
+    assert!(err.contains("names the variant twice"), "{err}");
+    // A series CSV reports every bad row, each with the column of its field.
+    let csv = dir.join("bad.csv");
+    std::fs::write(&csv, "bin_index,value\n0,1\n1,x\n2,\"y\"\nz,3\n").unwrap();
+    let err = bad(&["--db", dbs, "variant", "create", "replay", "c", "--series", &format!("served={}", csv.display())]);
+    for want in ["line 3, column 3", "value `x` is not a number", "line 4, column 3", "line 5, column 1", "3 errors"] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    // A misaligned Gold timestamp (no --bin-size) is reported as such, with its file and line.
+    let gold = dir.join("day.csv");
+    let rows: String =
+        ["00:00", "00:05", "00:12", "00:15"].iter().map(|t| format!("2025-10-07T{t}:00Z,A,1,1,0\n")).collect();
+    std::fs::write(&gold, format!("ts,node,arrivals,served,errors\n{rows}")).unwrap();
+    let err = bad(&["--db", dbs, "telemetry", "load", gold.to_str().unwrap()]);
+    assert!(err.contains("day.csv:line 4") && err.contains("not aligned to the 5-minute bins"), "{err}");
 }

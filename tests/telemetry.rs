@@ -90,14 +90,12 @@ fn the_window_and_bin_size_are_inferred_when_not_given() {
     assert_eq!((l.window.start_minutes, l.window.bins, l.window.bin_minutes), (START, 5, 5));
     assert!(l.bin_inferred);
     assert!(l.warnings.iter().any(|w| w.code == "bin_size_inferred" && w.message.contains("5 minutes")));
-    // Gaps of 5 and 7 minutes: no bin size divides both.
+    // Gaps of 5 and 7 minutes: no bin size divides both; the row off the 5-minute bins the
+    // others are on is named.
     let bad = "ts,node,arrivals,served,errors\n2025-10-07T00:00:00Z,A,1,1,0\n2025-10-07T00:05:00Z,A,1,1,0\n2025-10-07T00:12:00Z,A,1,1,0\n";
     let e = run(bad, &LoadOptions::default()).unwrap_err();
-    assert!(
-        e.0[0].message.contains("smallest gap between timestamps is 5 minutes but another gap is 7"),
-        "{}",
-        e.0[0].message
-    );
+    assert_eq!(e.0[0].line, Some(4));
+    assert!(e.0[0].message.contains("00:12:00Z is not aligned to the 5-minute bins"), "{}", e.0[0].message);
 }
 
 #[test]
@@ -124,6 +122,21 @@ fn misaligned_timestamps_and_duplicates_are_errors_with_the_line() {
     assert!(e.0[0].message.contains("required column `errors`"));
     let e = run("{\"ts\":\"2025-10-07T00:00:00Z\",\"node\":\"A\",\"arrivals\":\"x\"}\n", &window(4)).unwrap_err();
     assert_eq!(e.0[0].line, Some(1));
+    // A bad value names its column: `served` starts at column 26 of this line.
+    let bad = "ts,node,arrivals,served,errors\n2025-10-07T00:00:00Z,A,1,x,0\n";
+    let e = run(bad, &window(4)).unwrap_err();
+    assert_eq!((e.0[0].line, e.0[0].column), (Some(2), Some(26)), "{}", e.0[0].message);
+    // Without a bin size, a misaligned row is reported as such (with its line), not as a bin
+    // size that cannot be inferred.
+    let rows: String = ["00:00", "00:05", "00:10", "00:17", "00:20", "00:25"]
+        .iter()
+        .map(|t| format!("2025-10-07T{t}:00Z,A,1,1,0\n"))
+        .collect();
+    let e = run(&format!("ts,node,arrivals,served,errors\n{rows}"), &LoadOptions::default()).unwrap_err();
+    let d = &e.0[0];
+    assert_eq!(d.line, Some(5));
+    assert!(d.message.contains("2025-10-07T00:17:00Z is not aligned to the 5-minute bins"), "{}", d.message);
+    assert!(d.help.as_deref().unwrap().contains("--bin-size 5m --align floor"));
 }
 
 #[test]

@@ -173,7 +173,13 @@ fn load_files(a: &LoadArgs) -> Result<Reply, Failure> {
         bar.update(read, total, pass);
     };
     let mut src = telemetry::FileSource::new(&a.file);
-    let loaded = telemetry::load(&mut src, &opts, &mut progress)?;
+    let loaded = telemetry::load(&mut src, &opts, &mut progress).map_err(|mut d| {
+        bar.done(any);
+        for x in &mut d.0 {
+            x.file.get_or_insert_with(|| a.file.display().to_string());
+        }
+        Failure::BadInput(d)
+    })?;
     bar.done(any);
     let provenance = json!({
         "source": a.file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),

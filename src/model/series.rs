@@ -130,11 +130,17 @@ pub struct ParsedSeries {
     pub nans: Vec<u32>,
 }
 
-/// Reads a series CSV for `grid`. `label` names the file in errors.
+/// At most this many row errors of one series CSV are reported.
+const MAX_ROW_ERRORS: usize = 20;
+
+/// Reads a series CSV for `grid`. `label` names the file in errors. Every bad row is reported
+/// (up to [`MAX_ROW_ERRORS`], then how many more), each with its line and the column its field
+/// starts at.
 pub fn parse_series_csv(bytes: &[u8], grid: &Grid, label: &str) -> Result<ParsedSeries, Diagnostics> {
-    let err = |line: u64, msg: String, help: &str| -> Diagnostics {
-        Diagnostic::error("series_csv", msg).in_file(label).at_line(line as u32, 1).with_help(help).into()
+    let at = |line: u64, column: u32, msg: String, help: &str| -> Diagnostic {
+        Diagnostic::error("series_csv", msg).in_file(label).at_line(line as u32, column.max(1)).with_help(help)
     };
+    let err = |line: u64, msg: String, help: &str| -> Diagnostics { at(line, 1, msg, help).into() };
     let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(bytes);
     let headers = rdr
         .headers()
@@ -163,51 +169,70 @@ pub fn parse_series_csv(bytes: &[u8], grid: &Grid, label: &str) -> Result<Parsed
     let mut values = vec![0.0; n];
     let mut seen = vec![0u64; n]; // line that set each bin, 0 = unset
     let mut nans = Vec::new();
+    let mut problems: Vec<Diagnostic> = Vec::new();
+    let mut more = 0usize;
+    let mut report = |d: Diagnostic| {
+        if problems.len() < MAX_ROW_ERRORS {
+            problems.push(d);
+        } else {
+            more += 1;
+        }
+    };
     for rec in rdr.records() {
-        let rec = rec.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            err(line, format!("unreadable CSV row: {e}"), "each row is `index,value`")
-        })?;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                report(at(line, 1, format!("unreadable CSV row: {e}"), "each row is `index,value`"));
+                continue;
+            }
+        };
         let line = rec.position().map_or(0, |p| p.line());
         if rec.iter().all(|f| f.is_empty()) {
             continue;
         }
-        let bin: i64 = if let Some(ic) = idx_col {
-            let raw = rec.get(ic).unwrap_or("");
-            raw.parse::<i64>().map_err(|_| {
-                err(line, format!("bin index `{raw}` is not a whole number"), "bin indices are 0, 1, 2, ...")
-            })?
+        let column = |field: usize| rec.position().map_or(1, |p| field_column(bytes, p.byte() as usize, field));
+        let key_col = idx_col.or(ts_col).unwrap_or(0);
+        let raw_key = rec.get(key_col).unwrap_or("");
+        let bin: i64 = if idx_col.is_some() {
+            match raw_key.parse::<i64>() {
+                Ok(b) => b,
+                Err(_) => {
+                    let msg = format!("bin index `{}` is not a whole number", excerpt(raw_key));
+                    report(at(line, column(key_col), msg, "bin indices are 0, 1, 2, ..."));
+                    continue;
+                }
+            }
         } else {
-            let raw = rec.get(ts_col.unwrap_or(0)).unwrap_or("");
-            let m = parse_utc_minutes(raw).map_err(|e| err(line, e, "timestamps look like 2025-10-07T00:05:00Z"))?;
+            let m = match parse_utc_minutes(raw_key) {
+                Ok(m) => m,
+                Err(e) => {
+                    report(at(line, column(key_col), e, "timestamps look like 2025-10-07T00:05:00Z"));
+                    continue;
+                }
+            };
             let start = grid.start_minutes.unwrap_or(0);
             let bm = grid.bin_minutes() as i64;
             if (m - start).rem_euclid(bm) != 0 {
-                return Err(err(
-                    line,
-                    format!(
-                        "timestamp `{raw}` is not aligned to the {bm}-minute grid starting {}",
-                        grid.start_utc().unwrap_or_default()
-                    ),
-                    "timestamps must fall on bin starts",
-                ));
+                let msg = format!(
+                    "timestamp `{raw_key}` is not aligned to the {bm}-minute grid starting {}",
+                    grid.start_utc().unwrap_or_default()
+                );
+                report(at(line, column(key_col), msg, "timestamps must fall on bin starts"));
+                continue;
             }
             (m - start).div_euclid(bm)
         };
         if bin < 0 || bin >= n as i64 {
-            return Err(err(
-                line,
-                format!("bin {bin} is outside the grid (0..{})", n),
-                "remove the row or extend grid.bins",
-            ));
+            let msg = format!("bin {bin} is outside the grid (0..{n})");
+            report(at(line, column(key_col), msg, "remove the row or extend grid.bins"));
+            continue;
         }
         let b = bin as usize;
         if seen[b] != 0 {
-            return Err(err(
-                line,
-                format!("bin {bin} appears twice (first on line {})", seen[b]),
-                "keep one row per bin",
-            ));
+            let msg = format!("bin {bin} appears twice (first on line {})", seen[b]);
+            report(at(line, column(key_col), msg, "keep one row per bin"));
+            continue;
         }
         seen[b] = line.max(1);
         let raw = rec.get(value_col).unwrap_or("");
@@ -215,19 +240,66 @@ pub fn parse_series_csv(bytes: &[u8], grid: &Grid, label: &str) -> Result<Parsed
             nans.push(b as u32);
             f64::NAN
         } else {
-            raw.parse::<f64>().map_err(|_| {
-                err(
-                    line,
-                    format!("value `{raw}` is not a number"),
-                    "values are numbers; leave the cell empty or write NaN for unknown",
-                )
-            })?
+            match raw.parse::<f64>() {
+                Ok(v) => v,
+                Err(_) => {
+                    report(at(
+                        line,
+                        column(value_col),
+                        format!("value `{}` is not a number", excerpt(raw)),
+                        "values are numbers; leave the cell empty or write NaN for unknown",
+                    ));
+                    continue;
+                }
+            }
         };
         values[b] = v;
+    }
+    if !problems.is_empty() {
+        if more > 0 {
+            problems.push(
+                Diagnostic::error("series_csv", format!("… and {more} more bad rows"))
+                    .in_file(label)
+                    .with_help("fix the rows above first"),
+            );
+        }
+        return Err(Diagnostics(problems));
     }
     nans.sort_unstable();
     let gaps = (0..n).filter(|&b| seen[b] == 0).map(|b| b as u32).collect();
     Ok(ParsedSeries { values, gaps, nans })
+}
+
+/// The 1-based character column where field `field` of the record starting at byte `start`
+/// begins (delimiters inside double quotes do not count).
+fn field_column(bytes: &[u8], start: usize, field: usize) -> u32 {
+    let line = bytes.get(start..).unwrap_or_default();
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let (mut quoted, mut seen, mut at) = (false, 0, 0);
+    for (i, &b) in line.iter().enumerate() {
+        if seen == field {
+            at = i;
+            break;
+        }
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                seen += 1;
+                at = i + 1;
+            }
+            _ => {}
+        }
+    }
+    let text = String::from_utf8_lossy(&line[..at.min(line.len())]);
+    text.chars().count() as u32 + 1
+}
+
+/// Input quoted in a message: at most 40 characters.
+fn excerpt(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -237,6 +309,27 @@ mod tests {
 
     fn grid(bins: i64) -> Grid {
         Grid::new(bins, 5, BinUnit::Minutes, Some("2025-10-07T00:00:00Z")).unwrap()
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_with_the_column_of_its_field() {
+        let csv = b"bin_index,value\n0,1\n1,abc\nx,2\n2,\"3\"\n2,4\n";
+        let d = parse_series_csv(csv, &grid(4), "s.csv").unwrap_err();
+        let got: Vec<(Option<u32>, Option<u32>, &str)> =
+            d.0.iter().map(|x| (x.line, x.column, x.message.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(3), Some(3), "value `abc` is not a number"),
+                (Some(4), Some(1), "bin index `x` is not a whole number"),
+                (Some(6), Some(1), "bin 2 appears twice (first on line 5)"),
+            ]
+        );
+        // Past the limit, the rest are counted.
+        let many: String = (0..30).map(|i| format!("{i},v{i}\n")).collect();
+        let d = parse_series_csv(format!("bin_index,value\n{many}").as_bytes(), &grid(40), "s.csv").unwrap_err();
+        assert_eq!(d.0.len(), MAX_ROW_ERRORS + 1);
+        assert_eq!(d.0.last().unwrap().message, "… and 10 more bad rows");
     }
 
     #[test]

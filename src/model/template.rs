@@ -26,10 +26,10 @@ pub fn bind(
     let declared: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
     for name in supplied.keys() {
         if !declared.contains(&name.as_str()) {
-            let help = if declared.is_empty() {
-                "this template declares no parameters".to_string()
-            } else {
-                format!("declared parameters: {}", declared.join(", "))
+            let help = match crate::model::doc::closest(name, &declared) {
+                _ if declared.is_empty() => "this template declares no parameters".to_string(),
+                Some(n) => format!("did you mean `{n}`? declared parameters: {}", declared.join(", ")),
+                None => format!("declared parameters: {}", declared.join(", ")),
             };
             diags.push(
                 Diagnostic::error("unknown_parameter", format!("value given for unknown parameter `{name}`"))

@@ -122,17 +122,13 @@ impl Api {
         let root = self.data_root.to_path_buf();
         let (mut loaded, provenance) = tokio::task::spawn_blocking(move || -> Result<_, Status> {
             let (loaded, sha, source, extraction) = if o.path.is_empty() {
+                let source = if o.source.is_empty() { "upload".to_string() } else { o.source.clone() };
                 let mut progress = progress_sender(events, data.len() as u64);
                 let loaded = crate::telemetry::load(&mut crate::telemetry::Bytes(&data), &lo, &mut progress)
-                    .map_err(|d| crate::server::status::invalid("data", &d))?;
+                    .map_err(|d| crate::server::status::invalid("data", &in_file(d, &source)))?;
                 progress(data.len() as u64);
                 let sha = crate::model::params::hex(&<sha2::Sha256 as sha2::Digest>::digest(&data));
-                (
-                    loaded,
-                    sha,
-                    if o.source.is_empty() { "upload".to_string() } else { o.source.clone() },
-                    o.extraction_ts.clone(),
-                )
+                (loaded, sha, source, o.extraction_ts.clone())
             } else {
                 let rel =
                     crate::model::series::normalise_path(&o.path).map_err(|e| invalid_field("options.path", e))?;
@@ -142,20 +138,20 @@ impl Api {
                 let path = crate::host::resolve_under_root(&rel, &root)
                     .map_err(|d| crate::server::status::invalid("options.path", &d.into()))?;
                 let mut src = crate::telemetry::FileSource::new(&path);
+                let source = if o.source.is_empty() {
+                    rel.rsplit('/').next().unwrap_or(&rel).to_string()
+                } else {
+                    o.source.clone()
+                };
                 let total = crate::sys::file_size(&path).unwrap_or(0);
                 let mut progress = progress_sender(events, total);
                 let loaded = crate::telemetry::load(&mut src, &lo, &mut progress)
-                    .map_err(|d| crate::server::status::invalid("options.path", &d))?;
+                    .map_err(|d| crate::server::status::invalid("options.path", &in_file(d, &source)))?;
                 progress(total);
                 let extraction = if o.extraction_ts.is_empty() {
                     crate::sys::modified_secs(&path).map(|s| format_minutes(s.div_euclid(60))).unwrap_or_default()
                 } else {
                     o.extraction_ts.clone()
-                };
-                let source = if o.source.is_empty() {
-                    rel.rsplit('/').next().unwrap_or(&rel).to_string()
-                } else {
-                    o.source.clone()
                 };
                 (loaded, src.sha.clone().unwrap_or_default(), source, extraction)
             };
@@ -191,6 +187,14 @@ impl Api {
             provenance_json: provenance.to_string(),
         })
     }
+}
+
+/// The loader's diagnostics name the file they are about.
+fn in_file(mut d: crate::diag::Diagnostics, file: &str) -> crate::diag::Diagnostics {
+    for x in &mut d.0 {
+        x.file.get_or_insert_with(|| file.to_string());
+    }
+    d
 }
 
 /// The loader's progress callback: sends a `LoadProgress` event about once per percent (the
