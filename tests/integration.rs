@@ -10,6 +10,7 @@ mod fixtures;
 mod incremental;
 mod inference;
 mod load;
+mod readme;
 mod seed;
 mod server;
 mod sessions;

@@ -115,10 +115,10 @@ pub(crate) fn validate(a: &ValidateArgs, data_root: Option<&std::path::Path>, js
     } else {
         write!(
             stdout,
-            "ok: {} is valid ({} series in {} units)\n{}",
+            "ok: {} is valid ({} series in {})\n{}",
             model.label,
             c.series.len(),
-            c.units.len(),
+            count(c.units.len() as u64, "unit"),
             warnings_text(&warnings)
         )
     };
