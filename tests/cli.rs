@@ -146,6 +146,10 @@ fn database_commands_open_query_compare_and_batch() {
     assert_eq!(row("served")["notDownstreamOfAnyDifference"], true);
     assert_eq!(row("queue_depth")["identical"], false);
     assert_eq!(row("queue_depth")["maxAbsDiff"], 500.0);
+    // A table cut short says where and how many rows it left out.
+    let q = ok(&["query", "replay", "served"]);
+    assert!(q.contains("\n 99  2025-10-07T08:15:00Z"), "{q}");
+    assert!(q.contains("… bins 100..288 not shown (188 more); narrow --bins or use --json"), "{q}");
     // Out-of-range windows and unknown targets are bad input.
     let out = run(&["--db", dbs, "query", "replay", "served", "--bins", "0..999"], tmp.path());
     assert_eq!(out.status.code(), Some(2));

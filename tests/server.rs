@@ -143,6 +143,28 @@ async fn round_trips_queries_state_and_compare() {
     assert_eq!(r.series.len(), 1);
     // queue_depth[0] = max(0, 500 + arrivals[0] − served[0] − errors[0]) = 500 + 43 − 43 − 0.
     assert_eq!(r.series[0].values, vec![500.0, 500.0, 500.0]);
+    // An inferred capacity asked for alone carries its label (it is inferred from series the
+    // request did not name), and a refused one says why.
+    for (variant, refused) in [("", false), ("backlog", true)] {
+        let cap = q
+            .get_series(pb::GetSeriesRequest {
+                target: target("replay", variant),
+                ids: vec!["capacity_inferred".into()],
+                window: Some(pb::BinWindow { start: 0, end: 1 }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let label = cap.series[0].inference.clone().expect("the inference label");
+        assert_eq!(label.method, "saturation");
+        if refused {
+            assert!(cap.series[0].values[0].is_nan() && label.refused.contains("q0 = 500"), "{label:?}");
+        } else {
+            assert_eq!((cap.series[0].values[0], label.saturated_bins), (109.0, 22));
+            assert!(label.refused.is_empty() && (label.confidence - 22.0 / 288.0).abs() < 1e-12);
+        }
+    }
     let info = r.info.unwrap();
     assert_eq!(info.overrides["q0"], num(500.0));
     assert_eq!(info.revision, 2);
