@@ -46,9 +46,9 @@ impl Api {
 
     /// Connects to a running server.
     pub(crate) async fn connect(url: &str) -> Result<Api, Failure> {
-        let client = Client::connect(url)
-            .await
-            .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot reach the server at {url}: {e}")))?;
+        let client = Client::connect(url).await.map_err(|e| {
+            Failure::Runtime(anyhow::Error::new(e).context(format!("cannot reach the server at {url}")))
+        })?;
         Ok(Api { client, _local: None, server: Some(url.to_string()), data_root: None })
     }
 
