@@ -52,10 +52,13 @@ def main():
         template_id=put.id, template_version=put.version, session_id=session_id))
     print(f"session {s.id}: {s.grid.bins} bins of {s.grid.bin_minutes} minutes from {s.grid.start}")
 
+    # What-ifs model what OrderService serves (`served_modeled`: up to its capacity per bin);
+    # replayed telemetry could not react to a bigger backlog or more demand.
+    modelled = common_pb2.ParamValue(series="served_modeled")
     sessions.CreateVariant(sessions_pb2.CreateVariantRequest(
-        session_id=session_id, name="backlog", parameters={"q0": number(500)}))
+        session_id=session_id, name="backlog", parameters={"q0": number(500), "served_source": modelled}))
     sessions.CreateVariant(sessions_pb2.CreateVariantRequest(
-        session_id=session_id, name="busier", parameters={"demand_scale": number(1.1)}))
+        session_id=session_id, name="busier", parameters={"demand_scale": number(1.1), "served_source": modelled}))
 
     target = lambda v: common_pb2.Target(session=session_id, variant=v)  # noqa: E731
     cmp = queries.Compare(queries_pb2.CompareRequest(
