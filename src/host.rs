@@ -5,6 +5,7 @@
 //! Invariant: every change is committed to the store first, then applied to salsa inputs; a
 //! rejected request leaves both as they were.
 
+mod analysis;
 mod inputs;
 mod plan_cache;
 mod runs;
@@ -15,6 +16,7 @@ mod stored;
 mod templates;
 mod view;
 
+pub use analysis::{AnalysisBase, PlanCompiler};
 pub use runs::{RunCreated, RunInfo, RunMaterial};
 pub use seed::Seeded;
 pub use sessions::{OpenRequest, SessionInfo, VariantInfo};
@@ -38,6 +40,7 @@ use crate::engine::warnings::Warning;
 use crate::engine::{Database, Evaluation, InputSeries, ParamCell, Scenario, SeriesCell};
 use crate::model::doc::read_parameters;
 use crate::model::params::{ParamValue, hex};
+use crate::model::grid::Grid;
 use crate::model::series::{SeriesRef, parse_series_csv};
 use crate::model::template::{Supplied, bind};
 use crate::model::yaml;
@@ -319,7 +322,7 @@ impl Host {
                     HostError::BadInput(d) => d,
                     other => Diagnostics::one(Diagnostic::error("input_missing", other.to_string())),
                 }),
-                None => read_input(key, &c, &m.data_root).map(|data| {
+                None => read_input(key, &c.grid, &m.data_root).map(|data| {
                     // A file is read once per model: its cell never changes.
                     let cell = SeriesCell::immutable(&self.db, data.clone());
                     (data, cell)
@@ -482,7 +485,7 @@ pub(crate) fn resolve_under_root(rel: &str, data_root: &Path) -> Result<PathBuf,
 }
 
 /// Reads one `file:` input relative to the data root, refusing paths that leave it.
-pub(crate) fn read_input(key: &str, c: &Compiled, data_root: &Path) -> Result<InputSeries, Diagnostics> {
+pub(crate) fn read_input(key: &str, grid: &Grid, data_root: &Path) -> Result<InputSeries, Diagnostics> {
     let r =
         crate::model::series::parse_ref(key).map_err(|e| Diagnostics::one(Diagnostic::error("bad_reference", e)))?;
     match r {
@@ -492,14 +495,14 @@ pub(crate) fn read_input(key: &str, c: &Compiled, data_root: &Path) -> Result<In
                 && let Some(bytes) = crate::embedded::file(&rel)
             {
                 // The shipped data is compiled into the binary: it resolves anywhere.
-                let parsed = parse_series_csv(bytes, &c.grid, &rel)?;
+                let parsed = parse_series_csv(bytes, grid, &rel)?;
                 return Ok(input_series(parsed.values, parsed.gaps, parsed.nans, bytes));
             }
             let resolved = resolve_under_root(&rel, data_root).map_err(|d| Diagnostics::one(d.in_file(rel.clone())))?;
             let bytes = sys::read(&resolved).map_err(|e| {
                 Diagnostics::one(Diagnostic::error("io", format!("cannot read {rel}: {e}")).in_file(rel.clone()))
             })?;
-            let parsed = parse_series_csv(&bytes, &c.grid, &rel)?;
+            let parsed = parse_series_csv(&bytes, grid, &rel)?;
             Ok(input_series(parsed.values, parsed.gaps, parsed.nans, &bytes))
         }
         _ => Err(Diagnostic::error("input_missing", format!("input `{key}` has no value")).into()),

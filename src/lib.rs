@@ -2,9 +2,10 @@
 //!
 //! Reading order: [`diag`] (located problems), [`expr`] (the formula language), [`model`]
 //! (documents, templates, grids, series references), [`engine`] (salsa inputs and memoised
-//! evaluation), [`artifacts`] (run directories), [`sys`] (the only place that touches files and
+//! evaluation), [`analysis`] (many points on the shared cache), [`artifacts`] (run directories), [`sys`] (the only place that touches files and
 //! the clock), [`cli`].
 
+pub mod analysis;
 pub mod artifacts;
 pub mod cli;
 pub mod client;

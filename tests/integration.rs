@@ -1,5 +1,6 @@
 //! The one integration-test binary; modules by area.
 
+mod analysis;
 mod artifacts;
 mod bad_input;
 mod cli;

@@ -207,16 +207,46 @@ pub struct UnitKey<'db> {
 /// building keys in order needs no recursion however deep the chains are.
 #[salsa::tracked(returns(ref))]
 pub fn unit_keys<'db>(db: &'db dyn Db, s: Scenario) -> Option<Vec<UnitKey<'db>>> {
-    let c = s.plan(db);
-    let (params, inputs) = (s.params(db), s.inputs(db));
-    let mut keys: Vec<UnitKey<'db>> = Vec::with_capacity(c.units.len());
-    for plan in &c.units {
-        let deps: Vec<UnitKey<'db>> = plan.deps.iter().map(|d| keys[*d as usize]).collect();
-        let p = plan.params.iter().map(|p| params.get(p).copied()).collect::<Option<Vec<_>>>()?;
-        let i = plan.inputs.iter().map(|k| inputs.get(k).copied()).collect::<Option<Vec<_>>>()?;
-        keys.push(UnitKey::new(db, plan.def.clone(), deps, p, i));
+    build_keys(db, s.plan(db), s.params(db), s.inputs(db), None).into_iter().collect()
+}
+
+/// The key of every unit of plan `c` reading the cells `params` and `inputs`, in evaluation
+/// order; None for a unit that reads a cell the maps lack, or a unit whose dependency is None.
+/// Where `known[u]` is given, unit `u` takes that key instead of being interned: an analysis
+/// point derives its keys from its target's this way, interning only the units that read one of
+/// its own cells (their keys are new by construction).
+pub fn build_keys<'db>(
+    db: &'db dyn Db,
+    c: &Compiled,
+    params: &BTreeMap<String, ParamCell>,
+    inputs: &BTreeMap<String, SeriesCell>,
+    known: Option<&[Option<UnitKey<'db>>]>,
+) -> Vec<Option<UnitKey<'db>>> {
+    let mut keys: Vec<Option<UnitKey<'db>>> = Vec::with_capacity(c.units.len());
+    for (u, plan) in c.units.iter().enumerate() {
+        if let Some(k) = known.and_then(|k| k[u]) {
+            keys.push(Some(k));
+            continue;
+        }
+        let key = (|| {
+            let deps = plan.deps.iter().map(|d| keys[*d as usize]).collect::<Option<Vec<_>>>()?;
+            let p = plan.params.iter().map(|p| params.get(p).copied()).collect::<Option<Vec<_>>>()?;
+            let i = plan.inputs.iter().map(|k| inputs.get(k).copied()).collect::<Option<Vec<_>>>()?;
+            Some(UnitKey::new(db, plan.def.clone(), deps, p, i))
+        })();
+        keys.push(key);
     }
-    Some(keys)
+    keys
+}
+
+/// Evaluates `keys` in order (each unit's dependencies before it, so no query recurses) and
+/// returns the series definitions whose computation ran; the rest were memoised.
+pub fn evaluate_in_order<'db>(db: &'db dyn Db, keys: impl IntoIterator<Item = UnitKey<'db>>) -> u64 {
+    EVALUATED.with(|e| e.set(0));
+    for k in keys {
+        eval_unit(db, k);
+    }
+    EVALUATED.with(|e| e.get())
 }
 
 /// What one unit reads, as stable identities and value fingerprints, to find the downstream cone
@@ -326,16 +356,27 @@ impl Evaluation {
 /// long the dependency chains are. `elapsed_us` is left to the caller, which owns the clock.
 pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Evaluation, Diagnostics> {
     let compiled = s.plan(db).clone();
-    let closure = compiled.closure(targets);
-    EVALUATED.with(|e| e.set(0));
     let Some(all) = unit_keys(db, s) else {
         return Err(missing_input(db, s, &compiled));
     };
+    Ok(evaluate_keys(db, compiled, all, targets, None))
+}
+
+/// [`evaluate`] of plan `compiled` given every unit's key (in plan order), for scenarios that are
+/// not salsa inputs (analysis points). Where `verified[u]` is true, unit `u`'s memo was verified
+/// by an earlier evaluation in this revision: the bottom-up walk skips it (its readers find it
+/// without recursing), so a point walks only its own cone. It is still counted in `nodes_total`.
+pub fn evaluate_keys<'db>(
+    db: &'db dyn Db,
+    compiled: Arc<Compiled>,
+    all: &[UnitKey<'db>],
+    targets: Option<&[u32]>,
+    verified: Option<&[bool]>,
+) -> Evaluation {
+    let closure = compiled.closure(targets);
     let keys: Vec<UnitKey<'_>> = closure.iter().map(|u| all[*u as usize]).collect();
-    for &k in &keys {
-        eval_unit(db, k);
-    }
-    let nodes_evaluated = EVALUATED.with(|e| e.get());
+    let walk = closure.iter().zip(&keys).filter(|(u, _)| !verified.is_some_and(|v| v[**u as usize])).map(|(_, k)| *k);
+    let nodes_evaluated = evaluate_in_order(db, walk);
     let nodes_total: u64 = closure.iter().map(|u| compiled.units[*u as usize].weight as u64).sum();
     // Return the requested series (all of them when no targets are given); the rest of the
     // closure was evaluated only as their dependencies.
@@ -363,7 +404,7 @@ pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Eva
         nodes_reused: nodes_total.saturating_sub(nodes_evaluated),
         elapsed_us: 0,
     };
-    Ok(Evaluation { compiled, series, accounting })
+    Evaluation { compiled, series, accounting }
 }
 
 fn missing_input(db: &dyn Db, s: Scenario, c: &Compiled) -> Diagnostics {

@@ -246,7 +246,9 @@ pub fn compile(document: Arc<Document>, overrides: &BTreeSet<String>) -> Result<
 
     for n in &doc.nodes {
         let body = match &n.def {
-            NodeDef::Values(_) | NodeDef::Source { .. } if overrides.contains(&n.id) => {
+            // A pmf is overridden only by the analyses (Monte Carlo draws it per bin); the host
+            // lets users bind const nodes only.
+            NodeDef::Values(_) | NodeDef::Source { .. } | NodeDef::Pmf { .. } if overrides.contains(&n.id) => {
                 let key = format!("override:{}", n.id);
                 inputs.entry(key.clone()).or_default().push(n.id.clone());
                 Body::Input(key)
@@ -309,7 +311,7 @@ pub fn compile(document: Arc<Document>, overrides: &BTreeSet<String>) -> Result<
                 }
             },
         };
-        if overrides.contains(&n.id) && !matches!(n.def, NodeDef::Values(_) | NodeDef::Source { .. }) {
+        if overrides.contains(&n.id) && !matches!(n.def, NodeDef::Values(_) | NodeDef::Source { .. } | NodeDef::Pmf { .. }) {
             t.diags.push(n.loc.diag(
                 "bad_override",
                 format!(

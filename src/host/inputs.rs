@@ -69,7 +69,7 @@ impl Host {
             } else if let Some(pin) = pins.get(key) {
                 cells.insert(key.clone(), self.blob_cell(&pin.sha256, &pin.gaps)?);
             } else if key.starts_with("file:") {
-                match read_input(key, c, &self.data_root.clone()) {
+                match read_input(key, &c.grid, &self.data_root.clone()) {
                     Ok(data) => {
                         let sha = values_sha(&data.values);
                         let pin = InputPin { sha256: sha, gaps: data.gaps.to_vec() };

@@ -33,13 +33,13 @@ impl crate::model::doc::ParamLookup for Recording<'_> {
 }
 
 /// The structural parameters a plan read, with the values it saw.
-type StructuralReads = Vec<(String, Option<ParamValue>)>;
+pub(super) type StructuralReads = Vec<(String, Option<ParamValue>)>;
 
 /// One cached plan: the structural reads and override set it was compiled with.
 type CachedPlan = (StructuralReads, BTreeSet<String>, Arc<Compiled>);
 
 /// Compiles and returns the structural parameters the plan depends on, with their values.
-fn plan_recording(
+pub(super) fn plan_recording(
     text: &str,
     params: &BTreeMap<String, ParamValue>,
     overrides: &BTreeSet<String>,

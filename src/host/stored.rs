@@ -83,7 +83,7 @@ impl Host {
     /// The part of a stored series a model window reads, with its gaps and NaN bins re-indexed.
     /// Its fingerprint is that of the sliced values, so a shifted or re-sliced series is a new
     /// input even when the stored values are the same.
-    fn slice_stored(&self, rec: &SeriesRecord, grid: &Grid) -> Result<InputSeries, HostError> {
+    pub(super) fn slice_stored(&self, rec: &SeriesRecord, grid: &Grid) -> Result<InputSeries, HostError> {
         let first = Self::slice_first(rec, grid)?;
         let values = self.store.read()?.blob(&rec.blob)?;
         let values: Vec<f64> = values[first..first + grid.len()].to_vec();
