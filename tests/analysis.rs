@@ -138,3 +138,185 @@ fn a_point_evaluates_only_the_cone_of_what_it_changes() {
     assert_eq!(totals.preparation.nodes_evaluated, 0, "the chain is memoised from the first sweep");
     assert_eq!(totals.accounting.nodes_evaluated, 3 * n as u64);
 }
+
+#[test]
+fn goal_seek_finds_the_capacity_that_gives_a_peak_and_says_when_it_cannot() {
+    let a = arrivals(200, 7);
+    let mut h = session(&queue_model(&a), &[]);
+    let target_peak = 40.0;
+    let req = GoalSeek {
+        param: "capacity".into(),
+        lo: 5.0,
+        hi: 15.0,
+        metric: "max(queue)".into(),
+        target: target_peak,
+        tolerance: Some(1e-6),
+        ..Default::default()
+    };
+    let base = h.analysis_base(&target()).unwrap();
+    let ((r, _), progress) = with_ctl(1, |ctl| analysis::goal_seek(base, &Common::default(), &req, ctl).unwrap());
+    assert!(r.converged && r.bracketed, "{}", r.message);
+    assert!((r.achieved - target_peak).abs() <= 1e-6, "{}", r.achieved);
+    assert!((peak(&a, r.value) - target_peak).abs() <= 1e-6, "the closed form agrees at {}", r.value);
+    assert!(r.iterations >= 1 && r.trace.len() as u64 >= 2 + r.iterations);
+    assert_eq!(r.trace[0].params, vec![("capacity".to_string(), 5.0)], "the ends come first");
+    assert!(progress.iter().any(|p| p.best.is_some()), "progress carries the best point so far");
+
+    // A peak below what any capacity in the bracket gives: not bracketed, a result.
+    let req = GoalSeek { target: -5.0, ..req };
+    let base = h.analysis_base(&target()).unwrap();
+    let (r, _) = with_ctl(1, |ctl| analysis::goal_seek(base, &Common::default(), &req, ctl).unwrap()).0;
+    assert!(!r.converged && !r.bracketed);
+    assert_eq!(r.value, 15.0, "the end nearest the target");
+    assert!(r.message.contains("not bracketed"), "{}", r.message);
+}
+
+/// `out`'s mean is (a − 3)² + (b + 1)²: a convex bowl with its minimum at (3, −1).
+const BOWL: &str = "id: bowl\nversion: \"1\"\nparameters:\n  - {name: a, type: number, default: 0, min: -10, max: 10}\n  - {name: b, type: number, default: 0, min: -10, max: 10}\ngrid: {bins: 4, binSize: 1, binUnit: hours}\nnodes:\n  - {id: out, kind: expr, expr: \"({{a}} - 3) * ({{a}} - 3) + ({{b}} + 1) * ({{b}} + 1)\"}\n  - {id: a_series, kind: expr, expr: \"{{a}} + 0\"}\n";
+
+#[test]
+fn optimize_recovers_a_known_minimum_and_stops_on_an_active_bound() {
+    let mut h = session(BOWL, &[]);
+    let bounds = vec![
+        Bound { name: "a".into(), lo: -10.0, hi: 10.0 },
+        Bound { name: "b".into(), lo: -10.0, hi: 10.0 },
+    ];
+    let req = Optimize { params: bounds.clone(), objective: "mean(out)".into(), max_iterations: 500, ..Default::default() };
+    let base = h.analysis_base(&target()).unwrap();
+    let (r, _) = with_ctl(2, |ctl| analysis::optimize(base, &Common::default(), &req, ctl).unwrap()).0;
+    let v: BTreeMap<String, f64> = r.params.iter().cloned().collect();
+    assert!((v["a"] - 3.0).abs() < 1e-3 && (v["b"] + 1.0).abs() < 1e-3, "{v:?} after {} iterations", r.iterations);
+    assert!(r.converged && r.feasible && r.objective < 1e-5, "{r:?}");
+
+    // With max(a_series) <= 2 the bowl's minimum is out of reach: the best point is on a = 2.
+    let req = Optimize {
+        constraints: vec![Constraint { metric: "max(a_series)".into(), cmp: Cmp::Le, bound: 2.0 }],
+        ..req
+    };
+    let base = h.analysis_base(&target()).unwrap();
+    let (r, _) = with_ctl(2, |ctl| analysis::optimize(base, &Common::default(), &req, ctl).unwrap()).0;
+    let v: BTreeMap<String, f64> = r.params.iter().cloned().collect();
+    assert!((v["a"] - 2.0).abs() < 1e-3 && (v["b"] + 1.0).abs() < 1e-3, "{v:?}: {}", r.message);
+    assert!(r.feasible, "the constraint holds at the best point: {:?}", r.constraints);
+    assert!((r.objective - 1.0).abs() < 1e-3);
+
+    // Maximise within the box: a corner (−10, 10): (−13)² + 11² = 290.
+    let req = Optimize { maximize: true, constraints: vec![], ..req };
+    let base = h.analysis_base(&target()).unwrap();
+    let (r, _) = with_ctl(2, |ctl| analysis::optimize(base, &Common::default(), &req, ctl).unwrap()).0;
+    assert!((r.objective - 290.0).abs() < 1e-3, "{:?} {}", r.params, r.objective);
+}
+
+/// A two-point pmf (0 w.p. 0.3, 10 w.p. 0.7: mean 7, sd √21) feeding `y = demand * 2`.
+const PMF: &str = "id: mc\nversion: \"1\"\nparameters:\n  - {name: k, type: number, default: 1, min: 0}\ngrid: {bins: 8, binSize: 1, binUnit: hours}\nnodes:\n  - {id: demand, kind: pmf, pmf: {values: [0, 10], probabilities: [0.3, 0.7]}}\n  - {id: y, kind: expr, expr: \"demand * {{k}}\"}\n  - {id: fixed, kind: expr, expr: \"{{k}} + 1\"}\n";
+
+fn monte_carlo_json(threads: usize, seed: u64, samples: u32) -> String {
+    let mut h = session(PMF, &[]);
+    let req = MonteCarlo {
+        samples,
+        seed,
+        series: vec!["y".into()],
+        metrics: vec!["mean(y)".into()],
+        distributions: vec![("k".into(), Distribution::Uniform { lo: 1.0, hi: 2.0 })],
+    };
+    let base = h.analysis_base(&target()).unwrap();
+    let (r, _) = with_ctl(threads, |ctl| analysis::monte_carlo(base, &Common::default(), &req, ctl).unwrap()).0;
+    assert_eq!(r.drawn, vec!["demand".to_string()], "only pmf nodes the series read are drawn");
+    serde_json::to_string(&(
+        &r.bands.iter().map(|(id, b)| (id, &b.p5, &b.p50, &b.p95, &b.mean)).collect::<Vec<_>>(),
+        &r.metrics.iter().map(|(m, s)| (m, s.mean, s.p5, s.p50, s.p95)).collect::<Vec<_>>(),
+        &r.params,
+    ))
+    .unwrap()
+}
+
+#[test]
+fn monte_carlo_of_a_two_point_pmf_is_unbiased_and_deterministic() {
+    let mut h = session(PMF, &[]);
+    let n = 10_000u32;
+    let req = MonteCarlo { samples: n, seed: 42, series: vec!["demand".into()], metrics: vec!["max(demand)".into()], ..Default::default() };
+    let base = h.analysis_base(&target()).unwrap();
+    let (r, _) = with_ctl(2, |ctl| analysis::monte_carlo(base, &Common::default(), &req, ctl).unwrap()).0;
+    let band = &r.bands[0].1;
+    let se = 21f64.sqrt() / (n as f64).sqrt();
+    for (t, m) in band.mean.iter().enumerate() {
+        assert!((m - 7.0).abs() <= 3.0 * se, "bin {t}: mean {m} is more than 3 standard errors from 7");
+    }
+    assert!(band.p5.iter().all(|v| *v == 0.0) && band.p95.iter().all(|v| *v == 10.0));
+    // max over 8 bins is 10 unless all 8 draws are 0 (0.3⁸ ≈ 7e-5).
+    assert_eq!(r.metrics[0].1.p50, 10.0);
+    assert_eq!(r.sample_accounting.len(), n as usize);
+    assert!(r.sample_accounting.iter().all(|a| a.nodes_evaluated == 1), "a sample evaluates the drawn node only");
+    // Outside Monte Carlo the pmf stays its expected value.
+    let ev = h.evaluate_target(&target(), None).unwrap();
+    assert!(ev.get("demand").unwrap().iter().all(|v| *v == 7.0));
+
+    let one = monte_carlo_json(1, 9, 300);
+    assert_eq!(one, monte_carlo_json(2, 9, 300), "same seed, same bytes, whatever the thread count");
+    assert_ne!(one, monte_carlo_json(2, 10, 300), "another seed differs");
+}
+
+/// `out = 3a + 0.5b + 10c` at a = 1, b = 4, c = 0.1: m = 6, gradients 3, 0.5, 10, elasticities
+/// 0.5, 1/3, 1/6.
+const LINEAR: &str = "id: lin\nversion: \"1\"\nparameters:\n  - {name: a, type: number, default: 1}\n  - {name: b, type: number, default: 4}\n  - {name: c, type: number, default: 0.1}\n  - {name: z, type: number, default: 0}\ngrid: {bins: 3, binSize: 1, binUnit: hours}\nnodes:\n  - {id: out, kind: expr, expr: \"3 * {{a}} + 0.5 * {{b}} + 10 * {{c}} + 2 * {{z}}\"}\n";
+
+#[test]
+fn sensitivity_ranks_parameters_by_elasticity() {
+    let mut h = session(LINEAR, &[]);
+    let req = Sensitivity {
+        params: vec!["c".into(), "b".into(), "a".into(), "z".into()],
+        metric: "mean(out)".into(),
+        ..Default::default()
+    };
+    let base = h.analysis_base(&target()).unwrap();
+    let (r, _) = with_ctl(2, |ctl| analysis::sensitivity(base, &Common::default(), &req, ctl).unwrap()).0;
+    assert_eq!(r.metric.value, 6.0);
+    let order: Vec<&str> = r.rows.iter().map(|x| x.param.as_str()).collect();
+    assert_eq!(order, vec!["a", "b", "c", "z"]);
+    let by: BTreeMap<&str, &analysis::SensitivityRow> = r.rows.iter().map(|x| (x.param.as_str(), x)).collect();
+    for (p, g, e) in [("a", 3.0, 0.5), ("b", 0.5, 1.0 / 3.0), ("c", 10.0, 1.0 / 6.0)] {
+        assert!((by[p].gradient - g).abs() < 1e-9, "{p}: gradient {}", by[p].gradient);
+        assert!((by[p].elasticity - e).abs() < 1e-9, "{p}: elasticity {}", by[p].elasticity);
+        assert!(!by[p].absolute && by[p].scheme == "central");
+    }
+    assert!(by["z"].absolute, "a zero value takes the absolute step, and says so");
+    assert!((by["z"].gradient - 2.0).abs() < 1e-9);
+    assert_eq!(by["z"].elasticity, 0.0);
+    assert_eq!(r.rows.iter().map(|x| x.rank).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+}
+
+#[test]
+fn fit_recovers_order_service_capacity_from_the_gold_day() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/order-pipeline.yaml")).unwrap();
+    let mut h = Host::new();
+    h.set_data_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR")));
+    h.put_template(&text, "order-pipeline.yaml").unwrap();
+    h.open_session(OpenRequest {
+        template_id: "order-pipeline".into(),
+        template_version: "1.0.0".into(),
+        id: Some("s".into()),
+        params: [("order_served_source", "order_served_modeled"), ("order_capacity", "70")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), Supplied::Text(v.to_string())))
+            .collect(),
+        ..Default::default()
+    })
+    .unwrap();
+    let req = Fit {
+        params: vec![Bound { name: "order_capacity".into(), lo: 50.0, hi: 200.0 }],
+        modelled: "orders_backlog".into(),
+        observed: Observed::Series("orders_depth_observed".into()),
+        window: None,
+        loss: Loss::Sse,
+        max_iterations: 200,
+        tolerance: None,
+    };
+    let base = h.analysis_base(&target()).unwrap();
+    let (r, _) = with_ctl(2, |ctl| analysis::fit(base, &Common::default(), &req, ctl).unwrap()).0;
+    let cap = r.params[0].1;
+    assert!((cap - 110.0).abs() <= 0.02 * 110.0, "fitted capacity {cap} (loss {}, r2 {})", r.loss, r.r2);
+    assert!(r.r2 > 0.9, "r2 {}", r.r2);
+    assert_eq!(r.residuals.len(), 288);
+    let f = &r.flatness[0];
+    assert!(f.low_loss > r.loss && f.high_loss > r.loss, "the optimum is a minimum: {f:?} vs {}", r.loss);
+}

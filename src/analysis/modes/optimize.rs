@@ -1,9 +1,10 @@
 //! Optimize: minimise or maximise a metric over bounded parameters, optionally subject to bounds
 //! on other metrics, with argmin's Nelder–Mead; and that search ([`minimize`]), which fit uses too.
 //!
-//! Nelder–Mead is unconstrained, so the search minimises a penalised cost: a point outside the
-//! box is evaluated at its projection onto the box, and the cost adds `ρ × (distance outside the
-//! box, per unit of each range + Σ constraint violations, per unit of max(1, |bound|))` with
+//! Nelder–Mead is unconstrained. Bounds are kept by searching over `u` with
+//! `x = lo + (hi − lo) × (1 + sin u) / 2` (as MATLAB's fminsearchbnd does): every point lies in its
+//! box, and a bound is reached smoothly, so a minimum in a corner is found too. Constraints on
+//! metrics add `ρ × Σ violation / max(1, |bound|)` to the cost with
 //! `ρ = 1000 × max(1, |objective at the start|)`, an exact (L1) penalty: for ρ above the
 //! constraint's shadow price the penalised minimum is the constrained one, on the boundary when
 //! the constraint is active. A NaN objective or constraint counts as a violation of 1.
@@ -111,7 +112,7 @@ pub(crate) struct Found {
 #[derive(Default)]
 struct Log {
     trace: RefCell<Vec<TraceStep>>,
-    /// Box-projected point (bits) → (cost, violation).
+    /// Point (bits of each value) → (cost, violation).
     cache: RefCell<BTreeMap<Vec<u64>, (f64, f64)>>,
     failed: RefCell<Option<AnalysisError>>,
 }
@@ -126,19 +127,20 @@ struct Search<'a> {
     log: &'a Log,
 }
 
-/// `x` projected onto the box, and how far outside it was (per unit of each range).
-fn project(bounds: &[Bound], x: &[f64]) -> (Vec<f64>, f64) {
-    let mut outside = 0.0;
-    let p = x
-        .iter()
+/// The point of the search variables `u` (each value in its box).
+fn to_box(bounds: &[Bound], u: &[f64]) -> Vec<f64> {
+    u.iter()
         .zip(bounds)
-        .map(|(v, b)| {
-            let c = if v.is_nan() { b.lo } else { v.clamp(b.lo, b.hi) };
-            outside += if v.is_nan() { 1.0 } else { (v - c).abs() / (b.hi - b.lo) };
-            c
+        .map(|(u, b)| {
+            let x = if u.is_nan() { b.lo } else { b.lo + (b.hi - b.lo) * (1.0 + u.sin()) / 2.0 };
+            x.clamp(b.lo, b.hi)
         })
-        .collect();
-    (p, outside)
+        .collect()
+}
+
+/// The search variable of value `x` in `b` (its inverse on `[−π/2, π/2]`).
+fn from_box(b: &Bound, x: f64) -> f64 {
+    (2.0 * (x - b.lo) / (b.hi - b.lo) - 1.0).clamp(-1.0, 1.0).asin()
 }
 
 impl Search<'_> {
@@ -157,8 +159,8 @@ impl Search<'_> {
         (s.cost, s.violation)
     }
 
-    fn cost_at(&self, x: &[f64]) -> Result<f64, AnalysisError> {
-        let (p, outside) = project(self.bounds, x);
+    fn cost_at(&self, u: &[f64]) -> Result<f64, AnalysisError> {
+        let p = to_box(self.bounds, u);
         let key: Vec<u64> = p.iter().map(|v| v.to_bits()).collect();
         let cached = self.log.cache.borrow().get(&key).copied();
         let (cost, violation) = match cached {
@@ -171,7 +173,7 @@ impl Search<'_> {
                 r
             }
         };
-        Ok(self.penalised(cost, violation + outside))
+        Ok(self.penalised(cost, violation))
     }
 
     fn report(&self) {
@@ -284,15 +286,20 @@ pub(crate) fn minimize(
             if b.lo <= v && v <= b.hi { v } else { b.lo + (b.hi - b.lo) / 2.0 }
         })
         .collect();
-    let mut simplex = vec![start.clone()];
-    for (i, b) in bounds.iter().enumerate() {
-        let step = (b.hi - b.lo) / 10.0;
-        let mut v = start.clone();
-        v[i] = if start[i] + step <= b.hi { start[i] + step } else { start[i] - step };
+    // The simplex in search variables: the start, and a step of 0.25 (about an eighth of the
+    // range in the middle of a box) along each axis, inwards.
+    let u0: Vec<f64> = bounds.iter().zip(&start).map(|(b, x)| from_box(b, *x)).collect();
+    let mut simplex = vec![u0.clone()];
+    for i in 0..bounds.len() {
+        let mut v = u0.clone();
+        v[i] = if u0[i] + 0.25 <= std::f64::consts::FRAC_PI_2 { u0[i] + 0.25 } else { u0[i] - 0.25 };
         simplex.push(v);
     }
     let names: Vec<String> = bounds.iter().map(|b| b.name.clone()).collect();
-    let points: Vec<Point> = simplex.iter().map(|x| Point::of(names.iter().cloned().zip(x.iter().copied()).collect())).collect();
+    let points: Vec<Point> = simplex
+        .iter()
+        .map(|u| Point::of(names.iter().cloned().zip(to_box(bounds, u)).collect()))
+        .collect();
     let outs = ev.run(&points, ctl, None)?;
     let log = Log::default();
     let mut search = Search { ev, ctl, bounds, score, rho: 0.0, total, log: &log };
@@ -321,9 +328,8 @@ pub(crate) fn minimize(
     let iterations = state.get_iter();
     let reason = state.get_termination_reason().cloned();
     let converged = matches!(reason, Some(TerminationReason::SolverConverged));
-    let best = state.get_best_param().cloned().unwrap_or(start);
-    let projected = project(bounds, &best).0;
-    let key: Vec<u64> = projected.iter().map(|v| v.to_bits()).collect();
+    let best = state.get_best_param().cloned().unwrap_or(u0);
+    let key: Vec<u64> = to_box(bounds, &best).iter().map(|v| v.to_bits()).collect();
     let trace = log.trace.into_inner();
     let step = trace
         .iter()
