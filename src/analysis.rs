@@ -177,28 +177,30 @@ pub(crate) fn invalid(code: &str, field: impl Into<String>, message: impl Into<S
 }
 
 /// Checks that `prefix-<i>` names valid, free variant names before any work.
-pub(crate) fn check_keep(prefix: &str, existing: &[String]) -> Result<(), Diagnostic> {
+pub(crate) fn check_keep(prefix: &str, existing: &[String]) -> Result<(), HostError> {
     let ok = !prefix.is_empty()
         && prefix.len() <= 100
         && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
     if !ok {
-        return Err(invalid(
-            "bad_id",
-            "keep",
-            format!("`{prefix}` cannot prefix variant names"),
-            "use 1–100 letters, digits, `_`, `-` or `.`",
+        return Err(HostError::BadInput(
+            invalid(
+                "bad_id",
+                "keep",
+                format!("`{prefix}` cannot prefix variant names"),
+                "use 1–100 letters, digits, `_`, `-` or `.`",
+            )
+            .into(),
         ));
     }
-    let clash = existing.iter().find(|v| {
-        v.strip_prefix(prefix).and_then(|r| r.strip_prefix('-')).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    });
-    match clash {
-        Some(v) => Err(invalid(
-            "already_exists",
-            "keep",
-            format!("variant `{v}` already exists, so points kept as `{prefix}-<i>` could clash"),
-            "choose another prefix, or delete those variants",
-        )),
+    let numbered = |v: &&String| {
+        v.strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('-'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match existing.iter().find(numbered) {
+        Some(v) => Err(HostError::AlreadyExists(format!(
+            "variant `{v}` (points kept as `{prefix}-<i>` could clash; choose another prefix, or delete those variants)"
+        ))),
         None => Ok(()),
     }
 }

@@ -10,7 +10,7 @@ use tower::util::BoxCloneService;
 
 use crate::host::SharedHost;
 use crate::server::pb::{
-    query_service_client::QueryServiceClient, run_service_client::RunServiceClient,
+    analysis_service_client::AnalysisServiceClient, query_service_client::QueryServiceClient, run_service_client::RunServiceClient,
     series_service_client::SeriesServiceClient, session_service_client::SessionServiceClient,
     template_service_client::TemplateServiceClient, watch_service_client::WatchServiceClient,
 };
@@ -95,6 +95,11 @@ impl Client {
     pub fn watch(&self) -> WatchServiceClient<Transport> {
         let max = self.max_message_bytes;
         WatchServiceClient::new(self.transport.clone()).max_decoding_message_size(max).max_encoding_message_size(max)
+    }
+
+    pub fn analysis(&self) -> AnalysisServiceClient<Transport> {
+        let max = self.max_message_bytes;
+        AnalysisServiceClient::new(self.transport.clone()).max_decoding_message_size(max).max_encoding_message_size(max)
     }
 
     pub fn runs(&self) -> RunServiceClient<Transport> {

@@ -1,6 +1,7 @@
 //! The one integration-test binary; modules by area.
 
 mod analysis;
+mod analysis_api;
 mod artifacts;
 mod bad_input;
 mod cli;

@@ -58,6 +58,10 @@ impl Eval for Sweep {
                 ));
                 continue;
             }
+            if let Err(d) = ev.numeric_param(&v.name, &format!("{field}.name")) {
+                diags.push(d);
+                continue;
+            }
             if v.values.is_empty() {
                 diags.push(invalid("bad_sweep", format!("{field}.values"), format!("`{}` has no values", v.name), "give at least one value"));
             }
