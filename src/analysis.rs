@@ -127,7 +127,9 @@ impl std::fmt::Display for AnalysisError {
         match self {
             AnalysisError::Host(e) => write!(f, "{e}"),
             AnalysisError::Cancelled => f.write_str("the analysis was cancelled"),
-            AnalysisError::Interrupted => f.write_str("a concurrent write changed the target during the analysis; retry"),
+            AnalysisError::Interrupted => {
+                f.write_str("a concurrent write changed the target during the analysis; retry")
+            }
         }
     }
 }
@@ -172,7 +174,12 @@ pub(crate) fn add(a: &mut Accounting, b: &Accounting) {
 }
 
 /// A located bad-input diagnostic at `field`.
-pub(crate) fn invalid(code: &str, field: impl Into<String>, message: impl Into<String>, help: impl Into<String>) -> Diagnostic {
+pub(crate) fn invalid(
+    code: &str,
+    field: impl Into<String>,
+    message: impl Into<String>,
+    help: impl Into<String>,
+) -> Diagnostic {
     Diagnostic::error(code, message).at_path(field.into()).with_help(help)
 }
 

@@ -7,6 +7,7 @@
 //! API's replies). `run` and `validate` evaluate a model file without a database (see
 //! ARCHITECTURE.md, "Decisions").
 
+mod analyze;
 mod api;
 mod batch;
 mod compare;
@@ -95,6 +96,10 @@ pub enum Command {
     /// Gold telemetry: load exports, print the KQL that exports a window.
     #[command(subcommand)]
     Telemetry(telemetry::TelemetryCmd),
+    /// Analyses on the incremental cache: sweep, sensitivity, goal seek, optimize, Monte Carlo,
+    /// fit, each over a model file or a session/variant.
+    #[command(subcommand)]
+    Analyze(analyze::AnalyzeCmd),
 }
 
 /// A command that goes through the API (to the database file or the server).
@@ -119,6 +124,7 @@ pub(crate) enum Local {
     Serve(serve::ServeArgs),
     Batch,
     Telemetry(telemetry::TelemetryCmd),
+    Analyze(analyze::AnalyzeCmd),
 }
 
 impl Command {
@@ -139,6 +145,7 @@ impl Command {
             Command::Validate(a) => return Err(Local::Validate(a)),
             Command::Serve(a) => return Err(Local::Serve(a)),
             Command::Batch => return Err(Local::Batch),
+            Command::Analyze(a) => return Err(Local::Analyze(a)),
         })
     }
 }
@@ -257,6 +264,9 @@ pub fn main() -> ExitCode {
         Err(Local::Serve(a)) => serve::run(&cli.db, cli.data_root.as_deref(), &a).map(|()| ExitCode::SUCCESS),
         Err(Local::Telemetry(t)) => telemetry::run_local(t, json),
         Err(Local::Batch) => batch::run(&cli.db, cli.server.as_deref(), cli.data_root.as_deref(), json),
+        Err(Local::Analyze(a)) => {
+            analyze::run(a, &cli.db, cli.server.as_deref(), cli.data_root.as_deref(), json).map(|()| ExitCode::SUCCESS)
+        }
     };
     match res {
         Ok(code) => code,
@@ -272,5 +282,14 @@ pub fn main() -> ExitCode {
             }
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks (unique names, valid defaults) for every subcommand.
+    #[test]
+    fn the_command_line_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
     }
 }

@@ -10,9 +10,10 @@ use tower::util::BoxCloneService;
 
 use crate::host::SharedHost;
 use crate::server::pb::{
-    analysis_service_client::AnalysisServiceClient, query_service_client::QueryServiceClient, run_service_client::RunServiceClient,
-    series_service_client::SeriesServiceClient, session_service_client::SessionServiceClient,
-    template_service_client::TemplateServiceClient, watch_service_client::WatchServiceClient,
+    analysis_service_client::AnalysisServiceClient, query_service_client::QueryServiceClient,
+    run_service_client::RunServiceClient, series_service_client::SeriesServiceClient,
+    session_service_client::SessionServiceClient, template_service_client::TemplateServiceClient,
+    watch_service_client::WatchServiceClient,
 };
 use crate::server::{ServerOptions, response_layer, routes};
 

@@ -68,9 +68,10 @@ pub async fn routes(
     let api = service::Api::new(host, opts.clone(), stopping);
     let (health, health_service) = tonic_health::server::health_reporter();
     use pb::{
-        analysis_service_server::AnalysisServiceServer, query_service_server::QueryServiceServer, run_service_server::RunServiceServer,
-        series_service_server::SeriesServiceServer, session_service_server::SessionServiceServer,
-        template_service_server::TemplateServiceServer, watch_service_server::WatchServiceServer,
+        analysis_service_server::AnalysisServiceServer, query_service_server::QueryServiceServer,
+        run_service_server::RunServiceServer, series_service_server::SeriesServiceServer,
+        session_service_server::SessionServiceServer, template_service_server::TemplateServiceServer,
+        watch_service_server::WatchServiceServer,
     };
     health.set_serving::<TemplateServiceServer<service::Api>>().await;
     health.set_serving::<SeriesServiceServer<service::Api>>().await;

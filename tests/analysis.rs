@@ -177,11 +177,9 @@ const BOWL: &str = "id: bowl\nversion: \"1\"\nparameters:\n  - {name: a, type: n
 #[test]
 fn optimize_recovers_a_known_minimum_and_stops_on_an_active_bound() {
     let mut h = session(BOWL, &[]);
-    let bounds = vec![
-        Bound { name: "a".into(), lo: -10.0, hi: 10.0 },
-        Bound { name: "b".into(), lo: -10.0, hi: 10.0 },
-    ];
-    let req = Optimize { params: bounds.clone(), objective: "mean(out)".into(), max_iterations: 500, ..Default::default() };
+    let bounds = vec![Bound { name: "a".into(), lo: -10.0, hi: 10.0 }, Bound { name: "b".into(), lo: -10.0, hi: 10.0 }];
+    let req =
+        Optimize { params: bounds.clone(), objective: "mean(out)".into(), max_iterations: 500, ..Default::default() };
     let base = h.analysis_base(&target()).unwrap();
     let (r, _) = with_ctl(2, |ctl| analysis::optimize(base, &Common::default(), &req, ctl).unwrap()).0;
     let v: BTreeMap<String, f64> = r.params.iter().cloned().collect();
@@ -189,10 +187,8 @@ fn optimize_recovers_a_known_minimum_and_stops_on_an_active_bound() {
     assert!(r.converged && r.feasible && r.objective < 1e-5, "{r:?}");
 
     // With max(a_series) <= 2 the bowl's minimum is out of reach: the best point is on a = 2.
-    let req = Optimize {
-        constraints: vec![Constraint { metric: "max(a_series)".into(), cmp: Cmp::Le, bound: 2.0 }],
-        ..req
-    };
+    let req =
+        Optimize { constraints: vec![Constraint { metric: "max(a_series)".into(), cmp: Cmp::Le, bound: 2.0 }], ..req };
     let base = h.analysis_base(&target()).unwrap();
     let (r, _) = with_ctl(2, |ctl| analysis::optimize(base, &Common::default(), &req, ctl).unwrap()).0;
     let v: BTreeMap<String, f64> = r.params.iter().cloned().collect();
@@ -234,7 +230,13 @@ fn monte_carlo_json(threads: usize, seed: u64, samples: u32) -> String {
 fn monte_carlo_of_a_two_point_pmf_is_unbiased_and_deterministic() {
     let mut h = session(PMF, &[]);
     let n = 10_000u32;
-    let req = MonteCarlo { samples: n, seed: 42, series: vec!["demand".into()], metrics: vec!["max(demand)".into()], ..Default::default() };
+    let req = MonteCarlo {
+        samples: n,
+        seed: 42,
+        series: vec!["demand".into()],
+        metrics: vec!["max(demand)".into()],
+        ..Default::default()
+    };
     let base = h.analysis_base(&target()).unwrap();
     let (r, _) = with_ctl(2, |ctl| analysis::monte_carlo(base, &Common::default(), &req, ctl).unwrap()).0;
     let band = &r.bands[0].1;

@@ -83,7 +83,11 @@ async fn progress_comes_before_the_result_and_kept_points_become_variants() {
         .analysis()
         .sweep(pb::SweepRequest {
             options: options("leafy"),
-            vary: vec![pb::Vary { name: "leaf".into(), values: vec![], range: Some(pb::ValueRange { lo: 0.0, hi: 4.0, steps: 4 }) }],
+            vary: vec![pb::Vary {
+                name: "leaf".into(),
+                values: vec![],
+                range: Some(pb::ValueRange { lo: 0.0, hi: 4.0, steps: 4 }),
+            }],
             metrics: vec!["max(n49)".into(), "first_bin_above(n49, 1000)".into()],
             series: vec!["n49".into()],
         })
@@ -129,7 +133,12 @@ async fn progress_comes_before_the_result_and_kept_points_become_variants() {
     // The same prefix again could clash: refused before any work.
     let err = c
         .analysis()
-        .sweep(pb::SweepRequest { options: options("leafy"), vary: vec![vary("leaf", vec![9.0])], metrics: vec!["max(n49)".into()], series: vec![] })
+        .sweep(pb::SweepRequest {
+            options: options("leafy"),
+            vary: vec![vary("leaf", vec![9.0])],
+            metrics: vec!["max(n49)".into()],
+            series: vec![],
+        })
         .await
         .unwrap()
         .into_inner()
@@ -151,7 +160,12 @@ async fn a_cancel_mid_sweep_stops_promptly_and_changes_nothing() {
     let values: Vec<f64> = (0..50_000).map(|i| 1.0 + i as f64 * 1e-3).collect();
     let mut stream = c
         .analysis()
-        .sweep(pb::SweepRequest { options: options("kept"), vary: vec![vary("root", values)], metrics: vec!["max(n399)".into()], series: vec![] })
+        .sweep(pb::SweepRequest {
+            options: options("kept"),
+            vary: vec![vary("root", values)],
+            metrics: vec!["max(n399)".into()],
+            series: vec![],
+        })
         .await
         .unwrap()
         .into_inner();
@@ -170,7 +184,12 @@ async fn a_cancel_mid_sweep_stops_promptly_and_changes_nothing() {
     // The server still answers at once.
     let r = c
         .analysis()
-        .sweep(pb::SweepRequest { options: options(""), vary: vec![vary("leaf", vec![2.0])], metrics: vec!["max(n399)".into()], series: vec![] })
+        .sweep(pb::SweepRequest {
+            options: options(""),
+            vary: vec![vary("leaf", vec![2.0])],
+            metrics: vec!["max(n399)".into()],
+            series: vec![],
+        })
         .await
         .unwrap()
         .into_inner()
@@ -217,14 +236,22 @@ async fn bad_input_and_limits_are_refused_before_any_work() {
     let details = tonic_types::StatusExt::get_error_details(&e);
     let v = &details.bad_request().unwrap().field_violations[0];
     assert_eq!(v.field, "request: metrics[0]");
-    assert!(v.description.contains("max(n4x)\n") && v.description.contains("    ^^^"), "a caret under the series:\n{}", v.description);
+    assert!(
+        v.description.contains("max(n4x)\n") && v.description.contains("    ^^^"),
+        "a caret under the series:\n{}",
+        v.description
+    );
 
     let e = refused(&c, sweep(vec![vary("leaf", vec![1.0])], "max(n49[10..10])")).await;
     assert!(e.message().contains("empty"), "{}", e.message());
 
     // Too many points: 100 × 100 × 100 = 10⁶ > 100,000.
     let hundred: Vec<f64> = (0..100).map(f64::from).collect();
-    let e = refused(&c, sweep(vec![vary("leaf", hundred.clone()), vary("root", hundred.clone()), vary("steps", hundred)], "max(n49)")).await;
+    let e = refused(
+        &c,
+        sweep(vec![vary("leaf", hundred.clone()), vary("root", hundred.clone()), vary("steps", hundred)], "max(n49)"),
+    )
+    .await;
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
     assert!(e.message().contains("100000"), "{}", e.message());
 
@@ -255,7 +282,12 @@ async fn bad_input_and_limits_are_refused_before_any_work() {
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("lo < hi"), "{}", e.message());
     let e = a
-        .monte_carlo(pb::MonteCarloRequest { options: options(""), samples: 0, series: vec!["n49".into()], ..Default::default() })
+        .monte_carlo(pb::MonteCarloRequest {
+            options: options(""),
+            samples: 0,
+            series: vec!["n49".into()],
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -265,7 +297,10 @@ async fn bad_input_and_limits_are_refused_before_any_work() {
     assert!(e.message().contains("zero samples"), "{}", e.message());
     let e = a
         .sweep(pb::SweepRequest {
-            options: Some(pb::AnalysisOptions { target: Some(pb::Target { session: "nope".into(), variant: String::new() }), ..Default::default() }),
+            options: Some(pb::AnalysisOptions {
+                target: Some(pb::Target { session: "nope".into(), variant: String::new() }),
+                ..Default::default()
+            }),
             vary: vec![vary("leaf", vec![1.0])],
             metrics: vec!["max(n49)".into()],
             series: vec![],
@@ -317,6 +352,261 @@ async fn in_process_and_socket_analyse_alike() {
     // n19 = leaf + … + root / 2¹⁹: the leaf matters far more at the end of the chain.
     assert_eq!(a.rows[0].param, "leaf");
     assert!((a.rows[1].gradient - 0.5f64.powi(19)).abs() < 1e-9, "{:?}", a.rows[1]);
+}
+
+// ---- The CLI forms (the contract outside checks use) ----
+
+fn cli(args: &[&str], cwd: &Path) -> std::process::Output {
+    crate::cli::flowtime().args(args).current_dir(cwd).output().expect("spawn flowtime")
+}
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// A queue model file without id or version (a one-shot model), fed by the arrivals of
+/// `analysis::queue_model`.
+const QUEUE: &str = "parameters:\n  - {name: capacity, type: number, default: 10, min: 0}\n  - {name: scale, type: number, default: 1}\ngrid: {bins: 6, binSize: 1, binUnit: hours}\nnodes:\n  - {id: arrivals, kind: const, values: [12, 15, 3, 20, 9, 8]}\n  - {id: q, kind: expr, expr: \"MAX(0, SHIFT(q, 1) + arrivals * {{scale}} - {{capacity}})\", initial: 0}\n  - {id: noise, kind: pmf, pmf: {values: [0, 10], probabilities: [0.5, 0.5]}}\n  - {id: noisy, kind: expr, expr: \"q + noise\"}\n";
+
+#[test]
+fn cli_sweep_and_goal_seek_on_a_model_file_print_the_documented_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("q.yaml"), QUEUE).unwrap();
+    let v = json_of(&cli(
+        &["analyze", "sweep", "q.yaml", "-p", "scale=1", "--vary", "capacity=8,10,12", "--metric", "max(q)", "--json"],
+        tmp.path(),
+    ));
+    assert_eq!(v["mode"], "sweep");
+    let points = v["points"].as_array().unwrap();
+    // q: 12-8=4, 4+15-8=11, 11+3-8=6, 6+20-8=18, 18+9-8=19, 19+8-8=19 → 19; at 10: 10; at 12: 8.
+    let peaks: Vec<f64> = points.iter().map(|p| p["metrics"]["max(q)"].as_f64().unwrap()).collect();
+    assert_eq!(peaks, vec![19.0, 10.0, 8.0]);
+    assert_eq!(points[1]["params"]["capacity"], 10.0);
+    assert_eq!(points[0]["accounting"]["nodes_evaluated"], 1, "only the queue is in the cone");
+    assert!(v["accounting"]["nodes_total"].as_u64().unwrap() > 0);
+
+    let v = json_of(&cli(
+        &[
+            "analyze",
+            "goal-seek",
+            "q.yaml",
+            "--param",
+            "capacity",
+            "--lo",
+            "5",
+            "--hi",
+            "20",
+            "--metric",
+            "max(q)",
+            "--target",
+            "5",
+            "--tolerance",
+            "1e-6",
+            "--json",
+        ],
+        tmp.path(),
+    ));
+    assert_eq!(v["mode"], "goal-seek");
+    assert_eq!(v["converged"], true);
+    assert!((v["achieved"].as_f64().unwrap() - 5.0).abs() <= 1e-6);
+    assert!((v["value"].as_f64().unwrap() - 15.0).abs() < 1e-5, "{v}");
+    assert!(v["iterations"].as_u64().unwrap() >= 1);
+    assert!(v["trace"].as_array().unwrap().len() >= 3);
+
+    // Located bad input: exit 2, the metric quoted with a caret, a hint.
+    let out = cli(&["analyze", "sweep", "q.yaml", "--vary", "capacity=8", "--metric", "max(qq)"], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown series `qq`") && err.contains("   |     ^^") && err.contains("did you mean `q`?"),
+        "{err}"
+    );
+    let out = cli(
+        &[
+            "analyze",
+            "goal-seek",
+            "q.yaml",
+            "--param",
+            "capacity",
+            "--lo",
+            "9",
+            "--hi",
+            "3",
+            "--metric",
+            "max(q)",
+            "--target",
+            "5",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lo < hi"));
+    let out = cli(&["analyze", "monte-carlo", "q.yaml", "--samples", "0", "--series", "q"], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("zero samples"));
+}
+
+#[test]
+fn cli_monte_carlo_json_is_the_same_bytes_whatever_the_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("q.yaml"), QUEUE).unwrap();
+    let mc = |threads: &str, seed: &str| {
+        let out = cli(
+            &[
+                "analyze",
+                "monte-carlo",
+                "q.yaml",
+                "--samples",
+                "500",
+                "--seed",
+                seed,
+                "--series",
+                "noisy",
+                "--metric",
+                "max(noisy)",
+                "--threads",
+                threads,
+                "--json",
+            ],
+            tmp.path(),
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let one = mc("1", "7");
+    assert_eq!(one, mc("2", "7"));
+    assert_ne!(one, mc("2", "8"));
+    let v: serde_json::Value = serde_json::from_slice(&one).unwrap();
+    assert_eq!(
+        (v["mode"].as_str(), v["samples"].as_u64(), v["seed"].as_u64()),
+        (Some("monte-carlo"), Some(500), Some(7))
+    );
+    let band = &v["bands"]["noisy"];
+    for k in ["p5", "p50", "p95", "mean"] {
+        assert_eq!(band[k].as_array().unwrap().len(), 6, "{k}");
+    }
+    let m = &v["metrics"]["max(noisy)"];
+    for k in ["mean", "p5", "p50", "p95"] {
+        assert!(m[k].is_f64(), "{k}: {m}");
+    }
+}
+
+#[test]
+fn cli_fit_recovers_the_gold_capacity_from_the_shipped_template() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tpl = repo().join("templates/order-pipeline.yaml");
+    let v = json_of(&cli(
+        &[
+            "analyze",
+            "fit",
+            tpl.to_str().unwrap(),
+            "-p",
+            "order_served_source=order_served_modeled",
+            "-p",
+            "order_capacity=70",
+            "--param",
+            "order_capacity=50..200",
+            "--modelled",
+            "orders_backlog",
+            "--observed",
+            "file:data/gold/series/OrdersQueue_queue_depth.csv",
+            "--loss",
+            "sse",
+            "--json",
+        ],
+        tmp.path(),
+    ));
+    assert_eq!(v["mode"], "fit");
+    let cap = v["params"]["order_capacity"].as_f64().unwrap();
+    assert!((cap - 110.0).abs() <= 2.2, "{cap}");
+    assert!(v["loss"].as_f64().unwrap() >= 0.0 && v["r2"].as_f64().unwrap() > 0.9, "{v}");
+    assert!(v["iterations"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn cli_analyses_a_database_session_in_process_and_keeps_points() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("q.yaml"), format!("id: q\nversion: \"1\"\n{QUEUE}")).unwrap();
+    let out = cli(&["--db", "f.redb", "session", "open", "q.yaml", "--name", "s"], tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json_of(&cli(
+        &[
+            "--db",
+            "f.redb",
+            "analyze",
+            "sweep",
+            "s",
+            "-p",
+            "scale=2",
+            "--vary",
+            "capacity=10,12",
+            "--metric",
+            "max(q)",
+            "--keep",
+            "cap",
+            "--json",
+        ],
+        tmp.path(),
+    ));
+    // With scale 2: 24-10=14, 14+30-10=34, 34+6-10=30, 30+40-10=60, 60+18-10=68, 68+16-10=74.
+    assert_eq!(v["points"][0]["metrics"]["max(q)"], 74.0);
+    assert_eq!(v["kept"], serde_json::json!(["cap-0", "cap-1"]));
+    let out = cli(&["--db", "f.redb", "--json", "session", "show", "s"], tmp.path());
+    let s = json_of(&out);
+    assert_eq!(s["variants"], serde_json::json!(["cap-0", "cap-1"]), "{s}");
+    // A table on a pipe: no progress bar, readable rows.
+    let out = cli(
+        &[
+            "--db",
+            "f.redb",
+            "analyze",
+            "sensitivity",
+            "s",
+            "--param",
+            "capacity",
+            "--param",
+            "scale",
+            "--metric",
+            "max(q)",
+        ],
+        tmp.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("rank") && text.contains("elasticity"), "{text}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("points"), "no progress bar off a terminal");
+    // A session that does not exist, and a database that does not.
+    let out =
+        cli(&["--db", "f.redb", "analyze", "sweep", "nope", "--vary", "capacity=1", "--metric", "max(q)"], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    let out = cli(
+        &["--db", "missing.redb", "analyze", "sweep", "s", "--vary", "capacity=1", "--metric", "max(q)"],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    assert!(!tmp.path().join("missing.redb").exists(), "nothing was created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_analyses_a_session_on_a_server() {
+    let server = Server::start(host_with(&chain(30)), ServerOptions::default()).await;
+    let addr = server.addr.to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        cli(
+            &["--server", &addr, "analyze", "sweep", "s", "--vary", "leaf=1..3/2", "--metric", "max(n29)", "--json"],
+            &dir,
+        )
+    })
+    .await
+    .unwrap();
+    let v = json_of(&out);
+    assert_eq!(v["points"].as_array().unwrap().len(), 3);
+    assert_eq!(v["points"][2]["params"]["leaf"], 3.0);
+    server.stop().await;
 }
 
 fn repo() -> &'static Path {

@@ -215,8 +215,9 @@ fn lex(text: &str) -> Result<Vec<Token>, Diagnostic> {
             }
             _ => {
                 let ch = text[i..].chars().next().unwrap_or('?');
-                return Err(error(text, start, start + ch.len_utf8(), format!("unexpected character `{ch}`"))
-                    .with_help(HELP));
+                return Err(
+                    error(text, start, start + ch.len_utf8(), format!("unexpected character `{ch}`")).with_help(HELP)
+                );
             }
         }
         i += 1;
@@ -250,8 +251,13 @@ pub fn parse(text: &str) -> Result<Metric, Diagnostic> {
     };
     let head = at(pos);
     let Tok::Name(name) = &head.tok else {
-        return Err(error(text, head.start, head.end, format!("expected a reducer such as `max`, found {}", head.tok.describe()))
-            .with_help(HELP));
+        return Err(error(
+            text,
+            head.start,
+            head.end,
+            format!("expected a reducer such as `max`, found {}", head.tok.describe()),
+        )
+        .with_help(HELP));
     };
     let (name_start, name_end) = (head.start, head.end);
     pos += 1;
@@ -272,7 +278,9 @@ pub fn parse(text: &str) -> Result<Metric, Diagnostic> {
     pos += 1;
     let s = at(pos);
     let Tok::Name(series) = &s.tok else {
-        return Err(error(text, s.start, s.end, format!("expected a series id, found {}", s.tok.describe())).with_help(HELP));
+        return Err(
+            error(text, s.start, s.end, format!("expected a series id, found {}", s.tok.describe())).with_help(HELP)
+        );
     };
     let series_span = (s.start, s.end);
     pos += 1;
@@ -284,8 +292,13 @@ pub fn parse(text: &str) -> Result<Metric, Diagnostic> {
             let t = at(pos);
             match t.tok {
                 Tok::Num(v) if v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f64 => Ok(v as u32),
-                _ => Err(error(text, t.start, t.end, format!("expected a bin index (a whole number ≥ 0), found {}", t.tok.describe()))
-                    .with_help("a window is `[a..b]`: bins a to b − 1, like --bins a..b")),
+                _ => Err(error(
+                    text,
+                    t.start,
+                    t.end,
+                    format!("expected a bin index (a whole number ≥ 0), found {}", t.tok.describe()),
+                )
+                .with_help("a window is `[a..b]`: bins a to b − 1, like --bins a..b")),
             }
         };
         let a = bound(pos + 1)?;
@@ -304,8 +317,13 @@ pub fn parse(text: &str) -> Result<Metric, Diagnostic> {
         expect(pos, Tok::Comma, "`,` and a threshold")?;
         let t = at(pos + 1);
         let Tok::Num(thr) = t.tok else {
-            return Err(error(text, t.start, t.end, format!("expected a threshold number, found {}", t.tok.describe()))
-                .with_help(format!("write e.g. `{lower}({series}, 100)`")));
+            return Err(error(
+                text,
+                t.start,
+                t.end,
+                format!("expected a threshold number, found {}", t.tok.describe()),
+            )
+            .with_help(format!("write e.g. `{lower}({series}, 100)`")));
         };
         pos += 2;
         if lower == "bins_above" { Reducer::BinsAbove(thr) } else { Reducer::FirstBinAbove(thr) }
@@ -354,7 +372,12 @@ impl Metric {
                         .with_help(help));
                 };
                 if !matches!(d.ty, ParamType::Number | ParamType::Integer) {
-                    return Err(error(text, 0, name.len(), format!("parameter `{name}` is {}, not a number", d.ty.with_article())));
+                    return Err(error(
+                        text,
+                        0,
+                        name.len(),
+                        format!("parameter `{name}` is {}, not a number", d.ty.with_article()),
+                    ));
                 }
                 Resolution::Param(name.clone())
             }
@@ -365,14 +388,20 @@ impl Metric {
                         Some(n) => format!("did you mean `{n}`?"),
                         None => "name a series of the model (`flowtime query TARGET '*'` lists them)".to_string(),
                     };
-                    return Err(error(text, series_span.0, series_span.1, format!("unknown series `{series}`"))
-                        .with_help(help));
+                    return Err(
+                        error(text, series_span.0, series_span.1, format!("unknown series `{series}`")).with_help(help)
+                    );
                 }
                 let bins = c.grid.bins;
                 let (a, b) = window.unwrap_or((0, bins));
                 if b > bins {
-                    return Err(error(text, window_span.0, window_span.1, format!("the window [{a}..{b}] ends after the grid's {bins} bins"))
-                        .with_help(format!("use bins within 0..{bins}")));
+                    return Err(error(
+                        text,
+                        window_span.0,
+                        window_span.1,
+                        format!("the window [{a}..{b}] ends after the grid's {bins} bins"),
+                    )
+                    .with_help(format!("use bins within 0..{bins}")));
                 }
                 Resolution::Series { reducer: *reducer, id: series.clone(), window: (a, b) }
             }
@@ -485,7 +514,10 @@ mod tests {
         assert_eq!(err("max(q[5..5])"), "the window [5..5] is empty @ Some((5, 6))");
         assert_eq!(err("max(q"), "expected `)`, found the end of the metric @ Some((5, 1))");
         assert_eq!(err("bins_above(q)"), "expected `,` and a threshold, found `)` @ Some((12, 1))");
-        assert_eq!(err("max(q[1.5..3])"), "expected a bin index (a whole number ≥ 0), found number `1.5` @ Some((6, 3))");
+        assert_eq!(
+            err("max(q[1.5..3])"),
+            "expected a bin index (a whole number ≥ 0), found number `1.5` @ Some((6, 3))"
+        );
         assert_eq!(err("max(q) + 1"), "unexpected character `+` @ Some((7, 1))");
         assert!(parse("").is_err());
     }

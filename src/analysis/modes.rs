@@ -108,13 +108,8 @@ fn run<M: Eval>(
     let mut accounting = ev.points_accounting();
     add(&mut accounting, &preparation);
     accounting.elapsed_us = sw.elapsed_us();
-    let totals = Totals {
-        grid: ev.plan().grid,
-        revision: ev.base().revision,
-        preparation,
-        accounting,
-        points: M::points(&out),
-    };
+    let totals =
+        Totals { grid: ev.plan().grid, revision: ev.base().revision, preparation, accounting, points: M::points(&out) };
     Ok((out, totals))
 }
 

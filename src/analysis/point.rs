@@ -217,7 +217,9 @@ impl Evaluator {
     pub(crate) fn typed(&self, name: &str, v: f64, field: &str) -> Result<ParamValue, Diagnostic> {
         let d = self.numeric_param(name, field)?;
         let value = match d.ty {
-            ParamType::Integer if v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15 => ParamValue::Integer(v as i64),
+            ParamType::Integer if v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15 => {
+                ParamValue::Integer(v as i64)
+            }
             ParamType::Integer => {
                 return Err(Diagnostic::error(
                     "parameter_type",
@@ -227,8 +229,11 @@ impl Evaluator {
                 .with_help("give whole numbers for integer parameters"));
             }
             _ if !v.is_finite() => {
-                return Err(Diagnostic::error("parameter_type", format!("parameter `{name}`: {v} is not a finite number"))
-                    .at_path(field.to_string()));
+                return Err(Diagnostic::error(
+                    "parameter_type",
+                    format!("parameter `{name}`: {v} is not a finite number"),
+                )
+                .at_path(field.to_string()));
             }
             _ => ParamValue::Number(v),
         };
@@ -358,7 +363,11 @@ impl Evaluator {
             .iter()
             .map(|id| {
                 plan.by_id.get(id).copied().ok_or_else(|| {
-                    point_error(p, Diagnostic::error("unknown_reference", format!("series `{id}` does not exist at this point")).into())
+                    point_error(
+                        p,
+                        Diagnostic::error("unknown_reference", format!("series `{id}` does not exist at this point"))
+                            .into(),
+                    )
                 })
             })
             .collect::<Result<Vec<u32>, HostError>>()?;
@@ -376,8 +385,11 @@ impl Evaluator {
         let closure = plan.closure(Some(&targets));
         let walk: Vec<UnitKey<'_>> = closure.iter().filter_map(|u| keys[*u as usize]).collect();
         let evaluated = evaluate_in_order(db, walk.iter().copied());
-        let total: u64 =
-            closure.iter().filter(|u| keys[**u as usize].is_some()).map(|u| plan.units[*u as usize].weight as u64).sum();
+        let total: u64 = closure
+            .iter()
+            .filter(|u| keys[**u as usize].is_some())
+            .map(|u| plan.units[*u as usize].weight as u64)
+            .sum();
         let mut acc = self.preparation.lock().unwrap_or_else(|e| e.into_inner());
         acc.nodes_total += total;
         acc.nodes_evaluated += evaluated;
@@ -427,7 +439,11 @@ impl Evaluator {
         let ev = evaluate_keys(db, plan.clone(), &keys, Some(&prep.targets), Some(&prep.verified));
         let mut accounting = ev.accounting;
         accounting.elapsed_us = sw.elapsed_us();
-        let series = prep.targets.iter().filter_map(|s| Some((plan.series_id(*s).to_string(), ev.series.get(s)?.clone()))).collect();
+        let series = prep
+            .targets
+            .iter()
+            .filter_map(|s| Some((plan.series_id(*s).to_string(), ev.series.get(s)?.clone())))
+            .collect();
         Ok(Outcome { series, accounting, structural: prep.differs })
     }
 
@@ -438,11 +454,8 @@ impl Evaluator {
         let db = snapshot.view().db;
         let mut seen: BTreeSet<Vec<(String, u64)>> = BTreeSet::new();
         for p in points {
-            let key: Vec<(String, u64)> = self
-                .structural_key(p)
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_f64().map_or(0, f64::to_bits)))
-                .collect();
+            let key: Vec<(String, u64)> =
+                self.structural_key(p).iter().map(|(k, v)| (k.clone(), v.as_f64().map_or(0, f64::to_bits))).collect();
             if seen.insert(key) {
                 catch(|| self.prepared(db, p).map(|_| ()))?;
             }

@@ -15,13 +15,29 @@ use sha2::{Digest, Sha256};
 /// A parameter's distribution.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Dist {
-    Uniform { lo: f64, hi: f64 },
-    Normal { mean: f64, sd: f64 },
+    Uniform {
+        lo: f64,
+        hi: f64,
+    },
+    Normal {
+        mean: f64,
+        sd: f64,
+    },
     /// The logarithm is normal with these parameters.
-    LogNormal { mu: f64, sigma: f64 },
-    Triangular { min: f64, mode: f64, max: f64 },
+    LogNormal {
+        mu: f64,
+        sigma: f64,
+    },
+    Triangular {
+        min: f64,
+        mode: f64,
+        max: f64,
+    },
     /// `values[i]` with probability `weights[i] / Σ weights`.
-    Discrete { values: Vec<f64>, weights: Vec<f64> },
+    Discrete {
+        values: Vec<f64>,
+        weights: Vec<f64>,
+    },
 }
 
 impl Dist {
@@ -35,7 +51,9 @@ impl Dist {
             Dist::Normal { mean, sd } => Err(format!("normal({mean}, {sd}) needs a finite mean and sd > 0")),
             Dist::LogNormal { mu, sigma } if finite(&[*mu, *sigma]) && *sigma > 0.0 => Ok(()),
             Dist::LogNormal { mu, sigma } => Err(format!("lognormal({mu}, {sigma}) needs a finite mu and sigma > 0")),
-            Dist::Triangular { min, mode, max } if finite(&[*min, *mode, *max]) && min <= mode && mode <= max && min < max => {
+            Dist::Triangular { min, mode, max }
+                if finite(&[*min, *mode, *max]) && min <= mode && mode <= max && min < max =>
+            {
                 Ok(())
             }
             Dist::Triangular { min, mode, max } => {

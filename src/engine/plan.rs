@@ -311,7 +311,9 @@ pub fn compile(document: Arc<Document>, overrides: &BTreeSet<String>) -> Result<
                 }
             },
         };
-        if overrides.contains(&n.id) && !matches!(n.def, NodeDef::Values(_) | NodeDef::Source { .. } | NodeDef::Pmf { .. }) {
+        if overrides.contains(&n.id)
+            && !matches!(n.def, NodeDef::Values(_) | NodeDef::Source { .. } | NodeDef::Pmf { .. })
+        {
             t.diags.push(n.loc.diag(
                 "bad_override",
                 format!(

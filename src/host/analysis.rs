@@ -79,7 +79,8 @@ impl Host {
         let plan = scenario.plan(db).clone();
         let cells: BTreeMap<String, ParamCell> = (**scenario.params(db)).clone();
         let inputs: BTreeMap<String, SeriesCell> = (**scenario.inputs(db)).clone();
-        let values: BTreeMap<String, ParamValue> = cells.iter().map(|(k, c)| (k.clone(), c.value(db).clone())).collect();
+        let values: BTreeMap<String, ParamValue> =
+            cells.iter().map(|(k, c)| (k.clone(), c.value(db).clone())).collect();
         let overrides: BTreeSet<String> =
             inputs.keys().filter_map(|k| k.strip_prefix("override:")).map(str::to_string).collect();
         let text: Arc<str> = Arc::from(entry.record.text.as_str());
@@ -117,12 +118,13 @@ impl Host {
                     .map_err(|d| HostError::BadInput(Diagnostics(d.0.into_iter().map(located).collect())))?;
                 Ok(data.values.to_vec())
             }
-            Ok(other) => Err(located(Diagnostic::error(
-                "bad_reference",
-                format!("`{other}` is not a stored or file series"),
-            ))
-            .with_help("use `series:<name>`, `file:<path>.csv`, a series id of the target, or upload the values")
-            .into()),
+            Ok(other) => {
+                Err(located(Diagnostic::error("bad_reference", format!("`{other}` is not a stored or file series")))
+                    .with_help(
+                        "use `series:<name>`, `file:<path>.csv`, a series id of the target, or upload the values",
+                    )
+                    .into())
+            }
             Err(e) => Err(located(Diagnostic::error("bad_reference", e))
                 .with_help("use `series:<name>`, `file:<path>.csv`, a series id of the target, or upload the values")
                 .into()),
@@ -138,12 +140,15 @@ impl Host {
         common: &BTreeMap<String, Supplied>,
         points: &[(String, BTreeMap<String, Supplied>)],
     ) -> Result<Vec<String>, HostError> {
-        let state = self.sessions.get(&t.session).ok_or_else(|| HostError::NotFound(format!("session `{}`", t.session)))?;
+        let state =
+            self.sessions.get(&t.session).ok_or_else(|| HostError::NotFound(format!("session `{}`", t.session)))?;
         let taken: BTreeSet<String> = state.variants.keys().cloned().collect();
         let (mut params, mut series) = (BTreeMap::new(), BTreeMap::new());
         if let Some(v) = &t.variant {
             let v = state.variants.get(v).ok_or_else(|| HostError::NotFound(format!("variant `{t}`")))?;
-            params.extend(v.own_cells.keys().filter_map(|k| Some((k.clone(), Supplied::Yaml(v.params.get(k)?.to_yaml())))));
+            params.extend(
+                v.own_cells.keys().filter_map(|k| Some((k.clone(), Supplied::Yaml(v.params.get(k)?.to_yaml())))),
+            );
             for (key, cell) in &v.inputs {
                 if let Some(node) = key.strip_prefix("override:") {
                     series.insert(node.to_string(), cell.data(self.db()).values.to_vec());

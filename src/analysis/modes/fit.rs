@@ -21,6 +21,9 @@ pub enum Observed {
     Series(String),
     /// Values, one per bin of the grid (uploaded, or read by the caller from `series:`/`file:`).
     Values(Vec<f64>),
+    /// A series CSV the caller reads against the target's grid before the analysis starts
+    /// (the server does, under the host lock); the analysis itself refuses it.
+    Csv { text: String, source: String },
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -117,7 +120,8 @@ pub(crate) fn loss(kind: Loss, m: &[f64], o: &[f64]) -> (f64, u32, u32) {
 
 /// `1 − SSE / SST` over the bins both define; NaN when the observed values are constant.
 pub(crate) fn r_squared(m: &[f64], o: &[f64]) -> f64 {
-    let pairs: Vec<(f64, f64)> = m.iter().zip(o).filter(|(x, y)| !x.is_nan() && !y.is_nan()).map(|(x, y)| (*x, *y)).collect();
+    let pairs: Vec<(f64, f64)> =
+        m.iter().zip(o).filter(|(x, y)| !x.is_nan() && !y.is_nan()).map(|(x, y)| (*x, *y)).collect();
     if pairs.is_empty() {
         return f64::NAN;
     }
@@ -132,6 +136,7 @@ impl Fit {
         match &self.observed {
             Observed::Values(v) => v,
             Observed::Series(id) => o.series.get(id).map_or(&[][..], |s| &s[..]),
+            Observed::Csv { .. } => &[],
         }
     }
 }
@@ -166,6 +171,12 @@ impl Eval for Fit {
                 format!("supply exactly {bins} values"),
             )),
             Observed::Values(_) => {}
+            Observed::Csv { source, .. } => diags.push(invalid(
+                "bad_observed",
+                "observed",
+                format!("the observed CSV {source} was not read against the grid"),
+                "read it with `model::series::parse_series_csv` first",
+            )),
         }
         let (a, b) = self.window.unwrap_or((0, bins));
         if !(a < b && b <= bins) {
@@ -228,7 +239,8 @@ impl Eval for Fit {
             let m = o.series.get(&self.modelled).map_or(&[][..], |s| &s[a..b]);
             loss(kind, m, &self.observed_of(o)[a..b]).0
         });
-        let mut flat_losses = moved.iter().map(|(_, _, ok)| if *ok { losses.next().unwrap_or(f64::NAN) } else { f64::NAN });
+        let mut flat_losses =
+            moved.iter().map(|(_, _, ok)| if *ok { losses.next().unwrap_or(f64::NAN) } else { f64::NAN });
         let flatness = found
             .best
             .iter()

@@ -150,11 +150,21 @@ impl Eval for GoalSeek {
             Err(d) => diags.push(d),
         }
         if !self.target.is_finite() {
-            diags.push(invalid("bad_target", "target", format!("the target {} is not a finite number", self.target), "give --target"));
+            diags.push(invalid(
+                "bad_target",
+                "target",
+                format!("the target {} is not a finite number", self.target),
+                "give --target",
+            ));
         }
         let tolerance = self.tolerance.unwrap_or(1e-6 * self.target.abs().max(1.0));
         if !(tolerance.is_finite() && tolerance > 0.0) {
-            diags.push(invalid("bad_tolerance", "tolerance", format!("the tolerance {tolerance} must be > 0"), "e.g. 0.01"));
+            diags.push(invalid(
+                "bad_tolerance",
+                "tolerance",
+                format!("the tolerance {tolerance} must be > 0"),
+                "e.g. 0.01",
+            ));
         }
         if !(1..=MAX_ITERATIONS).contains(&self.max_iterations) {
             diags.push(invalid(
@@ -164,10 +174,11 @@ impl Eval for GoalSeek {
                 "the default is 100",
             ));
         }
-        let metric = resolve_all(std::slice::from_ref(&self.metric), "metric", ev.plan(), ev.decls()).unwrap_or_else(|d| {
-            diags.extend(d);
-            Vec::new()
-        });
+        let metric =
+            resolve_all(std::slice::from_ref(&self.metric), "metric", ev.plan(), ev.decls()).unwrap_or_else(|d| {
+                diags.extend(d);
+                Vec::new()
+            });
         if !diags.is_empty() {
             return Err(Diagnostics(diags).into());
         }
@@ -234,7 +245,9 @@ impl Eval for GoalSeek {
         }
         let state = match res {
             Ok(r) => r.state,
-            Err(e) => return Err(AnalysisError::Host(crate::host::HostError::FailedPrecondition(format!("goal seek: {e}")))),
+            Err(e) => {
+                return Err(AnalysisError::Host(crate::host::HostError::FailedPrecondition(format!("goal seek: {e}"))));
+            }
         };
         let value = state.get_best_param().copied().unwrap_or(self.lo);
         let iterations = state.get_iter();

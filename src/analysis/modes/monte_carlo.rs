@@ -68,7 +68,11 @@ pub struct MonteCarloResult {
 
 impl MonteCarlo {
     /// The metrics, resolved against `c`.
-    fn resolve(&self, c: &Compiled, ev_decls: &[crate::model::params::ParamDecl]) -> Result<Vec<Resolved>, Vec<Diagnostic>> {
+    fn resolve(
+        &self,
+        c: &Compiled,
+        ev_decls: &[crate::model::params::ParamDecl],
+    ) -> Result<Vec<Resolved>, Vec<Diagnostic>> {
         resolve_all(&self.metrics, "metrics", c, ev_decls)
     }
 }
@@ -108,11 +112,21 @@ impl Eval for MonteCarlo {
             diags.push(invalid("bad_samples", "samples", "zero samples", "give --samples N with N ≥ 1"));
         }
         if self.series.is_empty() && self.metrics.is_empty() {
-            diags.push(invalid("bad_monte_carlo", "series", "name a series to band or a metric", "add `--series ID` or `--metric 'max(ID)'`"));
+            diags.push(invalid(
+                "bad_monte_carlo",
+                "series",
+                "name a series to band or a metric",
+                "add `--series ID` or `--metric 'max(ID)'`",
+            ));
         }
         for (i, id) in self.series.iter().enumerate() {
             if !ev.plan().by_id.contains_key(id) {
-                diags.push(invalid("unknown_reference", format!("series[{i}]"), format!("unknown series `{id}`"), "name a series of the model"));
+                diags.push(invalid(
+                    "unknown_reference",
+                    format!("series[{i}]"),
+                    format!("unknown series `{id}`"),
+                    "name a series of the model",
+                ));
             }
         }
         let metrics = self.resolve(ev.plan(), ev.decls()).unwrap_or_else(|d| {
@@ -123,7 +137,12 @@ impl Eval for MonteCarlo {
         for (i, (name, dist)) in self.distributions.iter().enumerate() {
             let field = format!("distributions[{i}]");
             if !seen.insert(name.clone()) {
-                diags.push(invalid("bad_distribution", field, format!("parameter `{name}` has two distributions"), "give each one"));
+                diags.push(invalid(
+                    "bad_distribution",
+                    field,
+                    format!("parameter `{name}` has two distributions"),
+                    "give each one",
+                ));
                 continue;
             }
             match ev.numeric_param(name, &format!("{field}.name")) {
@@ -164,14 +183,17 @@ impl Eval for MonteCarlo {
         for s in 0..self.samples as u64 {
             let mut params = Vec::with_capacity(self.distributions.len());
             for (i, (name, dist)) in self.distributions.iter().enumerate() {
-                let v = param_value(self.seed, name, s, dist, |v| ev.typed(name, v, name).is_ok()).ok_or_else(|| {
-                    invalid(
-                        "bad_distribution",
-                        format!("distributions[{i}]"),
-                        format!("sample {s} of `{name}` found no value in its declared range in {MAX_REDRAWS} draws"),
-                        "choose a distribution that lies mostly inside the parameter's range",
-                    )
-                })?;
+                let v =
+                    param_value(self.seed, name, s, dist, |v| ev.typed(name, v, name).is_ok()).ok_or_else(|| {
+                        invalid(
+                            "bad_distribution",
+                            format!("distributions[{i}]"),
+                            format!(
+                                "sample {s} of `{name}` found no value in its declared range in {MAX_REDRAWS} draws"
+                            ),
+                            "choose a distribution that lies mostly inside the parameter's range",
+                        )
+                    })?;
                 params.push((name.clone(), v));
             }
             points.push(Point::of(params));
@@ -180,7 +202,9 @@ impl Eval for MonteCarlo {
         let expand = |i: usize, p: &mut Point| {
             p.series = drawn
                 .iter()
-                .map(|(node, values, probs)| (node.clone(), Arc::from(pmf_series(seed, node, i as u64, values, probs, bins))))
+                .map(|(node, values, probs)| {
+                    (node.clone(), Arc::from(pmf_series(seed, node, i as u64, values, probs, bins)))
+                })
                 .collect();
         };
         let outs = ev.run(&points, ctl, Some(&expand))?;

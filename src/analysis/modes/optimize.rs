@@ -155,7 +155,13 @@ impl Search<'_> {
         let key: Vec<u64> = params.iter().map(|(_, v)| v.to_bits()).collect();
         self.log.cache.borrow_mut().insert(key, (s.cost, s.violation));
         let mut trace = self.log.trace.borrow_mut();
-        trace.push(TraceStep { params, value: s.shown, metrics: s.metrics, accounting: o.accounting, structural: o.structural });
+        trace.push(TraceStep {
+            params,
+            value: s.shown,
+            metrics: s.metrics,
+            accounting: o.accounting,
+            structural: o.structural,
+        });
         (s.cost, s.violation)
     }
 
@@ -216,7 +222,12 @@ pub(crate) fn max_points(n: usize, iterations: u32) -> u64 {
 /// Checks search bounds: each a number parameter, lo < hi, both in its declared range.
 pub(crate) fn check_bounds(ev: &Evaluator, bounds: &[Bound], field: &str, diags: &mut Vec<Diagnostic>) {
     if bounds.is_empty() {
-        diags.push(invalid("bad_bounds", field, "name at least one parameter with its range", "add `--param NAME=LO..HI`"));
+        diags.push(invalid(
+            "bad_bounds",
+            field,
+            "name at least one parameter with its range",
+            "add `--param NAME=LO..HI`",
+        ));
     }
     let mut seen = BTreeSet::new();
     for (i, b) in bounds.iter().enumerate() {
@@ -296,10 +307,8 @@ pub(crate) fn minimize(
         simplex.push(v);
     }
     let names: Vec<String> = bounds.iter().map(|b| b.name.clone()).collect();
-    let points: Vec<Point> = simplex
-        .iter()
-        .map(|u| Point::of(names.iter().cloned().zip(to_box(bounds, u)).collect()))
-        .collect();
+    let points: Vec<Point> =
+        simplex.iter().map(|u| Point::of(names.iter().cloned().zip(to_box(bounds, u)).collect())).collect();
     let outs = ev.run(&points, ctl, None)?;
     let log = Log::default();
     let mut search = Search { ev, ctl, bounds, score, rho: 0.0, total, log: &log };
@@ -314,16 +323,20 @@ pub(crate) fn minimize(
     search.rho = 1000.0 * scale;
     search.report();
     let tolerance = tolerance.unwrap_or(1e-10 * scale);
-    let solver = NelderMead::new(simplex)
-        .with_sd_tolerance(tolerance)
-        .map_err(|e| AnalysisError::from(invalid("bad_tolerance", "tolerance", e.to_string(), "use a tolerance > 0")))?;
+    let solver = NelderMead::new(simplex).with_sd_tolerance(tolerance).map_err(|e| {
+        AnalysisError::from(invalid("bad_tolerance", "tolerance", e.to_string(), "use a tolerance > 0"))
+    })?;
     let res = Executor::new(search, solver).configure(|s| s.max_iters(max_iterations as u64)).run();
     if let Some(e) = log.failed.borrow_mut().take() {
         return Err(e);
     }
     let state = match res {
         Ok(r) => r.state,
-        Err(e) => return Err(AnalysisError::Host(crate::host::HostError::FailedPrecondition(format!("the search failed: {e}")))),
+        Err(e) => {
+            return Err(AnalysisError::Host(crate::host::HostError::FailedPrecondition(format!(
+                "the search failed: {e}"
+            ))));
+        }
     };
     let iterations = state.get_iter();
     let reason = state.get_termination_reason().cloned();
@@ -336,7 +349,9 @@ pub(crate) fn minimize(
         .rev()
         .find(|s| s.params.iter().map(|(_, v)| v.to_bits()).collect::<Vec<_>>() == key)
         .cloned()
-        .ok_or_else(|| AnalysisError::Host(crate::host::HostError::FailedPrecondition("the search lost its best point".into())))?;
+        .ok_or_else(|| {
+            AnalysisError::Host(crate::host::HostError::FailedPrecondition("the search lost its best point".into()))
+        })?;
     let cached = log.cache.borrow().get(&key).copied().unwrap_or((f64::NAN, f64::NAN));
     let message = match &reason {
         Some(TerminationReason::SolverConverged) => "Nelder–Mead converged".to_string(),
@@ -376,8 +391,8 @@ impl Eval for Optimize {
         let mut diags: Vec<Diagnostic> = Vec::new();
         check_bounds(ev, &self.params, "params", &mut diags);
         check_search(self.max_iterations, self.tolerance, &mut diags);
-        let objective =
-            resolve_all(std::slice::from_ref(&self.objective), "objective", ev.plan(), ev.decls()).unwrap_or_else(|d| {
+        let objective = resolve_all(std::slice::from_ref(&self.objective), "objective", ev.plan(), ev.decls())
+            .unwrap_or_else(|d| {
                 diags.extend(d);
                 Vec::new()
             });
@@ -391,7 +406,12 @@ impl Eval for Optimize {
         });
         for (i, c) in self.constraints.iter().enumerate() {
             if !c.bound.is_finite() {
-                diags.push(invalid("bad_constraint", format!("constraints[{i}].bound"), format!("the bound {} is not finite", c.bound), "e.g. `p95(latency_min) <= 10`"));
+                diags.push(invalid(
+                    "bad_constraint",
+                    format!("constraints[{i}].bound"),
+                    format!("the bound {} is not finite", c.bound),
+                    "e.g. `p95(latency_min) <= 10`",
+                ));
             }
         }
         if !diags.is_empty() {
@@ -409,7 +429,8 @@ impl Eval for Optimize {
             Score { cost: sign * shown, shown, violation, metrics }
         };
         let found = minimize(ev, ctl, &self.params, &score, self.max_iterations, self.tolerance, total)?;
-        let feasible = found.score.metrics[1..].iter().zip(&self.constraints).all(|(m, c)| violation(m.value, c) <= FEASIBLE);
+        let feasible =
+            found.score.metrics[1..].iter().zip(&self.constraints).all(|(m, c)| violation(m.value, c) <= FEASIBLE);
         Ok(OptimizeResult {
             params: found.best,
             objective: found.score.shown,

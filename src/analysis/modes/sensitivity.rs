@@ -71,7 +71,12 @@ impl Eval for Sensitivity {
         }
         for (field, s) in [("relative_step", self.relative_step), ("absolute_step", self.absolute_step)] {
             if !(s.is_finite() && s > 0.0) {
-                diags.push(invalid("bad_sensitivity", field, format!("{field} must be a finite number > 0, got {s}"), "e.g. 0.01"));
+                diags.push(invalid(
+                    "bad_sensitivity",
+                    field,
+                    format!("{field} must be a finite number > 0, got {s}"),
+                    "e.g. 0.01",
+                ));
             }
         }
         let mut seen = BTreeSet::new();
@@ -79,7 +84,12 @@ impl Eval for Sensitivity {
         for (i, name) in self.params.iter().enumerate() {
             let field = format!("params[{i}]");
             if !seen.insert(name.clone()) {
-                diags.push(invalid("bad_sensitivity", field, format!("parameter `{name}` is named twice"), "name each once"));
+                diags.push(invalid(
+                    "bad_sensitivity",
+                    field,
+                    format!("parameter `{name}` is named twice"),
+                    "name each once",
+                ));
                 continue;
             }
             let d = match ev.numeric_param(name, &field) {
@@ -113,10 +123,11 @@ impl Eval for Sensitivity {
             }
             plan.push((name.clone(), v, h, absolute, scheme, low, high));
         }
-        let metric = resolve_all(std::slice::from_ref(&self.metric), "metric", ev.plan(), ev.decls()).unwrap_or_else(|d| {
-            diags.extend(d);
-            Vec::new()
-        });
+        let metric =
+            resolve_all(std::slice::from_ref(&self.metric), "metric", ev.plan(), ev.decls()).unwrap_or_else(|d| {
+                diags.extend(d);
+                Vec::new()
+            });
         if !diags.is_empty() {
             return Err(Diagnostics(diags).into());
         }
@@ -128,8 +139,12 @@ impl Eval for Sensitivity {
             points.push(Point::of(vec![(name.clone(), *high)]));
         }
         let outs = ev.run(&points, ctl, None)?;
-        let results: Vec<PointResult> =
-            points.iter().zip(&outs).enumerate().map(|(i, (p, o))| point_result(i, &p.params, &metric, &[], o)).collect();
+        let results: Vec<PointResult> = points
+            .iter()
+            .zip(&outs)
+            .enumerate()
+            .map(|(i, (p, o))| point_result(i, &p.params, &metric, &[], o))
+            .collect();
         let at = |i: usize| results[i].metrics[0].value;
         let base = at(0);
         let mut rows: Vec<SensitivityRow> = plan

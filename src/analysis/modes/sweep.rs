@@ -44,7 +44,12 @@ impl Eval for Sweep {
     fn execute(&self, ev: &mut Evaluator, ctl: &Control<'_>) -> Result<SweepResult, AnalysisError> {
         let mut diags: Vec<Diagnostic> = Vec::new();
         if self.vary.is_empty() {
-            diags.push(invalid("bad_sweep", "vary", "a sweep needs at least one parameter to vary", "add `--vary NAME=V1,V2,…`"));
+            diags.push(invalid(
+                "bad_sweep",
+                "vary",
+                "a sweep needs at least one parameter to vary",
+                "add `--vary NAME=V1,V2,…`",
+            ));
         }
         let mut seen = BTreeSet::new();
         for (i, v) in self.vary.iter().enumerate() {
@@ -63,7 +68,12 @@ impl Eval for Sweep {
                 continue;
             }
             if v.values.is_empty() {
-                diags.push(invalid("bad_sweep", format!("{field}.values"), format!("`{}` has no values", v.name), "give at least one value"));
+                diags.push(invalid(
+                    "bad_sweep",
+                    format!("{field}.values"),
+                    format!("`{}` has no values", v.name),
+                    "give at least one value",
+                ));
             }
             for (j, x) in v.values.iter().enumerate() {
                 if let Err(d) = ev.typed(&v.name, *x, &format!("{field}.values[{j}]")) {
@@ -73,7 +83,12 @@ impl Eval for Sweep {
             }
         }
         if self.metrics.is_empty() && self.series.is_empty() {
-            diags.push(invalid("bad_sweep", "metrics", "a sweep needs a metric or a series to report", "add e.g. `--metric 'max(queue)'`"));
+            diags.push(invalid(
+                "bad_sweep",
+                "metrics",
+                "a sweep needs a metric or a series to report",
+                "add e.g. `--metric 'max(queue)'`",
+            ));
         }
         let metrics = resolve_all(&self.metrics, "metrics", ev.plan(), ev.decls()).unwrap_or_else(|d| {
             diags.extend(d);
@@ -81,7 +96,12 @@ impl Eval for Sweep {
         });
         for (i, id) in self.series.iter().enumerate() {
             if !ev.plan().by_id.contains_key(id) {
-                diags.push(invalid("unknown_reference", format!("series[{i}]"), format!("unknown series `{id}`"), "name a series of the model"));
+                diags.push(invalid(
+                    "unknown_reference",
+                    format!("series[{i}]"),
+                    format!("unknown series `{id}`"),
+                    "name a series of the model",
+                ));
             }
         }
         if !diags.is_empty() {

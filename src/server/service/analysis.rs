@@ -56,12 +56,8 @@ fn options(o: Option<pb::AnalysisOptions>) -> Result<Options, Status> {
 trait Mode: Send + Sync + 'static {
     type Out: Send + 'static;
     type Event: Send + 'static;
-    fn run(
-        &self,
-        base: AnalysisBase,
-        common: &Common,
-        ctl: &Control<'_>,
-    ) -> Result<(Self::Out, Totals), AnalysisError>;
+    fn run(&self, base: AnalysisBase, common: &Common, ctl: &Control<'_>)
+    -> Result<(Self::Out, Totals), AnalysisError>;
     fn progress(p: pb::AnalysisProgress) -> Self::Event;
     fn result(out: Self::Out, summary: pb::AnalysisSummary) -> Self::Event;
     /// Reads what the request references in the store (fit's observed series), under the lock.
@@ -213,7 +209,12 @@ fn bounds(b: &[pb::ParamBound]) -> Vec<Bound> {
 impl Mode for Sweep {
     type Out = analysis::SweepResult;
     type Event = pb::SweepEvent;
-    fn run(&self, base: AnalysisBase, common: &Common, ctl: &Control<'_>) -> Result<(Self::Out, Totals), AnalysisError> {
+    fn run(
+        &self,
+        base: AnalysisBase,
+        common: &Common,
+        ctl: &Control<'_>,
+    ) -> Result<(Self::Out, Totals), AnalysisError> {
         analysis::sweep(base, common, self, ctl)
     }
     fn progress(p: pb::AnalysisProgress) -> pb::SweepEvent {
@@ -228,7 +229,12 @@ impl Mode for Sweep {
 impl Mode for Sensitivity {
     type Out = analysis::SensitivityResult;
     type Event = pb::SensitivityEvent;
-    fn run(&self, base: AnalysisBase, common: &Common, ctl: &Control<'_>) -> Result<(Self::Out, Totals), AnalysisError> {
+    fn run(
+        &self,
+        base: AnalysisBase,
+        common: &Common,
+        ctl: &Control<'_>,
+    ) -> Result<(Self::Out, Totals), AnalysisError> {
         analysis::sensitivity(base, common, self, ctl)
     }
     fn progress(p: pb::AnalysisProgress) -> pb::SensitivityEvent {
@@ -266,7 +272,12 @@ impl Mode for Sensitivity {
 impl Mode for GoalSeek {
     type Out = analysis::GoalSeekResult;
     type Event = pb::GoalSeekEvent;
-    fn run(&self, base: AnalysisBase, common: &Common, ctl: &Control<'_>) -> Result<(Self::Out, Totals), AnalysisError> {
+    fn run(
+        &self,
+        base: AnalysisBase,
+        common: &Common,
+        ctl: &Control<'_>,
+    ) -> Result<(Self::Out, Totals), AnalysisError> {
         analysis::goal_seek(base, common, self, ctl)
     }
     fn progress(p: pb::AnalysisProgress) -> pb::GoalSeekEvent {
@@ -291,7 +302,12 @@ impl Mode for GoalSeek {
 impl Mode for Optimize {
     type Out = analysis::OptimizeResult;
     type Event = pb::OptimizeEvent;
-    fn run(&self, base: AnalysisBase, common: &Common, ctl: &Control<'_>) -> Result<(Self::Out, Totals), AnalysisError> {
+    fn run(
+        &self,
+        base: AnalysisBase,
+        common: &Common,
+        ctl: &Control<'_>,
+    ) -> Result<(Self::Out, Totals), AnalysisError> {
         analysis::optimize(base, common, self, ctl)
     }
     fn progress(p: pb::AnalysisProgress) -> pb::OptimizeEvent {
@@ -316,7 +332,12 @@ impl Mode for Optimize {
 impl Mode for MonteCarlo {
     type Out = analysis::MonteCarloResult;
     type Event = pb::MonteCarloEvent;
-    fn run(&self, base: AnalysisBase, common: &Common, ctl: &Control<'_>) -> Result<(Self::Out, Totals), AnalysisError> {
+    fn run(
+        &self,
+        base: AnalysisBase,
+        common: &Common,
+        ctl: &Control<'_>,
+    ) -> Result<(Self::Out, Totals), AnalysisError> {
         analysis::monte_carlo(base, common, self, ctl)
     }
     fn progress(p: pb::AnalysisProgress) -> pb::MonteCarloEvent {
@@ -355,7 +376,12 @@ impl Mode for MonteCarlo {
 impl Mode for Fit {
     type Out = analysis::FitResult;
     type Event = pb::FitEvent;
-    fn run(&self, base: AnalysisBase, common: &Common, ctl: &Control<'_>) -> Result<(Self::Out, Totals), AnalysisError> {
+    fn run(
+        &self,
+        base: AnalysisBase,
+        common: &Common,
+        ctl: &Control<'_>,
+    ) -> Result<(Self::Out, Totals), AnalysisError> {
         analysis::fit(base, common, self, ctl)
     }
     fn progress(p: pb::AnalysisProgress) -> pb::FitEvent {
@@ -390,12 +416,19 @@ impl Mode for Fit {
         };
         pb::FitEvent { event: Some(pb::fit_event::Event::Result(r)) }
     }
-    /// `series:` and `file:` references are read now; a series id of the target stays one.
+    /// `series:` and `file:` references and uploaded CSV text are read now; a series id of the
+    /// target stays one.
     fn resolve(&mut self, host: &Host, base: &AnalysisBase) -> Result<(), HostError> {
-        if let Observed::Series(r) = &self.observed
-            && (r.starts_with("series:") || r.starts_with("file:"))
-        {
-            self.observed = Observed::Values(host.reference_values(r, &base.plan.grid, "observed_ref")?);
+        match &self.observed {
+            Observed::Series(r) if r.starts_with("series:") || r.starts_with("file:") => {
+                self.observed = Observed::Values(host.reference_values(r, &base.plan.grid, "observed_ref")?);
+            }
+            Observed::Csv { text, source } => {
+                let label = if source.is_empty() { "observed_values.csv" } else { source.as_str() };
+                let parsed = crate::model::series::parse_series_csv(text.as_bytes(), &base.plan.grid, label)?;
+                self.observed = Observed::Values(parsed.values);
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -445,7 +478,10 @@ impl pb::analysis_service_server::AnalysisService for Api {
         Ok(self.analyse(opts, Sweep { vary, metrics: r.metrics, series: r.series }))
     }
 
-    async fn sensitivity(&self, req: Request<pb::SensitivityRequest>) -> Result<Response<Self::SensitivityStream>, Status> {
+    async fn sensitivity(
+        &self,
+        req: Request<pb::SensitivityRequest>,
+    ) -> Result<Response<Self::SensitivityStream>, Status> {
         let r = req.into_inner();
         let opts = options(r.options)?;
         let d = Sensitivity::default();
@@ -482,7 +518,10 @@ impl pb::analysis_service_server::AnalysisService for Api {
                 "<=" => Cmp::Le,
                 ">=" => Cmp::Ge,
                 other => {
-                    return Err(invalid_field(&format!("constraints[{i}].op"), format!("`{other}` is not `<=` or `>=`")));
+                    return Err(invalid_field(
+                        &format!("constraints[{i}].op"),
+                        format!("`{other}` is not `<=` or `>=`"),
+                    ));
                 }
             };
             constraints.push(Constraint { metric: c.metric.clone(), cmp, bound: c.bound });
@@ -498,7 +537,10 @@ impl pb::analysis_service_server::AnalysisService for Api {
         Ok(self.analyse(opts, mode))
     }
 
-    async fn monte_carlo(&self, req: Request<pb::MonteCarloRequest>) -> Result<Response<Self::MonteCarloStream>, Status> {
+    async fn monte_carlo(
+        &self,
+        req: Request<pb::MonteCarloRequest>,
+    ) -> Result<Response<Self::MonteCarloStream>, Status> {
         let r = req.into_inner();
         let opts = options(r.options)?;
         let mut distributions = Vec::new();
@@ -514,8 +556,16 @@ impl pb::analysis_service_server::AnalysisService for Api {
         let opts = options(r.options)?;
         let observed = match r.observed {
             Some(pb::fit_request::Observed::ObservedRef(s)) if !s.is_empty() => Observed::Series(s),
+            Some(pb::fit_request::Observed::ObservedValues(v)) if v.values.is_empty() && !v.csv.is_empty() => {
+                Observed::Csv { text: v.csv, source: v.source }
+            }
             Some(pb::fit_request::Observed::ObservedValues(v)) => Observed::Values(v.values),
-            _ => return Err(invalid_field("observed", "give observed_ref (a series id, series:NAME or file:PATH) or observed_values")),
+            _ => {
+                return Err(invalid_field(
+                    "observed",
+                    "give observed_ref (a series id, series:NAME or file:PATH) or observed_values",
+                ));
+            }
         };
         let loss = match pb::FitLoss::try_from(r.loss) {
             Ok(pb::FitLoss::Sse) => Loss::Sse,
