@@ -322,3 +322,130 @@ fn fit_recovers_order_service_capacity_from_the_gold_day() {
     let f = &r.flatness[0];
     assert!(f.low_loss > r.loss && f.high_loss > r.loss, "the optimum is a minimum: {f:?} vs {}", r.loss);
 }
+
+#[test]
+fn a_structural_parameter_is_allowed_and_reported() {
+    let text = "id: lag\nversion: \"1\"\nparameters:\n  - {name: lag, type: integer, default: 1, min: 0}\n  - {name: k, type: number, default: 1}\ngrid: {bins: 6, binSize: 1, binUnit: hours}\nnodes:\n  - {id: x, kind: const, values: [1, 2, 3, 4, 5, 6]}\n  - {id: y, kind: expr, expr: \"SHIFT(x, {{lag}}) * {{k}}\"}\n";
+    let mut h = session(text, &[]);
+    let req = Sweep {
+        vary: vec![
+            Vary { name: "lag".into(), values: vec![0.0, 1.0, 2.0] },
+            Vary { name: "k".into(), values: vec![1.0, 2.0] },
+        ],
+        metrics: vec!["sum(y)".into()],
+        series: vec![],
+    };
+    let base = h.analysis_base(&target()).unwrap();
+    let (r, _) = with_ctl(2, |ctl| analysis::sweep(base, &Common::default(), &req, ctl).unwrap()).0;
+    let got: Vec<(f64, f64, f64, bool)> =
+        r.points.iter().map(|p| (p.params[0].1, p.params[1].1, p.metrics[0].value, p.structural)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (0.0, 1.0, 21.0, true),
+            (0.0, 2.0, 42.0, true),
+            (1.0, 1.0, 15.0, false),
+            (1.0, 2.0, 30.0, false),
+            (2.0, 1.0, 10.0, true),
+            (2.0, 2.0, 20.0, true),
+        ]
+    );
+}
+
+#[test]
+fn a_concurrent_write_interrupts_an_analysis_and_proceeds() {
+    use flowtime::host::SharedHost;
+    use std::sync::Arc;
+    let a = arrivals(2000, 3);
+    let shared = Arc::new(SharedHost::new(session(&queue_model(&a), &[])));
+    let base = shared.lock().analysis_base(&target()).unwrap();
+    let started = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let started = started.clone();
+        std::thread::spawn(move || {
+            let cancel = AtomicBool::new(false);
+            let progress = |p: &Progress| {
+                if p.done > 0 {
+                    started.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            };
+            let ctl = Control { cancel: &cancel, progress: &progress, threads: 2, limits: Limits::default() };
+            let req = Sweep {
+                vary: vec![Vary {
+                    name: "capacity".into(),
+                    values: (0..50_000).map(|i| 5.0 + i as f64 * 1e-4).collect(),
+                }],
+                metrics: vec!["max(queue)".into()],
+                series: vec![],
+            };
+            analysis::sweep(base, &Common::default(), &req, &ctl).map(|_| ())
+        })
+    };
+    while !started.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::yield_now();
+    }
+    // The write cancels the analysis's snapshots and goes ahead.
+    shared
+        .write(|h| h.set_session_params("s", &BTreeMap::from([("capacity".to_string(), Supplied::Text("11".into()))])))
+        .unwrap();
+    match worker.join().unwrap() {
+        Err(AnalysisError::Interrupted) => {}
+        other => panic!("expected Interrupted, got {other:?}"),
+    }
+    assert_eq!(
+        shared.lock().session_info("s").unwrap().params["capacity"],
+        flowtime::model::params::ParamValue::Number(11.0)
+    );
+}
+
+#[test]
+fn bad_requests_are_located() {
+    let mut h = session(LINEAR, &[]);
+    let err = |r: Result<(), AnalysisError>| match r {
+        Err(AnalysisError::Host(HostError::BadInput(d))) => {
+            d.0.iter().map(|x| format!("{}: {}", x.path.clone().unwrap_or_default(), x.message)).collect::<Vec<_>>()
+        }
+        other => panic!("{other:?}"),
+    };
+    let base = h.analysis_base(&target()).unwrap();
+    let opt = Optimize {
+        params: vec![Bound { name: "a".into(), lo: 2.0, hi: 1.0 }, Bound { name: "q".into(), lo: 0.0, hi: 1.0 }],
+        objective: "mean(nope)".into(),
+        max_iterations: 10,
+        ..Default::default()
+    };
+    let e = err(with_ctl(1, |ctl| analysis::optimize(base, &Common::default(), &opt, ctl).map(|_| ())).0);
+    assert!(e.iter().any(|x| x.starts_with("params[0]: ") && x.contains("lo < hi")), "{e:?}");
+    assert!(e.iter().any(|x| x.starts_with("params[1].name: ") && x.contains("unknown parameter `q`")), "{e:?}");
+    assert!(e.iter().any(|x| x.starts_with("objective: ") && x.contains("unknown series `nope`")), "{e:?}");
+    let base = h.analysis_base(&target()).unwrap();
+    let fit = Fit {
+        params: vec![Bound { name: "a".into(), lo: 0.0, hi: 2.0 }],
+        modelled: "out".into(),
+        observed: Observed::Values(vec![1.0]),
+        window: Some((2, 2)),
+        loss: Loss::Mae,
+        max_iterations: 10,
+        tolerance: None,
+    };
+    let e = err(with_ctl(1, |ctl| analysis::fit(base, &Common::default(), &fit, ctl).map(|_| ())).0);
+    assert!(e.iter().any(|x| x.starts_with("observed: ") && x.contains("3 bins")), "{e:?}");
+    assert!(e.iter().any(|x| x.starts_with("window: ") && x.contains("empty")), "{e:?}");
+    let base = h.analysis_base(&target()).unwrap();
+    let common = Common { params: BTreeMap::from([("b".to_string(), Supplied::Text("x".into()))]), keep: None };
+    let e = err(with_ctl(1, |ctl| {
+        analysis::sweep(
+            base,
+            &common,
+            &Sweep {
+                vary: vec![Vary { name: "a".into(), values: vec![1.0] }],
+                metrics: vec!["mean(out)".into()],
+                series: vec![],
+            },
+            ctl,
+        )
+        .map(|_| ())
+    })
+    .0);
+    assert!(e.iter().any(|x| x.starts_with("parameters[b]: ")), "{e:?}");
+}

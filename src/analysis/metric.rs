@@ -428,6 +428,11 @@ pub fn resolve_all(
     if diags.is_empty() { Ok(out) } else { Err(diags) }
 }
 
+/// Parses and resolves one metric, located at `field`.
+pub fn resolve_one(text: &str, field: &str, c: &Compiled, decls: &[ParamDecl]) -> Result<Resolved, Vec<Diagnostic>> {
+    parse(text).and_then(|m| m.resolve(c, decls)).map_err(|d| vec![d.at_path(field.to_string())])
+}
+
 impl Resolved {
     /// The metric's value given the point's series (by id) and parameter values.
     pub fn eval(&self, series: &BTreeMap<String, crate::engine::Series>, params: &BTreeMap<String, f64>) -> Value {

@@ -2,26 +2,28 @@
 //! overrides (parameter values, and series drawn for pmf nodes), evaluated on the shared salsa
 //! cache and never stored.
 //!
-//! A point is not a salsa input. Its parameter values get new [`ParamCell`]s (created on a
-//! database clone: creating inputs needs no write lock), and its unit keys are derived from a
-//! *prepared* plan: every unit that reads none of the cells points vary keeps the target's key
-//! (built and evaluated once, before the points), so a point interns and evaluates only the cone
-//! of its own cells. Points run in parallel on database clones, one per worker, and come back in
-//! input order; identical points are evaluated once. A concurrent write cancels the clones
-//! (`salsa::Cancelled`), which ends the analysis as [`AnalysisError::Interrupted`].
+//! A point is not a salsa input, and creates none. Its plan is *prepared* once: every unit that
+//! reads none of the parameters or drawn nodes points vary keeps the target's key and is
+//! evaluated (memoised) before the points. A point then computes only the rest, its cone,
+//! directly from its own values and those memos (`engine::db::evaluate_point`), and keeps
+//! nothing: salsa never frees a memo or an input, and a point's cone is of use to no one else,
+//! so memoising it would grow memory by the cone's series at every point (70 MB per point of a
+//! root sweep at 1000 × 8,760). Points run in parallel on database clones, one per worker, and
+//! come back in input order; identical points are evaluated once. A concurrent write cancels
+//! the clones (`salsa::Cancelled`), which ends the analysis as [`AnalysisError::Interrupted`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use salsa::plumbing::FromId;
+use salsa::plumbing::{AsId, FromId};
 
 use crate::analysis::{AnalysisError, Control};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::engine::db::{UnitKey, build_keys, evaluate_in_order, evaluate_keys};
+use crate::engine::db::{PointValues, UnitKey, build_keys, evaluate_in_order, evaluate_point};
 use crate::engine::plan::Compiled;
-use crate::engine::{Accounting, Database, InputSeries, ParamCell, Series, SeriesCell};
+use crate::engine::{Accounting, Database, ParamCell, Series, SeriesCell};
 use crate::host::{AnalysisBase, HostError, Snapshot};
 use crate::model::params::{ParamDecl, ParamType, ParamValue};
 use crate::model::template::{Supplied, bind};
@@ -65,9 +67,8 @@ struct Prepared {
     structural: Vec<(String, ParamValue)>,
     plan: Arc<Compiled>,
     targets: Vec<u32>,
-    /// The fixed units' interned keys; None for units a point derives.
+    /// The fixed units' interned keys; None for the units a point computes.
     fixed: Vec<Option<salsa::Id>>,
-    verified: Vec<bool>,
     differs: bool,
 }
 
@@ -376,7 +377,7 @@ impl Evaluator {
         let cells: BTreeMap<String, ParamCell> =
             self.cells.iter().filter(|(k, _)| !self.varied.contains(*k)).map(|(k, c)| (k.clone(), *c)).collect();
         let fresh = self.fresh(&plan);
-        let keys: Vec<Option<UnitKey<'_>>> = build_keys(db, &plan, &cells, &self.base.inputs, None)
+        let keys: Vec<Option<UnitKey<'_>>> = build_keys(db, &plan, &cells, &self.base.inputs)
             .into_iter()
             .zip(&fresh)
             .map(|(k, f)| if *f { None } else { k })
@@ -397,8 +398,7 @@ impl Evaluator {
         acc.elapsed_us += sw.elapsed_us();
         let prepared = Arc::new(Prepared {
             structural: key,
-            verified: keys.iter().map(Option::is_some).collect(),
-            fixed: keys.iter().map(|k| k.map(|k| salsa::plumbing::AsId::as_id(&k))).collect(),
+            fixed: keys.iter().map(|k| k.map(|k| k.as_id())).collect(),
             plan,
             targets,
             differs,
@@ -412,38 +412,34 @@ impl Evaluator {
         let prep = self.prepared(db, p)?;
         let sw = sys::Stopwatch::start();
         let plan = &prep.plan;
-        let mut cells = self.cells.clone();
+        let mut own: BTreeMap<&str, f64> = BTreeMap::new();
         for (name, v) in &p.params {
             let value = self.typed(name, *v, name).map_err(|d| point_error(p, d.into()))?;
-            cells.insert(name.clone(), ParamCell::create(db, plan, name, value));
+            own.insert(name, value.as_f64().unwrap_or(f64::NAN));
         }
-        let mut inputs = self.base.inputs.clone();
-        for (node, values) in &p.series {
-            let nans: Vec<u32> = values.iter().enumerate().filter(|(_, v)| v.is_nan()).map(|(i, _)| i as u32).collect();
-            let data = InputSeries {
-                values: Series(values.clone()),
-                gaps: Arc::from(Vec::new()),
-                nans: nans.into(),
-                sha256: Arc::from(""),
-            };
-            inputs.insert(format!("override:{node}"), SeriesCell::create(db, data));
-        }
-        let known: Vec<Option<UnitKey<'_>>> = prep.fixed.iter().map(|id| id.map(UnitKey::from_id)).collect();
-        let keys = build_keys(db, plan, &cells, &inputs, Some(&known));
-        let Some(keys) = keys.into_iter().collect::<Option<Vec<_>>>() else {
-            return Err(HostError::FailedPrecondition(format!(
-                "a point of the analysis reads an input {} does not have",
-                self.base.target
-            )));
+        let drawn: BTreeMap<String, &[f64]> = p.series.iter().map(|(n, v)| (format!("override:{n}"), &v[..])).collect();
+        let params = |name: &str| {
+            own.get(name).copied().or_else(|| self.values.get(name).map(|v| v.as_f64().unwrap_or(f64::NAN)))
         };
-        let ev = evaluate_keys(db, plan.clone(), &keys, Some(&prep.targets), Some(&prep.verified));
-        let mut accounting = ev.accounting;
-        accounting.elapsed_us = sw.elapsed_us();
-        let series = prep
-            .targets
-            .iter()
-            .filter_map(|s| Some((plan.series_id(*s).to_string(), ev.series.get(s)?.clone())))
-            .collect();
+        let inputs =
+            |key: &str| drawn.get(key).copied().or_else(|| self.base.inputs.get(key).map(|c| &c.data(db).values[..]));
+        let known: Vec<Option<UnitKey<'_>>> = prep.fixed.iter().map(|id| id.map(UnitKey::from_id)).collect();
+        let values = PointValues { params: &params, inputs: &inputs };
+        let (series, evaluated) = evaluate_point(db, plan, &known, &values, &prep.targets).map_err(|what| {
+            HostError::FailedPrecondition(format!(
+                "a point of the analysis reads {what}, which {} does not have",
+                self.base.target
+            ))
+        })?;
+        let nodes_total: u64 =
+            plan.closure(Some(&prep.targets)).iter().map(|u| plan.units[*u as usize].weight as u64).sum();
+        let accounting = Accounting {
+            nodes_total,
+            nodes_evaluated: evaluated,
+            nodes_reused: nodes_total.saturating_sub(evaluated),
+            elapsed_us: sw.elapsed_us(),
+        };
+        let series = series.into_iter().map(|(s, v)| (plan.series_id(s).to_string(), v)).collect();
         Ok(Outcome { series, accounting, structural: prep.differs })
     }
 

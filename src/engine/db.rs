@@ -207,27 +207,20 @@ pub struct UnitKey<'db> {
 /// building keys in order needs no recursion however deep the chains are.
 #[salsa::tracked(returns(ref))]
 pub fn unit_keys<'db>(db: &'db dyn Db, s: Scenario) -> Option<Vec<UnitKey<'db>>> {
-    build_keys(db, s.plan(db), s.params(db), s.inputs(db), None).into_iter().collect()
+    build_keys(db, s.plan(db), s.params(db), s.inputs(db)).into_iter().collect()
 }
 
 /// The key of every unit of plan `c` reading the cells `params` and `inputs`, in evaluation
-/// order; None for a unit that reads a cell the maps lack, or a unit whose dependency is None.
-/// Where `known[u]` is given, unit `u` takes that key instead of being interned: an analysis
-/// point derives its keys from its target's this way, interning only the units that read one of
-/// its own cells (their keys are new by construction).
+/// order; None for a unit that reads a cell the maps lack, or whose dependency is None (an
+/// analysis leaves out the cells its points vary, so exactly their cones come back None).
 pub fn build_keys<'db>(
     db: &'db dyn Db,
     c: &Compiled,
     params: &BTreeMap<String, ParamCell>,
     inputs: &BTreeMap<String, SeriesCell>,
-    known: Option<&[Option<UnitKey<'db>>]>,
 ) -> Vec<Option<UnitKey<'db>>> {
     let mut keys: Vec<Option<UnitKey<'db>>> = Vec::with_capacity(c.units.len());
-    for (u, plan) in c.units.iter().enumerate() {
-        if let Some(k) = known.and_then(|k| k[u]) {
-            keys.push(Some(k));
-            continue;
-        }
+    for plan in &c.units {
         let key = (|| {
             let deps = plan.deps.iter().map(|d| keys[*d as usize]).collect::<Option<Vec<_>>>()?;
             let p = plan.params.iter().map(|p| params.get(p).copied()).collect::<Option<Vec<_>>>()?;
@@ -356,27 +349,12 @@ impl Evaluation {
 /// long the dependency chains are. `elapsed_us` is left to the caller, which owns the clock.
 pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Evaluation, Diagnostics> {
     let compiled = s.plan(db).clone();
+    let closure = compiled.closure(targets);
     let Some(all) = unit_keys(db, s) else {
         return Err(missing_input(db, s, &compiled));
     };
-    Ok(evaluate_keys(db, compiled, all, targets, None))
-}
-
-/// [`evaluate`] of plan `compiled` given every unit's key (in plan order), for scenarios that are
-/// not salsa inputs (analysis points). Where `verified[u]` is true, unit `u`'s memo was verified
-/// by an earlier evaluation in this revision: the bottom-up walk skips it (its readers find it
-/// without recursing), so a point walks only its own cone. It is still counted in `nodes_total`.
-pub fn evaluate_keys<'db>(
-    db: &'db dyn Db,
-    compiled: Arc<Compiled>,
-    all: &[UnitKey<'db>],
-    targets: Option<&[u32]>,
-    verified: Option<&[bool]>,
-) -> Evaluation {
-    let closure = compiled.closure(targets);
     let keys: Vec<UnitKey<'_>> = closure.iter().map(|u| all[*u as usize]).collect();
-    let walk = closure.iter().zip(&keys).filter(|(u, _)| !verified.is_some_and(|v| v[**u as usize])).map(|(_, k)| *k);
-    let nodes_evaluated = evaluate_in_order(db, walk);
+    let nodes_evaluated = evaluate_in_order(db, keys.iter().copied());
     let nodes_total: u64 = closure.iter().map(|u| compiled.units[*u as usize].weight as u64).sum();
     // Return the requested series (all of them when no targets are given); the rest of the
     // closure was evaluated only as their dependencies.
@@ -404,7 +382,80 @@ pub fn evaluate_keys<'db>(
         nodes_reused: nodes_total.saturating_sub(nodes_evaluated),
         elapsed_us: 0,
     };
-    Evaluation { compiled, series, accounting }
+    Ok(Evaluation { compiled, series, accounting })
+}
+
+/// Values a scenario that is not a salsa input reads (an analysis point): parameters by name,
+/// input series by key.
+pub struct PointValues<'a> {
+    pub params: &'a dyn Fn(&str) -> Option<f64>,
+    pub inputs: &'a dyn Fn(&str) -> Option<&'a [f64]>,
+}
+
+/// Evaluates `targets` of plan `c` for a scenario that is not a salsa input. A unit with a key in
+/// `known` is read from its memo (it must have been evaluated in this revision, so the read does
+/// not recurse); every other unit of the closure is computed here from `values` and its
+/// dependencies, bottom-up, and not memoised: a point's own cone is of no use to anyone else, and
+/// memos are never freed. Returns the target series and the series definitions computed (memo
+/// reads that had to execute included). Err names a parameter or input `values` lacks.
+pub fn evaluate_point<'db>(
+    db: &'db dyn Db,
+    c: &Compiled,
+    known: &[Option<UnitKey<'db>>],
+    values: &PointValues<'_>,
+    targets: &[u32],
+) -> Result<(BTreeMap<u32, Series>, u64), String> {
+    let closure = c.closure(Some(targets));
+    EVALUATED.with(|e| e.set(0));
+    let mut own: BTreeMap<u32, Vec<Series>> = BTreeMap::new();
+    let mut computed = 0u64;
+    for &u in &closure {
+        if known[u as usize].is_some() {
+            continue;
+        }
+        let plan = &c.units[u as usize];
+        let def = &plan.def;
+        let dep_out = |dep: u16, output: u16| -> &[f64] {
+            let d = plan.deps[dep as usize];
+            match known[d as usize] {
+                Some(k) => &output_of(db, k, output)[..],
+                None => own.get(&d).map_or(&[][..], |o| &o[output as usize][..]),
+            }
+        };
+        let ext: Vec<&[f64]> = def
+            .srcs
+            .iter()
+            .map(|s| match *s {
+                Src::Ext { dep, output } => dep_out(dep, output),
+                Src::Own(_) => &[][..],
+            })
+            .collect();
+        let params = plan
+            .params
+            .iter()
+            .map(|p| (values.params)(p).ok_or_else(|| format!("parameter `{p}`")))
+            .collect::<Result<Vec<f64>, String>>()?;
+        let inputs = plan
+            .inputs
+            .iter()
+            .map(|k| (values.inputs)(k).ok_or_else(|| format!("input `{k}`")))
+            .collect::<Result<Vec<&[f64]>, String>>()?;
+        let out = def.eval(&UnitEnv { ext: &ext, params: &params, inputs: &inputs });
+        computed += def.members.len() as u64;
+        own.insert(u, out.into_iter().map(Series::from).collect());
+    }
+    let mut series = BTreeMap::new();
+    for &s in targets {
+        let info = &c.series[s as usize];
+        let v = match known[info.unit as usize] {
+            Some(k) => output_of(db, k, info.output).clone(),
+            None => {
+                own.get(&info.unit).map(|o| o[info.output as usize].clone()).unwrap_or_else(|| Series::from(Vec::new()))
+            }
+        };
+        series.insert(s, v);
+    }
+    Ok((series, computed + EVALUATED.with(|e| e.get())))
 }
 
 fn missing_input(db: &dyn Db, s: Scenario, c: &Compiled) -> Diagnostics {

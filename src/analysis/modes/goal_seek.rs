@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use argmin::core::{CostFunction, Executor, State};
 use argmin::solver::brent::BrentRoot;
 
-use crate::analysis::metric::{Resolved, resolve_all};
+use crate::analysis::metric::{Resolved, resolve_one};
 use crate::analysis::modes::{Eval, TraceStep, metric_values, target_ids};
 use crate::analysis::point::{Evaluator, Point};
 use crate::analysis::{AnalysisError, Best, Control, invalid};
@@ -174,11 +174,10 @@ impl Eval for GoalSeek {
                 "the default is 100",
             ));
         }
-        let metric =
-            resolve_all(std::slice::from_ref(&self.metric), "metric", ev.plan(), ev.decls()).unwrap_or_else(|d| {
-                diags.extend(d);
-                Vec::new()
-            });
+        let metric = resolve_one(&self.metric, "metric", ev.plan(), ev.decls()).map(|m| vec![m]).unwrap_or_else(|d| {
+            diags.extend(d);
+            Vec::new()
+        });
         if !diags.is_empty() {
             return Err(Diagnostics(diags).into());
         }

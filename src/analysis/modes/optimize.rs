@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use argmin::core::{CostFunction, Executor, State, TerminationReason};
 use argmin::solver::neldermead::NelderMead;
 
-use crate::analysis::metric::{Resolved, resolve_all};
+use crate::analysis::metric::{Resolved, resolve_all, resolve_one};
 use crate::analysis::modes::{Eval, TraceStep, metric_values, target_ids};
 use crate::analysis::point::{Evaluator, Outcome, Point};
 use crate::analysis::{AnalysisError, Best, Control, MetricValue, invalid};
@@ -391,8 +391,8 @@ impl Eval for Optimize {
         let mut diags: Vec<Diagnostic> = Vec::new();
         check_bounds(ev, &self.params, "params", &mut diags);
         check_search(self.max_iterations, self.tolerance, &mut diags);
-        let objective = resolve_all(std::slice::from_ref(&self.objective), "objective", ev.plan(), ev.decls())
-            .unwrap_or_else(|d| {
+        let objective =
+            resolve_one(&self.objective, "objective", ev.plan(), ev.decls()).map(|m| vec![m]).unwrap_or_else(|d| {
                 diags.extend(d);
                 Vec::new()
             });

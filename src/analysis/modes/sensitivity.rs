@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::analysis::metric::resolve_all;
+use crate::analysis::metric::resolve_one;
 use crate::analysis::modes::{Eval, point_result, target_ids};
 use crate::analysis::point::{Evaluator, Point};
 use crate::analysis::{AnalysisError, Control, MetricValue, PointResult, invalid};
@@ -123,11 +123,10 @@ impl Eval for Sensitivity {
             }
             plan.push((name.clone(), v, h, absolute, scheme, low, high));
         }
-        let metric =
-            resolve_all(std::slice::from_ref(&self.metric), "metric", ev.plan(), ev.decls()).unwrap_or_else(|d| {
-                diags.extend(d);
-                Vec::new()
-            });
+        let metric = resolve_one(&self.metric, "metric", ev.plan(), ev.decls()).map(|m| vec![m]).unwrap_or_else(|d| {
+            diags.extend(d);
+            Vec::new()
+        });
         if !diags.is_empty() {
             return Err(Diagnostics(diags).into());
         }
