@@ -2,7 +2,6 @@
 //! cancel that stops the work and leaves the database as it was, keeping points as variants,
 //! located bad input and the limits. The CLI forms are at the end.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
