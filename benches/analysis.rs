@@ -8,9 +8,14 @@
 //! from "input set in memory" to "every changed series fetched", store commits not timed.
 //! Analyses are timed whole (taking the target apart, preparation, every point, the result).
 //!
+//! Memory: the heap held after a 100-point root sweep is compared with the heap held before it
+//! (an analysis keeps nothing: points are not memoised).
+//!
 //! Run with `cargo bench --bench analysis`; prints a Markdown table with the targets.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -18,6 +23,41 @@ use std::time::{Duration, Instant};
 use flowtime::analysis::{self, Common, Control, GoalSeek, Limits, MonteCarlo, Progress, Sweep, Vary};
 use flowtime::host::{Host, OpenRequest, Target};
 use flowtime::model::template::Supplied;
+
+struct CountingAlloc;
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+
+#[expect(unsafe_code, reason = "a counting global allocator that forwards to System")]
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwards to the system allocator with the caller's layout.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            CURRENT.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) };
+        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwards to the system allocator; `ptr` came from it with `layout`.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            CURRENT.fetch_add(new_size, Ordering::Relaxed);
+            CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 const BINS: usize = 8760;
 const N: usize = 1000;
@@ -152,8 +192,16 @@ fn main() {
         met: d <= budget && (full * 100).as_secs_f64() / d.as_secs_f64() >= 1000.0,
     });
 
+    let held_before = CURRENT.load(Ordering::Relaxed);
     let (evaluated, seq) = sweep(&mut host, "root", 1000.0, &metric, 1);
-    assert!(evaluated.iter().all(|e| *e == N as u64 + 1), "a root point evaluates every node and the pmf's reader");
+    let held_after = CURRENT.load(Ordering::Relaxed);
+    assert!(evaluated.iter().all(|e| *e == N as u64), "a root point evaluates every node (the pmf stays memoised)");
+    println!(
+        "heap held before a 100-point root sweep {:.1} MB, after {:.1} MB (one point's cone is {:.1} MB)",
+        held_before as f64 / 1e6,
+        held_after as f64 / 1e6,
+        (N * BINS * 8) as f64 / 1e6
+    );
     let (_, par) = sweep(&mut host, "root", 2000.0, &metric, threads);
     rows.push(Row {
         scenario: format!("sweep, root parameter, 100 points, {N} × {BINS}, 1 thread"),
@@ -162,6 +210,14 @@ fn main() {
         ratio: format!("{:.2}× the baseline", seq.as_secs_f64() / (full * 100).as_secs_f64()),
         target: "≤ 100 × full".into(),
         met: seq <= full * 100,
+    });
+    rows.push(Row {
+        scenario: "heap held after that sweep, minus before".into(),
+        time: Duration::ZERO,
+        baseline: format!("one point's cone = {:.1} MB", (N * BINS * 8) as f64 / 1e6),
+        ratio: format!("{:+.2} MB", (held_after as f64 - held_before as f64) / 1e6),
+        target: "< one point's cone (nothing kept)".into(),
+        met: held_after < held_before + N * BINS * 8,
     });
     let speedup = seq.as_secs_f64() / par.as_secs_f64();
     rows.push(Row {

@@ -3,14 +3,17 @@
 //! cache and never stored.
 //!
 //! A point is not a salsa input, and creates none. Its plan is *prepared* once: every unit that
-//! reads none of the parameters or drawn nodes points vary keeps the target's key and is
-//! evaluated (memoised) before the points. A point then computes only the rest, its cone,
-//! directly from its own values and those memos (`engine::db::evaluate_point`), and keeps
-//! nothing: salsa never frees a memo or an input, and a point's cone is of use to no one else,
-//! so memoising it would grow memory by the cone's series at every point (70 MB per point of a
-//! root sweep at 1000 × 8,760). Points run in parallel on database clones, one per worker, and
-//! come back in input order; identical points are evaluated once. A concurrent write cancels
-//! the clones (`salsa::Cancelled`), which ends the analysis as [`AnalysisError::Interrupted`].
+//! is identical to one of the target's (same definition, and reading no parameter the points
+//! vary or the request overrides, no drawn node, and only such units) takes the target's key and
+//! is evaluated before the points, so its memo is the target's own. A point then computes the
+//! rest, its cone, directly from its values and those memos (`engine::db::evaluate_point`), and
+//! keeps nothing: salsa never frees a memo, an interned key or an input, and a point's cone is
+//! of use to no one else, so memoising it would grow memory by the cone's series at every point
+//! (70 MB per point of a root sweep at 1000 × 8,760). An analysis therefore leaves memory as it
+//! found it, but for the target's own memos. Points run in parallel on database clones, one per
+//! worker, and come back in input order; identical points are evaluated once. A concurrent write
+//! cancels the clones (`salsa::Cancelled`), which ends the analysis as
+//! [`AnalysisError::Interrupted`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
@@ -23,7 +26,7 @@ use crate::analysis::{AnalysisError, Control};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::engine::db::{PointValues, UnitKey, build_keys, evaluate_in_order, evaluate_point};
 use crate::engine::plan::Compiled;
-use crate::engine::{Accounting, Database, ParamCell, Series, SeriesCell};
+use crate::engine::{Accounting, Database, Series, SeriesCell};
 use crate::host::{AnalysisBase, HostError, Snapshot};
 use crate::model::params::{ParamDecl, ParamType, ParamValue};
 use crate::model::template::{Supplied, bind};
@@ -61,13 +64,14 @@ pub(crate) struct Outcome {
     pub(crate) structural: bool,
 }
 
-/// A plan ready for points: the keys of every unit that reads no varied cell, already evaluated.
+/// A plan ready for points: the target's keys of its units identical to the target's, already
+/// evaluated.
 struct Prepared {
     /// Values of the structural parameters this plan was compiled with.
     structural: Vec<(String, ParamValue)>,
     plan: Arc<Compiled>,
     targets: Vec<u32>,
-    /// The fixed units' interned keys; None for the units a point computes.
+    /// The target's keys of the fixed units; None for the units a point computes.
     fixed: Vec<Option<salsa::Id>>,
     differs: bool,
 }
@@ -93,7 +97,10 @@ pub(crate) struct Evaluator {
     base: Base,
     /// Effective parameter values of the base: the target's, with the request's overrides.
     values: BTreeMap<String, ParamValue>,
-    cells: BTreeMap<String, ParamCell>,
+    /// Parameters the request gives another value than the target's.
+    overridden: BTreeSet<String>,
+    /// The target's key of each of its units (None where it lacks a cell).
+    target_keys: Vec<Option<salsa::Id>>,
     plan: Arc<Compiled>,
     varied: BTreeSet<String>,
     drawn: BTreeSet<String>,
@@ -139,16 +146,15 @@ impl Evaluator {
                     .collect(),
             ))
         })?;
-        let changed: Vec<&String> = bound.keys().filter(|k| values.get(*k) != bound.get(*k)).collect();
+        let overridden: BTreeSet<String> = bound.keys().filter(|k| values.get(*k) != bound.get(*k)).cloned().collect();
         let mut plan = base.plan.clone();
-        if changed.iter().any(|k| base.structural.contains(*k)) {
+        if overridden.iter().any(|k| base.structural.contains(k)) {
             plan = base.compiler.compile(&bound, &BTreeSet::new())?;
             check_same_shape(&base, &plan, &BTreeSet::new(), "parameters")?;
         }
-        let mut cells = base_cells;
-        for k in changed {
-            cells.insert(k.clone(), ParamCell::create(db, &plan, k, bound[k].clone()));
-        }
+        // The target's own keys (interned already when the target was ever evaluated).
+        let target_keys =
+            build_keys(db, &base.plan, &base_cells, &base.inputs).into_iter().map(|k| k.map(|k| k.as_id())).collect();
         if !drawn.is_empty() {
             plan = base.compiler.with_overrides(&plan, &drawn)?;
         }
@@ -156,7 +162,8 @@ impl Evaluator {
             snapshot: Mutex::new(snapshot),
             base,
             values: bound,
-            cells,
+            overridden,
+            target_keys,
             plan,
             varied: BTreeSet::new(),
             drawn,
@@ -256,8 +263,8 @@ impl Evaluator {
         if self.varied.iter().any(|v| self.base.structural.contains(v)) {
             return (all, all);
         }
-        let fresh = self.fresh(c);
-        (weight(&mut closure.iter().copied().filter(|u| fresh[*u as usize])), all)
+        let same = self.same_as_target(c);
+        (weight(&mut closure.iter().copied().filter(|u| same[*u as usize].is_none())), all)
     }
 
     /// Refuses an analysis of `points` points (`evaluations` of them at most) over the limits,
@@ -292,14 +299,9 @@ impl Evaluator {
         self.drawn.contains(id)
     }
 
-    /// True when series `id` of the base plan reads a varied parameter, directly or not.
+    /// True when series `id` of the analysis plan reads a varied parameter, directly or not.
     pub(crate) fn reads_varied(&self, id: &str) -> bool {
         let c = &self.plan;
-        c.by_id.get(id).is_some_and(|s| self.fresh(c)[c.series[*s as usize].unit as usize])
-    }
-
-    /// Units reading a varied parameter or a drawn input, and everything downstream of them.
-    fn fresh(&self, c: &Compiled) -> Vec<bool> {
         let drawn: BTreeSet<String> = self.drawn.iter().map(|n| format!("override:{n}")).collect();
         let roots: Vec<u32> = (0..c.units.len() as u32)
             .filter(|u| {
@@ -307,11 +309,34 @@ impl Evaluator {
                 p.params.iter().any(|x| self.varied.contains(x)) || p.inputs.iter().any(|k| drawn.contains(k))
             })
             .collect();
-        let mut fresh = vec![false; c.units.len()];
-        for u in c.downstream(&roots) {
-            fresh[u as usize] = true;
+        c.by_id.get(id).is_some_and(|s| c.downstream(&roots).contains(&c.series[*s as usize].unit))
+    }
+
+    /// For each unit of `c`, the target's unit it is identical to, or None for a unit points
+    /// compute: identical means the same definition, the same parameter and input names, none a
+    /// parameter the points vary or the request overrides nor a drawn node, and dependencies
+    /// identical to that unit's, in order. Such a unit's key is the target's, so its memo is the
+    /// target's own.
+    fn same_as_target(&self, c: &Compiled) -> Vec<Option<u32>> {
+        let t = &*self.base.plan;
+        let drawn: BTreeSet<String> = self.drawn.iter().map(|n| format!("override:{n}")).collect();
+        let mut out: Vec<Option<u32>> = Vec::with_capacity(c.units.len());
+        for u in &c.units {
+            let same = (|| {
+                let first = *u.series.first()?;
+                let tu = t.series[*t.by_id.get(c.series_id(first))? as usize].unit;
+                let tp = &t.units[tu as usize];
+                let reads_varied = u.params.iter().any(|p| self.varied.contains(p) || self.overridden.contains(p))
+                    || u.inputs.iter().any(|k| drawn.contains(k));
+                let same_def = Arc::ptr_eq(&u.def, &tp.def) || u.def == tp.def;
+                let same_reads = u.params == tp.params && u.inputs == tp.inputs && u.series.len() == tp.series.len();
+                let same_deps = u.deps.len() == tp.deps.len()
+                    && u.deps.iter().zip(&tp.deps).all(|(d, td)| out[*d as usize] == Some(*td));
+                (!reads_varied && same_def && same_reads && same_deps).then_some(tu)
+            })();
+            out.push(same);
         }
-        fresh
+        out
     }
 
     /// Accounting of the preparations so far (base evaluations of each plan's fixed units).
@@ -372,15 +397,10 @@ impl Evaluator {
                 })
             })
             .collect::<Result<Vec<u32>, HostError>>()?;
-        // Keys of the units that read no varied cell: the maps lack those cells, so exactly the
-        // units a point derives come back None.
-        let cells: BTreeMap<String, ParamCell> =
-            self.cells.iter().filter(|(k, _)| !self.varied.contains(*k)).map(|(k, c)| (k.clone(), *c)).collect();
-        let fresh = self.fresh(&plan);
-        let keys: Vec<Option<UnitKey<'_>>> = build_keys(db, &plan, &cells, &self.base.inputs)
-            .into_iter()
-            .zip(&fresh)
-            .map(|(k, f)| if *f { None } else { k })
+        let keys: Vec<Option<UnitKey<'_>>> = self
+            .same_as_target(&plan)
+            .iter()
+            .map(|same| same.and_then(|tu| self.target_keys[tu as usize]).map(UnitKey::from_id))
             .collect();
         let sw = sys::Stopwatch::start();
         let closure = plan.closure(Some(&targets));
