@@ -15,9 +15,9 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use flowtime::analysis::{self, Common, Control, GoalSeek, Limits, MonteCarlo, Progress, Sweep, Vary};
@@ -71,7 +71,10 @@ fn chain() -> String {
     for i in 1..N {
         let b = (i * 7919) % i;
         let extra = if i == N - 1 { " + {{leaf_k}} + jitter" } else { "" };
-        y.push_str(&format!("  - {{id: n{i}, kind: expr, expr: \"MOD(n{} + 2 * n{b}{extra} + {i}, 1048576)\"}}\n", i - 1));
+        y.push_str(&format!(
+            "  - {{id: n{i}, kind: expr, expr: \"MOD(n{} + 2 * n{b}{extra} + {i}, 1048576)\"}}\n",
+            i - 1
+        ));
     }
     y
 }
@@ -137,7 +140,12 @@ fn change(host: &mut Host, param: &str, fetch: Option<&[u32]>, runs: usize) -> D
 fn timed<T>(threads: usize, f: impl FnOnce(&Control<'_>) -> T) -> (T, Duration) {
     let cancel = AtomicBool::new(false);
     let progress = |_: &Progress| {};
-    let ctl = Control { cancel: &cancel, progress: &progress, threads, limits: Limits { eval_budget: u64::MAX, max_points: 1_000_000 } };
+    let ctl = Control {
+        cancel: &cancel,
+        progress: &progress,
+        threads,
+        limits: Limits { eval_budget: u64::MAX, max_points: 1_000_000 },
+    };
     let t = Instant::now();
     let out = f(&ctl);
     (out, t.elapsed())
@@ -180,14 +188,21 @@ fn main() {
     println!("baselines at {N} × {BINS}: full re-evaluation {}, one leaf change {}", ms(full), ms(leaf));
 
     let metric = format!("max(n{})", N - 1);
-    let (evaluated, d) = (0..3).map(|i| sweep(&mut host, "leaf_k", 10.0 + 100.0 * i as f64, &metric, threads)).min_by_key(|r| r.1).unwrap();
+    let (evaluated, d) = (0..3)
+        .map(|i| sweep(&mut host, "leaf_k", 10.0 + 100.0 * i as f64, &metric, threads))
+        .min_by_key(|r| r.1)
+        .unwrap();
     assert!(evaluated.iter().all(|e| *e == 1), "a leaf point evaluates one unit");
     let budget = leaf * 100 + Duration::from_millis(10);
     rows.push(Row {
         scenario: format!("sweep, leaf parameter, 100 points, {N} × {BINS}, {threads} threads"),
         time: d,
         baseline: format!("100 × leaf change + 10 ms = {}; 100 × full = {}", ms(budget), ms(full * 100)),
-        ratio: format!("{:.2} of the leaf budget; {:.0}× faster than 100 full", d.as_secs_f64() / budget.as_secs_f64(), (full * 100).as_secs_f64() / d.as_secs_f64()),
+        ratio: format!(
+            "{:.2} of the leaf budget; {:.0}× faster than 100 full",
+            d.as_secs_f64() / budget.as_secs_f64(),
+            (full * 100).as_secs_f64() / d.as_secs_f64()
+        ),
         target: "≤ 100 × leaf + 10 ms, ≥ 1000× faster".into(),
         met: d <= budget && (full * 100).as_secs_f64() / d.as_secs_f64() >= 1000.0,
     });
@@ -244,7 +259,11 @@ fn main() {
         scenario: format!("Monte Carlo, leaf pmf, 1,000 samples, {N} × {BINS}, {threads} threads"),
         time: d,
         baseline: format!("1 s; 1,000 × full = {}", ms(full * 1000)),
-        ratio: format!("{:.2} s; {:.0}× faster than 1,000 full", d.as_secs_f64(), (full * 1000).as_secs_f64() / d.as_secs_f64()),
+        ratio: format!(
+            "{:.2} s; {:.0}× faster than 1,000 full",
+            d.as_secs_f64(),
+            (full * 1000).as_secs_f64() / d.as_secs_f64()
+        ),
         target: "≤ 1 s".into(),
         met: d <= Duration::from_secs(1),
     });
@@ -259,7 +278,9 @@ fn main() {
     let (evaluated, d) = sweep(&mut replay, "order_capacity", 60.0, "max(order_served_modeled)", threads);
     assert!(evaluated.iter().all(|e| *e == 1));
     rows.push(Row {
-        scenario: format!("sweep, leaf parameter (replay order_capacity), 100 points, order-pipeline, {threads} threads"),
+        scenario: format!(
+            "sweep, leaf parameter (replay order_capacity), 100 points, order-pipeline, {threads} threads"
+        ),
         time: d,
         baseline: format!("100 × full = {}", ms(full_op * 100)),
         ratio: format!("{:.1}× faster", (full_op * 100).as_secs_f64() / d.as_secs_f64()),
@@ -308,7 +329,15 @@ fn main() {
 
     println!("\n| scenario | time | baseline (same run) | ratio | target | met |\n|---|---|---|---|---|---|");
     for r in &rows {
-        println!("| {} | {} | {} | {} | {} | {} |", r.scenario, ms(r.time), r.baseline, r.ratio, r.target, if r.met { "yes" } else { "NO" });
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            r.scenario,
+            ms(r.time),
+            r.baseline,
+            r.ratio,
+            r.target,
+            if r.met { "yes" } else { "NO" }
+        );
     }
     println!("\ngoal seek found order_capacity = {:.4} (peak {:.6})", r.value, r.achieved);
 }

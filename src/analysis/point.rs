@@ -54,6 +54,9 @@ impl Point {
     }
 }
 
+/// Completes point `i` on its worker just before it is evaluated.
+pub(crate) type Expand<'a> = dyn Fn(usize, &mut Point) + Sync + 'a;
+
 /// What one point evaluated.
 #[derive(Clone, Debug)]
 pub(crate) struct Outcome {
@@ -487,7 +490,7 @@ impl Evaluator {
         &self,
         points: &[Point],
         ctl: &Control<'_>,
-        expand: Option<&(dyn Fn(usize, &mut Point) + Sync)>,
+        expand: Option<&Expand<'_>>,
     ) -> Result<Vec<Outcome>, AnalysisError> {
         self.prepare_all(points)?;
         // Identical points are evaluated once; the copies reuse everything.

@@ -78,7 +78,7 @@ impl MonteCarlo {
 }
 
 /// Summary of NaN-free `values` (reordered).
-fn summary(values: &mut Vec<f64>, nan_samples: u32) -> MetricSummary {
+fn summary(values: &mut [f64], nan_samples: u32) -> MetricSummary {
     let mean = if values.is_empty() { f64::NAN } else { values.iter().fold(0.0, |a, v| a + v) / values.len() as f64 };
     MetricSummary {
         mean,
