@@ -74,6 +74,9 @@ struct Prepared {
     structural: Vec<(String, ParamValue)>,
     plan: Arc<Compiled>,
     targets: Vec<u32>,
+    /// The units the targets need, in evaluation order, and their weight (a point's `nodes_total`).
+    closure: Vec<u32>,
+    nodes_total: u64,
     /// The target's keys of the fixed units; None for the units a point computes.
     fixed: Vec<Option<salsa::Id>>,
     differs: bool,
@@ -422,6 +425,8 @@ impl Evaluator {
         let prepared = Arc::new(Prepared {
             structural: key,
             fixed: keys.iter().map(|k| k.map(|k| k.as_id())).collect(),
+            nodes_total: closure.iter().map(|u| plan.units[*u as usize].weight as u64).sum(),
+            closure,
             plan,
             targets,
             differs,
@@ -448,14 +453,14 @@ impl Evaluator {
             |key: &str| drawn.get(key).copied().or_else(|| self.base.inputs.get(key).map(|c| &c.data(db).values[..]));
         let known: Vec<Option<UnitKey<'_>>> = prep.fixed.iter().map(|id| id.map(UnitKey::from_id)).collect();
         let values = PointValues { params: &params, inputs: &inputs };
-        let (series, evaluated) = evaluate_point(db, plan, &known, &values, &prep.targets).map_err(|what| {
-            HostError::FailedPrecondition(format!(
-                "a point of the analysis reads {what}, which {} does not have",
-                self.base.target
-            ))
-        })?;
-        let nodes_total: u64 =
-            plan.closure(Some(&prep.targets)).iter().map(|u| plan.units[*u as usize].weight as u64).sum();
+        let (series, evaluated) =
+            evaluate_point(db, plan, &known, &values, &prep.closure, &prep.targets).map_err(|what| {
+                HostError::FailedPrecondition(format!(
+                    "a point of the analysis reads {what}, which {} does not have",
+                    self.base.target
+                ))
+            })?;
+        let nodes_total = prep.nodes_total;
         let accounting = Accounting {
             nodes_total,
             nodes_evaluated: evaluated,
@@ -512,6 +517,10 @@ impl Evaluator {
                 }
             }
         }
+        let mut copies: BTreeMap<usize, usize> = BTreeMap::new();
+        for f in &first_of {
+            *copies.entry(*f).or_default() += 1;
+        }
         let total = points.len() as u64;
         let next = AtomicUsize::new(0);
         let done = AtomicUsize::new(0);
@@ -536,8 +545,8 @@ impl Evaluator {
                     stop.store(true, Ordering::Relaxed);
                 }
                 out.push((i, r));
-                let copies = first_of.iter().filter(|f| **f == i).count();
-                let d = done.fetch_add(copies, Ordering::Relaxed) + copies;
+                let n = copies.get(&i).copied().unwrap_or(1);
+                let d = done.fetch_add(n, Ordering::Relaxed) + n;
                 ctl.report(d as u64, total, None);
             }
             out

@@ -392,24 +392,37 @@ pub struct PointValues<'a> {
     pub inputs: &'a dyn Fn(&str) -> Option<&'a [f64]>,
 }
 
-/// Evaluates `targets` of plan `c` for a scenario that is not a salsa input. A unit with a key in
-/// `known` is read from its memo (it must have been evaluated in this revision, so the read does
-/// not recurse); every other unit of the closure is computed here from `values` and its
+/// Evaluates `targets` of plan `c` for a scenario that is not a salsa input. `closure` is
+/// `c.closure(Some(targets))` (callers evaluating many points compute it once). A unit with a key
+/// in `known` is read from its memo (it must have been evaluated in this revision, so the read
+/// does not recurse); every other unit of the closure is computed here from `values` and its
 /// dependencies, bottom-up, and not memoised: a point's own cone is of no use to anyone else, and
-/// memos are never freed. Returns the target series and the series definitions computed (memo
+/// memos are never freed. A computed series is dropped after its last reader, so a point holds
+/// few series at a time. Returns the target series and the series definitions computed (memo
 /// reads that had to execute included). Err names a parameter or input `values` lacks.
 pub fn evaluate_point<'db>(
     db: &'db dyn Db,
     c: &Compiled,
     known: &[Option<UnitKey<'db>>],
     values: &PointValues<'_>,
+    closure: &[u32],
     targets: &[u32],
 ) -> Result<(BTreeMap<u32, Series>, u64), String> {
-    let closure = c.closure(Some(targets));
     EVALUATED.with(|e| e.set(0));
+    // Readers left of each computed unit: computed units of the closure reading it, and the
+    // targets it produces (read at the end).
+    let mut readers: BTreeMap<u32, u32> = BTreeMap::new();
+    for &u in closure.iter().filter(|u| known[**u as usize].is_none()) {
+        for &d in c.units[u as usize].deps.iter().filter(|d| known[**d as usize].is_none()) {
+            *readers.entry(d).or_default() += 1;
+        }
+    }
+    for &s in targets {
+        *readers.entry(c.series[s as usize].unit).or_default() += 1;
+    }
     let mut own: BTreeMap<u32, Vec<Series>> = BTreeMap::new();
     let mut computed = 0u64;
-    for &u in &closure {
+    for &u in closure {
         if known[u as usize].is_some() {
             continue;
         }
@@ -442,7 +455,17 @@ pub fn evaluate_point<'db>(
             .collect::<Result<Vec<&[f64]>, String>>()?;
         let out = def.eval(&UnitEnv { ext: &ext, params: &params, inputs: &inputs });
         computed += def.members.len() as u64;
-        own.insert(u, out.into_iter().map(Series::from).collect());
+        for &d in plan.deps.iter().filter(|d| known[**d as usize].is_none()) {
+            if let Some(n) = readers.get_mut(&d) {
+                *n -= 1;
+                if *n == 0 {
+                    own.remove(&d);
+                }
+            }
+        }
+        if readers.get(&u).is_some_and(|n| *n > 0) {
+            own.insert(u, out.into_iter().map(Series::from).collect());
+        }
     }
     let mut series = BTreeMap::new();
     for &s in targets {

@@ -84,4 +84,11 @@ impl PlanCache {
         list.push((reads, overrides.clone(), c.clone()));
         Ok(c)
     }
+
+    /// The parameters `plan` (a plan this cache handed out for template `sha`) read structurally,
+    /// while it is cached.
+    pub(crate) fn structural_reads(&self, sha: &str, plan: &Arc<Compiled>) -> Option<BTreeSet<String>> {
+        let (reads, _, _) = self.entries.get(sha)?.iter().find(|(_, _, c)| Arc::ptr_eq(c, plan))?;
+        Some(reads.iter().map(|(k, _)| k.clone()).collect())
+    }
 }
