@@ -182,7 +182,9 @@ fn lex(text: &str) -> Result<Vec<Token>, Diagnostic> {
                 continue;
             }
             b'-' | b'+' | b'.' if !bytes.get(i + 1).is_some_and(|n| n.is_ascii_digit() || *n == b'.') => {
-                return Err(error(text, start, start + 1, format!("unexpected character `{}`", c as char)).with_help(HELP));
+                return Err(
+                    error(text, start, start + 1, format!("unexpected character `{}`", c as char)).with_help(HELP)
+                );
             }
             c if c.is_ascii_digit() || c == b'-' || c == b'+' || c == b'.' => {
                 i += 1;

@@ -155,6 +155,28 @@ pub struct TraceStep {
     pub structural: bool,
 }
 
+/// Refuses series ids the plan lacks, each located at `field[i]`, with the nearest id.
+pub(crate) fn check_series(
+    c: &crate::engine::plan::Compiled,
+    ids: &[String],
+    field: &str,
+    diags: &mut Vec<crate::diag::Diagnostic>,
+) {
+    for (i, id) in ids.iter().enumerate() {
+        if !c.by_id.contains_key(id) {
+            let all: Vec<&str> = c.by_id.keys().map(String::as_str).collect();
+            let help = crate::model::doc::closest(id, &all)
+                .map_or_else(|| "name a series of the model".to_string(), |n| format!("did you mean `{n}`?"));
+            diags.push(crate::analysis::invalid(
+                "unknown_reference",
+                format!("{field}[{i}]"),
+                format!("unknown series `{id}`"),
+                help,
+            ));
+        }
+    }
+}
+
 /// The series ids `metrics` read, then `extra`, without repeats, in that order.
 pub(crate) fn target_ids(metrics: &[Resolved], extra: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::analysis::metric::{Resolved, quantile_of, resolve_all};
-use crate::analysis::modes::{Eval, metric_values, target_ids};
+use crate::analysis::modes::{Eval, check_series, metric_values, target_ids};
 use crate::analysis::point::{Evaluator, Point};
 use crate::analysis::random::{Dist, MAX_REDRAWS, param_value, pmf_series};
 use crate::analysis::{AnalysisError, Control, invalid};
@@ -119,16 +119,7 @@ impl Eval for MonteCarlo {
                 "add `--series ID` or `--metric 'max(ID)'`",
             ));
         }
-        for (i, id) in self.series.iter().enumerate() {
-            if !ev.plan().by_id.contains_key(id) {
-                diags.push(invalid(
-                    "unknown_reference",
-                    format!("series[{i}]"),
-                    format!("unknown series `{id}`"),
-                    "name a series of the model",
-                ));
-            }
-        }
+        check_series(ev.plan(), &self.series, "series", &mut diags);
         let metrics = self.resolve(ev.plan(), ev.decls()).unwrap_or_else(|d| {
             diags.extend(d);
             Vec::new()

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::analysis::metric::resolve_all;
-use crate::analysis::modes::{Eval, point_result, target_ids};
+use crate::analysis::modes::{Eval, check_series, point_result, target_ids};
 use crate::analysis::point::{Evaluator, Point};
 use crate::analysis::{AnalysisError, Control, PointResult, invalid};
 use crate::diag::{Diagnostic, Diagnostics};
@@ -94,16 +94,7 @@ impl Eval for Sweep {
             diags.extend(d);
             Vec::new()
         });
-        for (i, id) in self.series.iter().enumerate() {
-            if !ev.plan().by_id.contains_key(id) {
-                diags.push(invalid(
-                    "unknown_reference",
-                    format!("series[{i}]"),
-                    format!("unknown series `{id}`"),
-                    "name a series of the model",
-                ));
-            }
-        }
+        check_series(ev.plan(), &self.series, "series", &mut diags);
         if !diags.is_empty() {
             return Err(Diagnostics(diags).into());
         }

@@ -206,170 +206,125 @@ fn bounds(b: &[pb::ParamBound]) -> Vec<Bound> {
     b.iter().map(|b| Bound { name: b.name.clone(), lo: b.lo, hi: b.hi }).collect()
 }
 
-impl Mode for Sweep {
-    type Out = analysis::SweepResult;
-    type Event = pb::SweepEvent;
-    fn run(
-        &self,
-        base: AnalysisBase,
-        common: &Common,
-        ctl: &Control<'_>,
-    ) -> Result<(Self::Out, Totals), AnalysisError> {
-        analysis::sweep(base, common, self, ctl)
-    }
-    fn progress(p: pb::AnalysisProgress) -> pb::SweepEvent {
-        pb::SweepEvent { event: Some(pb::sweep_event::Event::Progress(p)) }
-    }
-    fn result(out: Self::Out, summary: pb::AnalysisSummary) -> pb::SweepEvent {
-        let r = pb::SweepResult { summary: Some(summary), points: out.points.iter().map(point).collect() };
-        pb::SweepEvent { event: Some(pb::sweep_event::Event::Result(r)) }
+/// `Mode` for a request type: its runner, its progress event and its result (built by
+/// `$convert`) in the mode's event oneof.
+macro_rules! mode {
+    ($req:ty, $res:ident, $event:ident, $module:ident, $run:ident, $convert:ident) => {
+        impl Mode for $req {
+            type Out = analysis::$res;
+            type Event = pb::$event;
+            fn run(
+                &self,
+                base: AnalysisBase,
+                common: &Common,
+                ctl: &Control<'_>,
+            ) -> Result<(Self::Out, Totals), AnalysisError> {
+                analysis::$run(base, common, self, ctl)
+            }
+            fn progress(p: pb::AnalysisProgress) -> pb::$event {
+                pb::$event { event: Some(pb::$module::Event::Progress(p)) }
+            }
+            fn result(out: Self::Out, summary: pb::AnalysisSummary) -> pb::$event {
+                pb::$event { event: Some(pb::$module::Event::Result($convert(out, summary))) }
+            }
+        }
+    };
+}
+
+mode!(Sweep, SweepResult, SweepEvent, sweep_event, sweep, sweep_result);
+
+mode!(Sensitivity, SensitivityResult, SensitivityEvent, sensitivity_event, sensitivity, sensitivity_result);
+
+mode!(GoalSeek, GoalSeekResult, GoalSeekEvent, goal_seek_event, goal_seek, goal_seek_result);
+
+mode!(Optimize, OptimizeResult, OptimizeEvent, optimize_event, optimize, optimize_result);
+
+mode!(MonteCarlo, MonteCarloResult, MonteCarloEvent, monte_carlo_event, monte_carlo, monte_carlo_result);
+
+fn sweep_result(out: analysis::SweepResult, summary: pb::AnalysisSummary) -> pb::SweepResult {
+    pb::SweepResult { summary: Some(summary), points: out.points.iter().map(point).collect() }
+}
+
+fn sensitivity_result(out: analysis::SensitivityResult, summary: pb::AnalysisSummary) -> pb::SensitivityResult {
+    let rows = out
+        .rows
+        .iter()
+        .map(|r| pb::SensitivityRow {
+            param: r.param.clone(),
+            value: r.value,
+            step: r.step,
+            absolute: r.absolute,
+            scheme: r.scheme.to_string(),
+            low: r.low,
+            high: r.high,
+            metric_low: r.metric_low,
+            metric_high: r.metric_high,
+            gradient: r.gradient,
+            elasticity: r.elasticity,
+            rank: r.rank,
+        })
+        .collect();
+    pb::SensitivityResult {
+        summary: Some(summary),
+        metric: Some(metric(&out.metric)),
+        rows,
+        points: out.points.iter().map(point).collect(),
     }
 }
 
-impl Mode for Sensitivity {
-    type Out = analysis::SensitivityResult;
-    type Event = pb::SensitivityEvent;
-    fn run(
-        &self,
-        base: AnalysisBase,
-        common: &Common,
-        ctl: &Control<'_>,
-    ) -> Result<(Self::Out, Totals), AnalysisError> {
-        analysis::sensitivity(base, common, self, ctl)
+fn goal_seek_result(out: analysis::GoalSeekResult, summary: pb::AnalysisSummary) -> pb::GoalSeekResult {
+    pb::GoalSeekResult {
+        summary: Some(summary),
+        value: out.value,
+        achieved: out.achieved,
+        converged: out.converged,
+        bracketed: out.bracketed,
+        tolerance: out.tolerance,
+        iterations: out.iterations,
+        trace: trace(&out.trace),
+        message: out.message,
     }
-    fn progress(p: pb::AnalysisProgress) -> pb::SensitivityEvent {
-        pb::SensitivityEvent { event: Some(pb::sensitivity_event::Event::Progress(p)) }
+}
+
+fn optimize_result(out: analysis::OptimizeResult, summary: pb::AnalysisSummary) -> pb::OptimizeResult {
+    pb::OptimizeResult {
+        summary: Some(summary),
+        params: settings(&out.params),
+        objective: out.objective,
+        constraints: out.constraints.iter().map(metric).collect(),
+        feasible: out.feasible,
+        converged: out.converged,
+        iterations: out.iterations,
+        trace: trace(&out.trace),
+        message: out.message,
     }
-    fn result(out: Self::Out, summary: pb::AnalysisSummary) -> pb::SensitivityEvent {
-        let rows = out
-            .rows
-            .iter()
-            .map(|r| pb::SensitivityRow {
-                param: r.param.clone(),
-                value: r.value,
-                step: r.step,
-                absolute: r.absolute,
-                scheme: r.scheme.to_string(),
-                low: r.low,
-                high: r.high,
-                metric_low: r.metric_low,
-                metric_high: r.metric_high,
-                gradient: r.gradient,
-                elasticity: r.elasticity,
-                rank: r.rank,
+}
+
+fn monte_carlo_result(out: analysis::MonteCarloResult, summary: pb::AnalysisSummary) -> pb::MonteCarloResult {
+    pb::MonteCarloResult {
+        summary: Some(summary),
+        samples: out.samples,
+        seed: out.seed,
+        drawn: out.drawn,
+        bands: out
+            .bands
+            .into_iter()
+            .map(|(series, b)| pb::Band { series, p5: b.p5, p50: b.p50, p95: b.p95, mean: b.mean })
+            .collect(),
+        metrics: out
+            .metrics
+            .into_iter()
+            .map(|(metric, s)| pb::MetricDistribution {
+                metric,
+                mean: s.mean,
+                p5: s.p5,
+                p50: s.p50,
+                p95: s.p95,
+                nan_samples: s.nan_samples,
             })
-            .collect();
-        let r = pb::SensitivityResult {
-            summary: Some(summary),
-            metric: Some(metric(&out.metric)),
-            rows,
-            points: out.points.iter().map(point).collect(),
-        };
-        pb::SensitivityEvent { event: Some(pb::sensitivity_event::Event::Result(r)) }
-    }
-}
-
-impl Mode for GoalSeek {
-    type Out = analysis::GoalSeekResult;
-    type Event = pb::GoalSeekEvent;
-    fn run(
-        &self,
-        base: AnalysisBase,
-        common: &Common,
-        ctl: &Control<'_>,
-    ) -> Result<(Self::Out, Totals), AnalysisError> {
-        analysis::goal_seek(base, common, self, ctl)
-    }
-    fn progress(p: pb::AnalysisProgress) -> pb::GoalSeekEvent {
-        pb::GoalSeekEvent { event: Some(pb::goal_seek_event::Event::Progress(p)) }
-    }
-    fn result(out: Self::Out, summary: pb::AnalysisSummary) -> pb::GoalSeekEvent {
-        let r = pb::GoalSeekResult {
-            summary: Some(summary),
-            value: out.value,
-            achieved: out.achieved,
-            converged: out.converged,
-            bracketed: out.bracketed,
-            tolerance: out.tolerance,
-            iterations: out.iterations,
-            trace: trace(&out.trace),
-            message: out.message,
-        };
-        pb::GoalSeekEvent { event: Some(pb::goal_seek_event::Event::Result(r)) }
-    }
-}
-
-impl Mode for Optimize {
-    type Out = analysis::OptimizeResult;
-    type Event = pb::OptimizeEvent;
-    fn run(
-        &self,
-        base: AnalysisBase,
-        common: &Common,
-        ctl: &Control<'_>,
-    ) -> Result<(Self::Out, Totals), AnalysisError> {
-        analysis::optimize(base, common, self, ctl)
-    }
-    fn progress(p: pb::AnalysisProgress) -> pb::OptimizeEvent {
-        pb::OptimizeEvent { event: Some(pb::optimize_event::Event::Progress(p)) }
-    }
-    fn result(out: Self::Out, summary: pb::AnalysisSummary) -> pb::OptimizeEvent {
-        let r = pb::OptimizeResult {
-            summary: Some(summary),
-            params: settings(&out.params),
-            objective: out.objective,
-            constraints: out.constraints.iter().map(metric).collect(),
-            feasible: out.feasible,
-            converged: out.converged,
-            iterations: out.iterations,
-            trace: trace(&out.trace),
-            message: out.message,
-        };
-        pb::OptimizeEvent { event: Some(pb::optimize_event::Event::Result(r)) }
-    }
-}
-
-impl Mode for MonteCarlo {
-    type Out = analysis::MonteCarloResult;
-    type Event = pb::MonteCarloEvent;
-    fn run(
-        &self,
-        base: AnalysisBase,
-        common: &Common,
-        ctl: &Control<'_>,
-    ) -> Result<(Self::Out, Totals), AnalysisError> {
-        analysis::monte_carlo(base, common, self, ctl)
-    }
-    fn progress(p: pb::AnalysisProgress) -> pb::MonteCarloEvent {
-        pb::MonteCarloEvent { event: Some(pb::monte_carlo_event::Event::Progress(p)) }
-    }
-    fn result(out: Self::Out, summary: pb::AnalysisSummary) -> pb::MonteCarloEvent {
-        let r = pb::MonteCarloResult {
-            summary: Some(summary),
-            samples: out.samples,
-            seed: out.seed,
-            drawn: out.drawn,
-            bands: out
-                .bands
-                .into_iter()
-                .map(|(series, b)| pb::Band { series, p5: b.p5, p50: b.p50, p95: b.p95, mean: b.mean })
-                .collect(),
-            metrics: out
-                .metrics
-                .into_iter()
-                .map(|(metric, s)| pb::MetricDistribution {
-                    metric,
-                    mean: s.mean,
-                    p5: s.p5,
-                    p50: s.p50,
-                    p95: s.p95,
-                    nan_samples: s.nan_samples,
-                })
-                .collect(),
-            params: out.params.iter().map(|p| pb::SampleParams { params: settings(p) }).collect(),
-            sample_accounting: out.sample_accounting.iter().map(convert::accounting).collect(),
-        };
-        pb::MonteCarloEvent { event: Some(pb::monte_carlo_event::Event::Result(r)) }
+            .collect(),
+        params: out.params.iter().map(|p| pb::SampleParams { params: settings(p) }).collect(),
+        sample_accounting: out.sample_accounting.iter().map(convert::accounting).collect(),
     }
 }
 
