@@ -237,7 +237,9 @@ impl From<HostError> for Failure {
             HostError::NotFound(m) => Failure::bad("not_found", m),
             HostError::AlreadyExists(w) => Failure::bad("already_exists", format!("{w} already exists")),
             HostError::FailedPrecondition(w) => Failure::bad("failed_precondition", w),
-            e @ (HostError::InUse { .. } | HostError::Storage(_)) => Failure::Runtime(anyhow::anyhow!("{e}")),
+            e @ (HostError::InUse { .. } | HostError::Storage(_) | HostError::DataLoss(_)) => {
+                Failure::Runtime(anyhow::anyhow!("{e}"))
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! Invariant: every change is committed to the store first, then applied to salsa inputs; a
 //! rejected request leaves both as they were.
 
+mod admin;
 mod analysis;
 mod inputs;
 mod plan_cache;
@@ -94,9 +95,12 @@ pub enum HostError {
         path: String,
         holder: String,
     },
-    /// The database file could not be read or written (I/O, a damaged file, another schema
-    /// version): what happened, in words.
+    /// The database file could not be read or written (I/O, another schema version): what
+    /// happened, in words.
     Storage(String),
+    /// The database file, or an item in it, is damaged (gRPC `DATA_LOSS`): what, where, and to
+    /// run `flowtime db check`.
+    DataLoss(String),
 }
 
 impl std::fmt::Display for HostError {
@@ -107,7 +111,7 @@ impl std::fmt::Display for HostError {
             HostError::AlreadyExists(w) => write!(f, "{w} already exists"),
             HostError::FailedPrecondition(w) => f.write_str(w),
             HostError::InUse { path, holder } => write!(f, "{path} is in use by {holder}"),
-            HostError::Storage(w) => f.write_str(w),
+            HostError::Storage(w) | HostError::DataLoss(w) => f.write_str(w),
         }
     }
 }
@@ -139,6 +143,7 @@ impl From<StoreError> for HostError {
             StoreError::NotFound(w) => HostError::not_found(w),
             StoreError::AlreadyExists(w) => HostError::AlreadyExists(w),
             StoreError::InUse { path, holder } => HostError::InUse { path, holder },
+            other if other.is_damage() => HostError::DataLoss(other.to_string()),
             other => HostError::Storage(other.to_string()),
         }
     }
@@ -214,15 +219,37 @@ impl Host {
 
     /// Opens (or creates) a database file and rebuilds every session and variant from it.
     /// `role` names this process to others that find the file in use.
+    ///
+    /// A damaged file is an error ([`StoreError::Damaged`] or [`StoreError::DataLoss`], the
+    /// gRPC `DATA_LOSS`), never a panic: the store verifies what it reads and catches redb's
+    /// panics, and a panic anywhere else while rebuilding from what was read is caught here.
     pub fn open(path: &Path, role: &str, data_root: &Path) -> Result<Host, HostError> {
-        let store = Store::open(path, role)?;
-        let mut host = Host::with_store(store, data_root.to_path_buf());
-        host.rebuild()?;
-        Ok(host)
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let store = Store::open(path, role)?;
+            let mut host = Host::with_store(store, data_root.to_path_buf());
+            host.rebuild()?;
+            Ok(host)
+        }));
+        opened.unwrap_or_else(|payload| {
+            let text = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(HostError::from(StoreError::Damaged {
+                path: path.display().to_string(),
+                detail: format!("rebuilding its sessions panicked: {text}"),
+            }))
+        })
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The database file, as damage reports name it.
+    pub(crate) fn file(&self) -> String {
+        self.store.path().display().to_string()
     }
 
     pub fn data_root(&self) -> &Path {

@@ -42,6 +42,11 @@ pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
     fs::rename(from, to)
 }
 
+/// Copies a file (the copy is not flushed: it is a scratch copy).
+pub fn copy(from: &Path, to: &Path) -> io::Result<u64> {
+    fs::copy(from, to)
+}
+
 /// Writes a file and flushes it to disk.
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut f = fs::File::create(path)?;

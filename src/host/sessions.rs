@@ -16,7 +16,7 @@ use crate::host::{Host, HostError};
 use crate::model::doc::NodeDef;
 use crate::model::params::{ParamDecl, ParamValue};
 use crate::model::template::{Supplied, bind};
-use crate::store::{InputPin, SessionRecord, VariantRecord, values_sha};
+use crate::store::{InputPin, SessionRecord, StoreError, VariantRecord, values_sha};
 use crate::sys;
 
 #[derive(Clone, Debug)]
@@ -103,19 +103,26 @@ fn to_json(values: &BTreeMap<String, ParamValue>) -> BTreeMap<String, serde_json
     values.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()
 }
 
+/// Parameter values stored in a record (`owner` names it) read back by their declarations; a value
+/// that does not read is damage in the store, not bad input.
 fn from_json(
     decls: &[ParamDecl],
     values: &BTreeMap<String, serde_json::Value>,
+    owner: &str,
+    file: &str,
 ) -> Result<BTreeMap<String, ParamValue>, HostError> {
+    let damaged = |problem: String| HostError::from(StoreError::data_loss(owner, problem).at(file));
     let mut out = BTreeMap::new();
     for (k, v) in values {
         let d = decls
             .iter()
             .find(|d| &d.name == k)
-            .ok_or_else(|| HostError::Storage(format!("stored parameter `{k}` is not declared by its template")))?;
+            .ok_or_else(|| damaged(format!("stores parameter `{k}`, which its template does not declare")))?;
         let y: yaml_serde::Value =
-            yaml_serde::to_value(v).map_err(|e| HostError::Storage(format!("stored parameter `{k}`: {e}")))?;
-        let pv = d.value_from_yaml(&y).map_err(|e| HostError::Storage(format!("stored parameter `{k}`: {e}")))?;
+            yaml_serde::to_value(v).map_err(|e| damaged(format!("stores parameter `{k}` as {e}")))?;
+        let pv = d
+            .value_from_yaml(&y)
+            .map_err(|e| damaged(format!("stores parameter `{k}` = {v}, which does not read: {e}")))?;
         out.insert(k.clone(), pv);
     }
     Ok(out)
@@ -292,6 +299,7 @@ impl Host {
         self.state(id)?;
         self.store.write(|w| w.delete_session(id))?;
         Arc::make_mut(&mut self.sessions).remove(id);
+        self.collect_if_due();
         Ok(())
     }
 
@@ -396,6 +404,7 @@ impl Host {
             }
             v.scenario.update_plan(&mut self.db, ch.plan, salsa::Durability::MEDIUM);
         }
+        self.collect_if_due();
         Ok(record.revision)
     }
 
@@ -458,7 +467,12 @@ impl Host {
     ) -> Result<VariantInfo, HostError> {
         let entry = self.template_entry(&s.record.template_id, &s.record.template_version)?;
         // Overrides accumulate: earlier ones stay unless replaced.
-        let prior = from_json(&entry.decls, &record.params)?;
+        let prior = from_json(
+            &entry.decls,
+            &record.params,
+            &format!("variant `{}/{}`", record.session, record.name),
+            &self.file(),
+        )?;
         let (bound, node_series, fresh) = split_bindings(&entry.decls, series);
         let mut supplied = supplied_from(&prior);
         supplied.extend(params.clone());
@@ -526,6 +540,10 @@ impl Host {
             .ok_or_else(|| HostError::not_found(format!("session `{}`", s.record.id)))?;
         sm.record = session_record;
         sm.variants.insert(name.clone(), state);
+        if !new {
+            // Replaced overrides may have held the last reference to their blobs.
+            self.collect_if_due();
+        }
         self.variant_info(&s.record.id, &name)
     }
 
@@ -545,6 +563,7 @@ impl Host {
             .ok_or_else(|| HostError::not_found(format!("session `{session}`")))?;
         sm.variants.remove(name);
         sm.record = rec;
+        self.collect_if_due();
         Ok(())
     }
 
@@ -558,63 +577,86 @@ impl Host {
         }
         drop(r);
         for rec in sessions {
-            let entry = self.template_entry(&rec.template_id, &rec.template_version)?;
-            let params = from_json(&entry.decls, &rec.params)?;
-            let overrides: BTreeSet<String> = rec.overrides.keys().cloned().collect();
-            let c = self.plans.get(&entry.record.sha256, &entry.record.text, &params, &overrides)?;
-            let (inputs, new_pins, _) = self.resolve_inputs(&c, &rec.inputs, &rec.overrides)?;
-            if !new_pins.is_empty() {
-                return Err(HostError::FailedPrecondition(format!(
-                    "session `{}` lacks pinned inputs {:?}",
-                    rec.id,
-                    new_pins.keys().collect::<Vec<_>>()
-                )));
-            }
-            let cells: BTreeMap<String, ParamCell> =
-                params.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), &c, k, v.clone()))).collect();
-            let scenario = Scenario::create(self.db(), c, cells.clone(), inputs.clone());
-            let mut state = SessionState {
-                record: rec.clone(),
-                params: params.clone(),
-                cells: cells.clone(),
-                inputs: inputs.clone(),
-                scenario,
-                variants: BTreeMap::new(),
-            };
-            for vr in variants.remove(&rec.id).unwrap_or_default() {
-                let own = from_json(&entry.decls, &vr.params)?;
-                let mut eff = params.clone();
-                eff.extend(own.clone());
-                let mut shas = rec.overrides.clone();
-                shas.extend(vr.overrides.clone());
-                let set: BTreeSet<String> = shas.keys().cloned().collect();
-                let c = self.plans.get(&entry.record.sha256, &entry.record.text, &eff, &set)?;
-                let mut pins = rec.inputs.clone();
-                pins.extend(vr.inputs.clone());
-                let (vin, vnew, _) = self.resolve_inputs(&c, &pins, &shas)?;
-                if !vnew.is_empty() {
-                    return Err(HostError::FailedPrecondition(format!(
-                        "variant `{}/{}` lacks pinned inputs {:?}",
-                        rec.id,
-                        vr.name,
-                        vnew.keys().collect::<Vec<_>>()
-                    )));
-                }
-                let own_cells: BTreeMap<String, ParamCell> =
-                    own.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), &c, k, v.clone()))).collect();
-                let mut vcells = cells.clone();
-                vcells.extend(own_cells.clone());
-                let own_inputs =
-                    vin.iter().filter(|(k, c)| inputs.get(*k) != Some(*c)).map(|(k, c)| (k.clone(), *c)).collect();
-                let sc = Scenario::create(self.db(), c, vcells, vin);
-                state.variants.insert(
-                    vr.name.clone(),
-                    VariantState { record: vr, params: eff, own_cells, inputs: own_inputs, scenario: sc },
-                );
-            }
-            Arc::make_mut(&mut self.sessions).insert(rec.id.clone(), state);
+            let id = rec.id.clone();
+            let vrecs = variants.remove(&id).unwrap_or_default();
+            let state = self.rebuild_session(rec, vrecs).map_err(|e| stored_reference(&id, e, &self.file()))?;
+            Arc::make_mut(&mut self.sessions).insert(id, state);
         }
         Ok(())
+    }
+
+    /// Rebuilds one session and its variants from their records.
+    fn rebuild_session(&mut self, rec: SessionRecord, vrecs: Vec<VariantRecord>) -> Result<SessionState, HostError> {
+        let entry = self.template_entry(&rec.template_id, &rec.template_version)?;
+        let params = from_json(&entry.decls, &rec.params, &format!("session `{}`", rec.id), &self.file())?;
+        let overrides: BTreeSet<String> = rec.overrides.keys().cloned().collect();
+        let c = self.plans.get(&entry.record.sha256, &entry.record.text, &params, &overrides)?;
+        let (inputs, new_pins, _) = self.resolve_inputs(&c, &rec.inputs, &rec.overrides)?;
+        if !new_pins.is_empty() {
+            return Err(HostError::FailedPrecondition(format!(
+                "session `{}` lacks pinned inputs {:?}",
+                rec.id,
+                new_pins.keys().collect::<Vec<_>>()
+            )));
+        }
+        let cells: BTreeMap<String, ParamCell> =
+            params.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), &c, k, v.clone()))).collect();
+        let scenario = Scenario::create(self.db(), c, cells.clone(), inputs.clone());
+        let mut state = SessionState {
+            record: rec.clone(),
+            params: params.clone(),
+            cells: cells.clone(),
+            inputs: inputs.clone(),
+            scenario,
+            variants: BTreeMap::new(),
+        };
+        for vr in vrecs {
+            let own = from_json(&entry.decls, &vr.params, &format!("variant `{}/{}`", rec.id, vr.name), &self.file())?;
+            let mut eff = params.clone();
+            eff.extend(own.clone());
+            let mut shas = rec.overrides.clone();
+            shas.extend(vr.overrides.clone());
+            let set: BTreeSet<String> = shas.keys().cloned().collect();
+            let c = self.plans.get(&entry.record.sha256, &entry.record.text, &eff, &set)?;
+            let mut pins = rec.inputs.clone();
+            pins.extend(vr.inputs.clone());
+            let (vin, vnew, _) = self.resolve_inputs(&c, &pins, &shas)?;
+            if !vnew.is_empty() {
+                return Err(HostError::FailedPrecondition(format!(
+                    "variant `{}/{}` lacks pinned inputs {:?}",
+                    rec.id,
+                    vr.name,
+                    vnew.keys().collect::<Vec<_>>()
+                )));
+            }
+            let own_cells: BTreeMap<String, ParamCell> =
+                own.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), &c, k, v.clone()))).collect();
+            let mut vcells = cells.clone();
+            vcells.extend(own_cells.clone());
+            let own_inputs =
+                vin.iter().filter(|(k, c)| inputs.get(*k) != Some(*c)).map(|(k, c)| (k.clone(), *c)).collect();
+            let sc = Scenario::create(self.db(), c, vcells, vin);
+            state.variants.insert(
+                vr.name.clone(),
+                VariantState { record: vr, params: eff, own_cells, inputs: own_inputs, scenario: sc },
+            );
+        }
+        Ok(state)
+    }
+}
+
+/// What a stored session needs but the store lacks (a template, a blob, a pin) is damage in the
+/// store: the session cannot be rebuilt.
+fn stored_reference(session: &str, e: HostError, file: &str) -> HostError {
+    let owner = format!("session `{session}`");
+    match e {
+        HostError::NotFound(w) => {
+            HostError::from(StoreError::data_loss(owner, format!("references {w}, which is not stored")).at(file))
+        }
+        HostError::FailedPrecondition(w) => {
+            HostError::from(StoreError::data_loss(owner, format!("is damaged: it cannot be rebuilt ({w})")).at(file))
+        }
+        other => other,
     }
 }
 

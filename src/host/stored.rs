@@ -8,7 +8,7 @@ use crate::diag::Diagnostic;
 use crate::engine::{InputSeries, SeriesCell};
 use crate::host::{Host, HostError};
 use crate::model::grid::{Grid, format_minutes};
-use crate::store::{SeriesRecord, SessionRecord, values_sha};
+use crate::store::{SeriesRecord, SessionRecord, StoreError, values_sha};
 use crate::sys;
 
 /// One series of a batch of stored series.
@@ -85,7 +85,7 @@ impl Host {
     /// input even when the stored values are the same.
     pub(super) fn slice_stored(&self, rec: &SeriesRecord, grid: &Grid) -> Result<InputSeries, HostError> {
         let first = Self::slice_first(rec, grid)?;
-        let values = self.store.read()?.blob(&rec.blob)?;
+        let values = self.series_blob(rec)?;
         let values: Vec<f64> = values[first..first + grid.len()].to_vec();
         let range = first as u32..(first + grid.len()) as u32;
         let gaps: Vec<u32> = rec.gaps.iter().filter(|g| range.contains(g)).map(|g| g - first as u32).collect();
@@ -299,6 +299,8 @@ impl Host {
                 cell.update(&mut self.db, data);
             }
         }
+        // A replaced series may have held the last reference to its old values.
+        self.collect_if_due();
         Ok(changed)
     }
 
@@ -318,8 +320,25 @@ impl Host {
             };
             return Err(HostError::NotFound(format!("stored series `{name}` not found{hint}")));
         };
-        let v = r.blob(&rec.blob)?;
+        drop(r);
+        let v = self.series_blob(&rec)?;
         Ok((rec.into(), v))
+    }
+
+    /// The values of a stored series: a record whose blob is missing, or has another length than
+    /// the record says, is damage in the store.
+    fn series_blob(&self, rec: &SeriesRecord) -> Result<Vec<f64>, HostError> {
+        let what = || format!("stored series `{}`", rec.name);
+        let values = self.store.read()?.blob(&rec.blob).map_err(|e| match e {
+            StoreError::NotFound(w) => StoreError::data_loss(what(), format!("references {w}, which is not stored")),
+            other => other,
+        });
+        let values = values.map_err(|e| HostError::from(e.at(&self.file())))?;
+        if values.len() != rec.bins as usize {
+            let problem = format!("is damaged: it has {} bins but its values are {} long", rec.bins, values.len());
+            return Err(StoreError::data_loss(what(), problem).at(&self.file()).into());
+        }
+        Ok(values)
     }
 }
 

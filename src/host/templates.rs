@@ -11,7 +11,7 @@ use crate::model::grid::Grid;
 use crate::model::params::{ParamDecl, ParamValue};
 use crate::model::template::{Supplied, bind};
 use crate::model::yaml;
-use crate::store::TemplateRecord;
+use crate::store::{StoreError, TemplateRecord};
 use crate::sys;
 
 use super::plan_cache::plan;
@@ -169,8 +169,17 @@ impl Host {
             return Ok(e.clone());
         }
         let record = self.template_record(id, version)?;
-        let doc = yaml::parse(&record.text).map_err(Diagnostics::one)?;
-        let decls = read_parameters(&doc)?;
+        // A stored template was validated when it was stored: one that no longer parses is data
+        // this build cannot use, named as such (not as the caller's bad input).
+        let unusable = |d: Diagnostics| {
+            HostError::from(StoreError::DataLoss {
+                path: self.file(),
+                what: format!("stored template {id}@{version}"),
+                problem: format!("does not parse: {d}"),
+            })
+        };
+        let doc = yaml::parse(&record.text).map_err(|d| unusable(Diagnostics::one(d)))?;
+        let decls = read_parameters(&doc).map_err(unusable)?;
         let entry = TemplateEntry { record, decls: Arc::new(decls) };
         self.templates.insert(key, entry.clone());
         Ok(entry)

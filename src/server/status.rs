@@ -82,6 +82,7 @@ pub(crate) fn from_host(field: &str, e: HostError) -> Status {
         HostError::FailedPrecondition(w) => Status::failed_precondition(w),
         HostError::InUse { path, holder } => Status::unavailable(format!("{path} is in use by {holder}")),
         HostError::Storage(m) => Status::internal(m),
+        HostError::DataLoss(m) => Status::data_loss(m),
     }
 }
 

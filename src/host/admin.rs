@@ -1,0 +1,47 @@
+//! Looking after the store: `db check` (redb's integrity check and the verification of every
+//! record and blob), `db compact`, and blob garbage collection, on demand and automatically after
+//! writes that may have dropped the last reference to a blob.
+
+use crate::host::{Host, HostError};
+use crate::store::{CheckReport, GcReport};
+
+impl Host {
+    /// Checks the store (see [`crate::store::check_file`]): a copy of the file taken now, so the
+    /// caller holds the host exclusively while this runs.
+    pub fn check_store(&self) -> CheckReport {
+        self.store.check()
+    }
+
+    /// Compacts the file; returns its size in bytes before and after.
+    pub fn compact_store(&mut self) -> Result<(u64, u64), HostError> {
+        Ok(self.store.compact()?)
+    }
+
+    /// Removes every blob no record references, and forgets the cells of removed blobs (a later
+    /// `snapshot:` reference to one must find it gone, not in memory).
+    pub fn collect_garbage(&mut self) -> Result<GcReport, HostError> {
+        let report = self.store.collect_garbage()?;
+        if report.blobs_removed > 0 {
+            let r = self.store.read()?;
+            let mut kept = std::collections::BTreeMap::new();
+            for (key, cell) in std::mem::take(&mut self.blobs) {
+                let sha = key.split(':').next().unwrap_or(&key);
+                if r.has_blob(sha)? {
+                    kept.insert(key, cell);
+                }
+            }
+            self.blobs = kept;
+        }
+        Ok(report)
+    }
+
+    /// Collects garbage when enough blob bytes were written since the last collection (see
+    /// `store::gc`). Called after a write that may have dropped the last reference to a blob; the
+    /// write has committed by then, so a failed collection is left for the next write (or
+    /// `db check`) to report.
+    pub(crate) fn collect_if_due(&mut self) {
+        if let Ok(true) = self.store.garbage_due() {
+            let _ = self.collect_garbage();
+        }
+    }
+}
