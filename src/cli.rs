@@ -7,6 +7,7 @@
 //! API's replies). `run` and `validate` evaluate a model file without a database (see
 //! ARCHITECTURE.md, "Decisions").
 
+mod admin;
 mod analyze;
 mod api;
 mod batch;
@@ -100,6 +101,9 @@ pub enum Command {
     /// fit, each over a model file or a session/variant.
     #[command(subcommand)]
     Analyze(analyze::AnalyzeCmd),
+    /// Look after the database file: check it, compact it, collect unreferenced blobs.
+    #[command(subcommand)]
+    Db(admin::DbCmd),
 }
 
 /// A command that goes through the API (to the database file or the server).
@@ -125,6 +129,7 @@ pub(crate) enum Local {
     Batch,
     Telemetry(telemetry::TelemetryCmd),
     Analyze(analyze::AnalyzeCmd),
+    Db(admin::DbCmd),
 }
 
 impl Command {
@@ -146,6 +151,7 @@ impl Command {
             Command::Serve(a) => return Err(Local::Serve(a)),
             Command::Batch => return Err(Local::Batch),
             Command::Analyze(a) => return Err(Local::Analyze(a)),
+            Command::Db(c) => return Err(Local::Db(c)),
         })
     }
 }
@@ -269,6 +275,7 @@ pub fn main() -> ExitCode {
         Err(Local::Analyze(a)) => {
             analyze::run(a, &cli.db, cli.server.as_deref(), cli.data_root.as_deref(), json).map(|()| ExitCode::SUCCESS)
         }
+        Err(Local::Db(c)) => admin::run(c, &cli.db, cli.server.as_deref(), cli.data_root.as_deref(), json),
     };
     match res {
         Ok(code) => code,

@@ -10,10 +10,10 @@ use tower::util::BoxCloneService;
 
 use crate::host::SharedHost;
 use crate::server::pb::{
-    analysis_service_client::AnalysisServiceClient, query_service_client::QueryServiceClient,
-    run_service_client::RunServiceClient, series_service_client::SeriesServiceClient,
-    session_service_client::SessionServiceClient, template_service_client::TemplateServiceClient,
-    watch_service_client::WatchServiceClient,
+    admin_service_client::AdminServiceClient, analysis_service_client::AnalysisServiceClient,
+    query_service_client::QueryServiceClient, run_service_client::RunServiceClient,
+    series_service_client::SeriesServiceClient, session_service_client::SessionServiceClient,
+    template_service_client::TemplateServiceClient, watch_service_client::WatchServiceClient,
 };
 use crate::server::{ServerOptions, response_layer, routes};
 
@@ -101,6 +101,11 @@ impl Client {
     pub fn analysis(&self) -> AnalysisServiceClient<Transport> {
         let max = self.max_message_bytes;
         AnalysisServiceClient::new(self.transport.clone()).max_decoding_message_size(max).max_encoding_message_size(max)
+    }
+
+    pub fn admin(&self) -> AdminServiceClient<Transport> {
+        let max = self.max_message_bytes;
+        AdminServiceClient::new(self.transport.clone()).max_decoding_message_size(max).max_encoding_message_size(max)
     }
 
     pub fn runs(&self) -> RunServiceClient<Transport> {

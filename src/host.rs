@@ -238,7 +238,7 @@ impl Host {
                 .unwrap_or_else(|| "a panic".into());
             Err(HostError::from(StoreError::Damaged {
                 path: path.display().to_string(),
-                detail: format!("rebuilding its sessions panicked: {text}"),
+                detail: format!("rebuilding its sessions from it failed ({text})"),
             }))
         })
     }

@@ -68,10 +68,10 @@ pub async fn routes(
     let api = service::Api::new(host, opts.clone(), stopping);
     let (health, health_service) = tonic_health::server::health_reporter();
     use pb::{
-        analysis_service_server::AnalysisServiceServer, query_service_server::QueryServiceServer,
-        run_service_server::RunServiceServer, series_service_server::SeriesServiceServer,
-        session_service_server::SessionServiceServer, template_service_server::TemplateServiceServer,
-        watch_service_server::WatchServiceServer,
+        admin_service_server::AdminServiceServer, analysis_service_server::AnalysisServiceServer,
+        query_service_server::QueryServiceServer, run_service_server::RunServiceServer,
+        series_service_server::SeriesServiceServer, session_service_server::SessionServiceServer,
+        template_service_server::TemplateServiceServer, watch_service_server::WatchServiceServer,
     };
     health.set_serving::<TemplateServiceServer<service::Api>>().await;
     health.set_serving::<SeriesServiceServer<service::Api>>().await;
@@ -80,6 +80,7 @@ pub async fn routes(
     health.set_serving::<WatchServiceServer<service::Api>>().await;
     health.set_serving::<RunServiceServer<service::Api>>().await;
     health.set_serving::<AnalysisServiceServer<service::Api>>().await;
+    health.set_serving::<AdminServiceServer<service::Api>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -106,7 +107,8 @@ pub async fn routes(
         .add_service(limited!(QueryServiceServer::new(api.clone())))
         .add_service(limited!(WatchServiceServer::new(api.clone())))
         .add_service(limited!(RunServiceServer::new(api.clone())))
-        .add_service(limited!(AnalysisServiceServer::new(api)))
+        .add_service(limited!(AnalysisServiceServer::new(api.clone())))
+        .add_service(limited!(AdminServiceServer::new(api)))
         .clone()
         .routes()
 }

@@ -17,7 +17,7 @@ pub mod tables;
 mod verify;
 
 pub use gc::{AUTO_GC_MIN_BYTES, GcReport};
-pub use verify::{CheckReport, Problem, check_file};
+pub use verify::{CheckJob, CheckReport, Problem, check_file};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -170,9 +170,10 @@ storage_from!(serde_json::Error, std::io::Error);
 fn guarded<T>(path: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     match guard::catch(f) {
         Ok(r) => r.map_err(|e| e.at(path)),
-        Err(panic) => {
-            Err(StoreError::Damaged { path: path.to_string(), detail: format!("reading it panicked: {panic}") })
-        }
+        Err(panic) => Err(StoreError::Damaged {
+            path: path.to_string(),
+            detail: format!("reading it failed inside redb ({panic})"),
+        }),
     }
 }
 

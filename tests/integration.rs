@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod client;
 mod concurrency;
+mod corruption;
 mod expr_lang;
 mod fixtures;
 mod incremental;

@@ -3,13 +3,18 @@
 //! writes that may have dropped the last reference to a blob.
 
 use crate::host::{Host, HostError};
-use crate::store::{CheckReport, GcReport};
+use crate::store::{CheckJob, CheckReport, GcReport};
 
 impl Host {
-    /// Checks the store (see [`crate::store::check_file`]): a copy of the file taken now, so the
-    /// caller holds the host exclusively while this runs.
-    pub fn check_store(&self) -> CheckReport {
-        self.store.check()
+    /// Begins checking the store (see [`crate::store::check_file`]): copies the file now, while
+    /// the caller holds the host; [`CheckJob::finish`] checks the copy without it.
+    pub fn begin_check(&self) -> Result<CheckJob, HostError> {
+        Ok(self.store.begin_check()?)
+    }
+
+    /// Checks the store ([`Host::begin_check`] and finish in one).
+    pub fn check_store(&self) -> Result<CheckReport, HostError> {
+        Ok(self.begin_check()?.finish())
     }
 
     /// Compacts the file; returns its size in bytes before and after.

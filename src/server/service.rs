@@ -3,6 +3,7 @@
 //! budget check. Each RPC validates its request, runs host work that way, and converts the result;
 //! the services themselves live in one submodule each.
 
+mod admin;
 mod analysis;
 mod compare;
 mod queries;

@@ -67,6 +67,7 @@ impl CheckReport {
 }
 
 /// Removes the temporary copy however the check ends.
+#[derive(Debug)]
 struct TempCopy(PathBuf);
 
 impl Drop for TempCopy {
@@ -75,47 +76,56 @@ impl Drop for TempCopy {
     }
 }
 
-fn temp_copy(path: &Path) -> std::io::Result<TempCopy> {
+fn temp_copy(path: &Path) -> Result<TempCopy> {
     let mut p = path.as_os_str().to_owned();
     p.push(format!(".check-{}", sys::process_id()));
     let copy = TempCopy(PathBuf::from(p));
-    sys::copy(path, &copy.0)?;
+    sys::copy(path, &copy.0)
+        .map_err(|e| StoreError::Storage(format!("cannot copy {} to check it: {e}", path.display())))?;
     Ok(copy)
 }
 
 /// Checks the database file at `path` without writing to it (see the module doc). A file another
-/// process holds is checked as it is on disk.
-pub fn check_file(path: &Path) -> CheckReport {
+/// process holds is checked as it is on disk. Errors only when the file cannot be copied.
+pub fn check_file(path: &Path) -> Result<CheckReport> {
     let shown = path.display().to_string();
     let mut report =
         CheckReport { file: shown.clone(), file_bytes: sys::file_size(path).unwrap_or(0), ..Default::default() };
-    let copy = match temp_copy(path) {
-        Ok(c) => c,
-        Err(e) => {
-            report.problem("the database file", format!("cannot be copied for checking: {e}"));
-            return report;
-        }
-    };
-    let shutdown = match guarded(&shown, || Store::check_readonly(&copy.0)) {
-        Ok(s) => s,
+    let copy = temp_copy(path)?;
+    match guarded(&shown, || Store::check_readonly(&copy.0)) {
+        Ok(shutdown) => check_copy(&copy.0, shutdown == Shutdown::Clean, &mut report),
         Err(StoreError::Damaged { detail, .. }) => {
-            report.problem("the database file", format!("cannot be opened: {detail}"));
-            return report;
+            report.problem("the database file", format!("cannot be opened: {detail}"))
         }
-        Err(e) => {
-            report.problem("the database file", e.to_string().replace(&copy.0.display().to_string(), &shown));
-            return report;
+        Err(e) => report.problem("the database file", e.to_string().replace(&copy.0.display().to_string(), &shown)),
+    }
+    Ok(report)
+}
+
+/// A check begun under the host lock ([`Store::begin_check`]) and finished without it.
+#[derive(Debug)]
+pub struct CheckJob {
+    report: CheckReport,
+    /// The copy to check; None when the check is already done (an in-memory store).
+    copy: Option<TempCopy>,
+}
+
+impl CheckJob {
+    /// Checks the copy (no lock needed) and deletes it.
+    pub fn finish(mut self) -> CheckReport {
+        if let Some(copy) = self.copy.take() {
+            check_copy(&copy.0, true, &mut self.report);
         }
-    };
-    check_copy(&copy.0, shutdown == Shutdown::Clean, &mut report);
-    report
+        self.report
+    }
 }
 
 impl Store {
-    /// Checks this store as [`check_file`] does, on a copy of its file taken now; the caller
-    /// holds the host lock so that no commit is in flight. An in-memory store is verified in
-    /// place (there is no file for redb to check).
-    pub fn check(&self) -> CheckReport {
+    /// Begins checking this store as [`check_file`] does: copies its file now (the caller holds
+    /// the host lock, so no commit is in flight and the copy's last commit must verify as it is);
+    /// [`CheckJob::finish`] checks the copy. An in-memory store is verified now, in place (there
+    /// is no file for redb to check).
+    pub fn begin_check(&self) -> Result<CheckJob> {
         let mut report = CheckReport { file: self.shown.clone(), file_bytes: self.file_bytes(), ..Default::default() };
         if !self.is_file() {
             report.notes.push("an in-memory store: redb's file integrity check does not apply".into());
@@ -123,13 +133,9 @@ impl Store {
                 Ok(r) => verify_contents(&r, &mut report),
                 Err(e) => report.failed("meta", e),
             }
-            return report;
+            return Ok(CheckJob { report, copy: None });
         }
-        match temp_copy(&self.path) {
-            Ok(copy) => check_copy(&copy.0, true, &mut report),
-            Err(e) => report.problem("the database file", format!("cannot be copied for checking: {e}")),
-        }
-        report
+        Ok(CheckJob { report, copy: Some(temp_copy(&self.path)?) })
     }
 }
 
