@@ -14,6 +14,7 @@ mod incremental;
 mod inference;
 mod load;
 mod readme;
+mod reclaim;
 mod seed;
 mod server;
 mod sessions;
