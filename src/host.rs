@@ -9,6 +9,7 @@ mod admin;
 mod analysis;
 mod inputs;
 mod plan_cache;
+mod reclaim;
 mod runs;
 mod seed;
 mod sessions;
@@ -162,6 +163,8 @@ pub struct Host {
     stored: BTreeMap<stored::StoredKey, SeriesCell>,
     sessions: Arc<BTreeMap<String, sessions::SessionState>>,
     plans: plan_cache::PlanCache,
+    /// Released salsa inputs and the pace of memory reclamation.
+    reclaim: reclaim::Reclaim,
 }
 
 impl Default for Host {
@@ -214,6 +217,7 @@ impl Host {
             stored: BTreeMap::new(),
             sessions: Arc::new(BTreeMap::new()),
             plans: Default::default(),
+            reclaim: Default::default(),
         }
     }
 
@@ -334,12 +338,14 @@ impl Host {
             if m.inputs.contains_key(key) {
                 continue;
             }
+            // A one-shot model makes its own cells (the cached ones are only for sessions, so that
+            // reclaiming them knows every reader).
             let stored = if key.starts_with("series:") || key.starts_with("snapshot:") {
-                let cell = match key.strip_prefix("series:") {
-                    Some(name) => self.stored_cell(name, &c.grid),
-                    None => self.blob_cell(&key["snapshot:".len()..], &[]),
+                let data = match key.strip_prefix("series:") {
+                    Some(name) => self.stored_slice(name, &c.grid),
+                    None => self.blob_data(&key["snapshot:".len()..], &[]),
                 };
-                Some(cell.map(|cell| (cell.data(&self.db).clone(), cell)))
+                Some(data.map(|data| (data.clone(), SeriesCell::immutable(&self.db, data))))
             } else {
                 None
             };

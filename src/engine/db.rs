@@ -58,6 +58,18 @@ pub struct InputSeries {
     pub sha256: Arc<str>,
 }
 
+impl InputSeries {
+    /// No values: what a released cell holds while it waits for reuse.
+    pub fn empty() -> InputSeries {
+        InputSeries {
+            values: Vec::new().into(),
+            gaps: Arc::from(Vec::new()),
+            nans: Arc::from(Vec::new()),
+            sha256: "".into(),
+        }
+    }
+}
+
 #[salsa::db]
 pub trait Db: salsa::Database {}
 
@@ -111,6 +123,12 @@ impl ParamCell {
         ParamCell::builder(value).value_durability(param_durability(c, name)).new(db)
     }
 
+    /// A released cell (of a deleted variant or closed session) taken for parameter `name` of plan
+    /// `c`: as [`ParamCell::create`], without a new input (salsa never frees one).
+    pub fn reuse(self, db: &mut Database, c: &Compiled, name: &str, value: ParamValue) {
+        self.set_value(db).with_durability(param_durability(c, name)).to(value);
+    }
+
     /// Sets a new value, keeping the cell's durability; setting an equal value is not a change.
     pub fn update(self, db: &mut Database, value: ParamValue) {
         if *self.value(db) != value {
@@ -150,6 +168,17 @@ impl SeriesCell {
         SeriesCell::builder(data).data_durability(Durability::HIGH).new(db)
     }
 
+    /// Empties a cell no scenario reads any more, freeing its values, for reuse.
+    pub fn release(self, db: &mut Database) {
+        self.set_data(db).with_durability(Durability::LOW).to(InputSeries::empty());
+    }
+
+    /// A released cell taken for new content: as [`SeriesCell::create`] (LOW) or
+    /// [`SeriesCell::immutable`] (HIGH), without a new input.
+    pub fn reuse(self, db: &mut Database, data: InputSeries, durability: Durability) {
+        self.set_data(db).with_durability(durability).to(data);
+    }
+
     pub fn update(self, db: &mut Database, data: InputSeries) {
         if *self.data(db) != data {
             self.set_data(db).with_durability(Durability::LOW).to(data);
@@ -165,6 +194,26 @@ impl Scenario {
         if !Arc::ptr_eq(self.plan(db), &plan) {
             self.set_plan(db).with_durability(durability).to(plan);
         }
+    }
+
+    /// Empties a scenario that was closed or deleted (its cell maps are freed; the plan stays, as
+    /// the next scenario is likely to share it), for reuse.
+    pub fn release(self, db: &mut Database) {
+        self.set_params(db).with_durability(Durability::LOW).to(Arc::new(BTreeMap::new()));
+        self.set_inputs(db).with_durability(Durability::LOW).to(Arc::new(BTreeMap::new()));
+    }
+
+    /// A released scenario taken for new use: as [`Scenario::create`], without a new input.
+    pub fn reuse(
+        self,
+        db: &mut Database,
+        plan: Arc<Compiled>,
+        params: BTreeMap<String, ParamCell>,
+        inputs: BTreeMap<String, SeriesCell>,
+    ) {
+        self.update_plan(db, plan, Durability::HIGH);
+        self.set_params(db).with_durability(Durability::MEDIUM).to(Arc::new(params));
+        self.set_inputs(db).with_durability(Durability::LOW).to(Arc::new(inputs));
     }
 
     pub fn create(
@@ -189,17 +238,40 @@ pub fn compiled(db: &dyn Db, s: Scenario) -> Arc<Compiled> {
 }
 
 /// A unit's effective definition: what it computes and exactly what it reads.
-#[salsa::interned(revisions = usize::MAX, debug)]
+///
+/// Keys are garbage-collected (`revisions`): a key no query has interned or verified in the last
+/// [`KEY_REVISIONS`] revisions in which salsa interned anything is stale, and a new key may reuse
+/// its slot, freeing the memos of `eval_unit` and `unit_output` attached to it. That is how the
+/// memos of deleted variants and closed sessions are reclaimed. The host keeps the keys of every
+/// open scenario fresh by verifying their `unit_keys` at least every `KEY_REVISIONS / 4` changes
+/// ([`keep_keys`]), so an idle session never loses its memos.
+#[salsa::interned(revisions = 256, debug)]
 pub struct UnitKey<'db> {
     #[returns(ref)]
     pub def: Arc<UnitDef>,
     #[returns(ref)]
     pub deps: Vec<UnitKey<'db>>,
+    /// Per source of `def` (`def.srcs`): the output key it reads when it reads one output of a
+    /// multi-output dependency (see [`unit_output`]), else None.
+    #[returns(ref)]
+    pub outs: Vec<Option<OutputKey<'db>>>,
     #[returns(ref)]
     pub params: Vec<ParamCell>,
     #[returns(ref)]
     pub inputs: Vec<SeriesCell>,
 }
+
+/// One output of a multi-output unit. Interned by `unit_keys` next to the key of the unit reading
+/// it (so it lives, and is kept fresh, exactly as long as that key), never by `eval_unit`, whose
+/// higher durability would make it immortal.
+#[salsa::interned(revisions = 256, debug)]
+pub struct OutputKey<'db> {
+    pub unit: UnitKey<'db>,
+    pub output: u16,
+}
+
+/// The `revisions` of [`UnitKey`] and [`OutputKey`].
+pub const KEY_REVISIONS: usize = 256;
 
 /// The keys of every unit of scenario `s`, in evaluation order; None when an input or parameter
 /// cell is missing. One query for all units: after a change of a parameter or input *value* it is
@@ -223,9 +295,20 @@ pub fn build_keys<'db>(
     for plan in &c.units {
         let key = (|| {
             let deps = plan.deps.iter().map(|d| keys[*d as usize]).collect::<Option<Vec<_>>>()?;
+            let outs: Vec<Option<OutputKey<'db>>> = plan
+                .def
+                .srcs
+                .iter()
+                .map(|s| match *s {
+                    Src::Ext { dep, output } if c.units[plan.deps[dep as usize] as usize].def.n_outputs > 1 => {
+                        Some(OutputKey::new(db, deps[dep as usize], output))
+                    }
+                    _ => None,
+                })
+                .collect();
             let p = plan.params.iter().map(|p| params.get(p).copied()).collect::<Option<Vec<_>>>()?;
             let i = plan.inputs.iter().map(|k| inputs.get(k).copied()).collect::<Option<Vec<_>>>()?;
-            Some(UnitKey::new(db, plan.def.clone(), deps, p, i))
+            Some(UnitKey::new(db, plan.def.clone(), deps, outs, p, i))
         })();
         keys.push(key);
     }
@@ -240,6 +323,48 @@ pub fn evaluate_in_order<'db>(db: &'db dyn Db, keys: impl IntoIterator<Item = Un
         eval_unit(db, k);
     }
     EVALUATED.with(|e| e.get())
+}
+
+/// Keeps the keys of `scenarios` (and the memos attached to them) from being collected. The host
+/// calls this for every open scenario at least every `KEY_REVISIONS / 4` changes.
+///
+/// Each key is interned again, in a new revision: that marks it as used now *and* moves it to the
+/// front of salsa's LRU list. (Verifying a query that read the key marks it used but leaves it
+/// where it is; salsa reuses slots only from the tail of that list, so a fresh key left at the
+/// tail would stop the stale keys behind it from ever being collected. Interning again in the
+/// revision that verified it would not move it either, hence the new revision.)
+pub fn keep_keys(db: &mut Database, scenarios: &[Scenario]) {
+    use salsa::plumbing::{AsId, FromId};
+    struct Fields {
+        def: Arc<UnitDef>,
+        deps: Vec<salsa::Id>,
+        outs: Vec<Option<(salsa::Id, u16)>>,
+        params: Vec<ParamCell>,
+        inputs: Vec<SeriesCell>,
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut all = Vec::new();
+    for s in scenarios {
+        for k in unit_keys(db, *s).iter().flatten() {
+            if !seen.insert(k.as_id()) {
+                continue;
+            }
+            all.push(Fields {
+                def: k.def(db).clone(),
+                deps: k.deps(db).iter().map(AsId::as_id).collect(),
+                outs: k.outs(db).iter().map(|o| o.map(|o| (o.unit(db).as_id(), *o.output(db)))).collect(),
+                params: k.params(db).clone(),
+                inputs: k.inputs(db).clone(),
+            });
+        }
+    }
+    salsa::Database::synthetic_write(db, Durability::LOW);
+    for f in all {
+        let deps: Vec<UnitKey<'_>> = f.deps.into_iter().map(UnitKey::from_id).collect();
+        let outs: Vec<Option<OutputKey<'_>>> =
+            f.outs.into_iter().map(|o| o.map(|(u, out)| OutputKey::new(&*db, UnitKey::from_id(u), out))).collect();
+        UnitKey::new(&*db, f.def, deps, outs, f.params, f.inputs);
+    }
 }
 
 /// What one unit reads, as stable identities and value fingerprints, to find the downstream cone
@@ -292,12 +417,17 @@ thread_local! {
 pub fn eval_unit<'db>(db: &'db dyn Db, key: UnitKey<'db>) -> Outputs {
     let def = key.def(db);
     let deps = key.deps(db);
+    let outs = key.outs(db);
     let ext: Vec<&[f64]> = def
         .srcs
         .iter()
-        .map(|s| match *s {
-            Src::Ext { dep, output } => &output_of(db, deps[dep as usize], output)[..],
-            Src::Own(_) => &[][..],
+        .zip(outs)
+        .map(|(s, out)| match (*s, out) {
+            // Reading through `unit_output` records a dependency on that output only, so a reader
+            // is not re-evaluated when only a sibling output changed.
+            (Src::Ext { .. }, Some(out)) => &unit_output(db, *out)[..],
+            (Src::Ext { dep, .. }, None) => &eval_unit(db, deps[dep as usize]).0[0][..],
+            (Src::Own(_), _) => &[][..],
         })
         .collect();
     let params: Vec<f64> = key.params(db).iter().map(|c| c.value(db).as_f64().unwrap_or(f64::NAN)).collect();
@@ -310,14 +440,15 @@ pub fn eval_unit<'db>(db: &'db dyn Db, key: UnitKey<'db>) -> Outputs {
 /// One output of a multi-output unit, memoised on its own so that a reader of an unchanged
 /// output is not re-evaluated when a sibling output changes.
 #[salsa::tracked(returns(ref))]
-pub fn unit_output<'db>(db: &'db dyn Db, key: UnitKey<'db>, output: u16) -> Series {
-    eval_unit(db, key).0[output as usize].clone()
+pub fn unit_output<'db>(db: &'db dyn Db, key: OutputKey<'db>) -> Series {
+    eval_unit(db, *key.unit(db)).0[*key.output(db) as usize].clone()
 }
 
+/// Output `output` of the unit with key `key`, for a caller that is not a unit (an analysis point):
+/// it needs no memo of its own per output, so it reads the unit's outputs directly (interning an
+/// `OutputKey` outside a query would make it immortal).
 fn output_of<'db>(db: &'db dyn Db, key: UnitKey<'db>, output: u16) -> &'db Series {
-    // Reading through `unit_output` for multi-output units records a dependency on that output
-    // only, so a reader is not re-evaluated when only a sibling output changed.
-    if key.def(db).n_outputs == 1 { &eval_unit(db, key).0[0] } else { unit_output(db, key, output) }
+    &eval_unit(db, key).0[output as usize]
 }
 
 /// §9 accounting of one evaluation.

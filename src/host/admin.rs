@@ -27,15 +27,24 @@ impl Host {
     pub fn collect_garbage(&mut self) -> Result<GcReport, HostError> {
         let report = self.store.collect_garbage()?;
         if report.blobs_removed > 0 {
+            // No open scenario reads a removed blob (its records would have kept it): its cell
+            // goes back to the pool.
             let r = self.store.read()?;
             let mut kept = std::collections::BTreeMap::new();
+            let mut dead = Vec::new();
             for (key, cell) in std::mem::take(&mut self.blobs) {
                 let sha = key.split(':').next().unwrap_or(&key);
                 if r.has_blob(sha)? {
                     kept.insert(key, cell);
+                } else {
+                    dead.push(cell);
                 }
             }
+            drop(r);
             self.blobs = kept;
+            for cell in dead {
+                self.release_series_cell(cell);
+            }
         }
         Ok(report)
     }

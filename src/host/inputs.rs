@@ -25,12 +25,17 @@ impl Host {
         if let Some(c) = self.blobs.get(&key) {
             return Ok(*c);
         }
-        let values = self.store.read()?.blob(sha)?;
-        let nans: Vec<u32> = values.iter().enumerate().filter(|(_, v)| v.is_nan()).map(|(i, _)| i as u32).collect();
-        let data = InputSeries { values: values.into(), gaps: gaps.into(), nans: nans.into(), sha256: sha.into() };
-        let cell = SeriesCell::immutable(self.db(), data);
+        let data = self.blob_data(sha, gaps)?;
+        let cell = self.new_series_cell(data, true);
         self.blobs.insert(key, cell);
         Ok(cell)
+    }
+
+    /// Content-addressed values as an input series (`gaps`: the bins missing when they were read).
+    pub(super) fn blob_data(&self, sha: &str, gaps: &[u32]) -> Result<InputSeries, HostError> {
+        let values = self.store.read()?.blob(sha)?;
+        let nans: Vec<u32> = values.iter().enumerate().filter(|(_, v)| v.is_nan()).map(|(i, _)| i as u32).collect();
+        Ok(InputSeries { values: values.into(), gaps: gaps.into(), nans: nans.into(), sha256: sha.into() })
     }
 
     /// Resolves every input a plan needs: pinned blobs, new file reads (pinned now), live stored
@@ -126,7 +131,7 @@ impl Host {
             let cell = match self.blobs.get(&sha) {
                 Some(c) => *c,
                 None => {
-                    let c = SeriesCell::immutable(self.db(), data);
+                    let c = self.new_series_cell(data, true);
                     self.blobs.insert(sha.clone(), c);
                     c
                 }

@@ -27,6 +27,8 @@ pub(crate) struct SessionState {
     /// Input key → cell (file pins, live stored series, overrides).
     pub(crate) inputs: BTreeMap<String, SeriesCell>,
     pub(crate) scenario: Scenario,
+    /// Unique to this opening of the session (see `Host::incarnation`).
+    pub(crate) incarnation: u64,
     pub(crate) variants: BTreeMap<String, VariantState>,
 }
 
@@ -39,6 +41,7 @@ impl SessionState {
             cells: self.cells.clone(),
             inputs: self.inputs.clone(),
             scenario: self.scenario,
+            incarnation: self.incarnation,
             variants: BTreeMap::new(),
         }
     }
@@ -54,6 +57,8 @@ pub(crate) struct VariantState {
     /// Inputs this variant adds or replaces.
     pub(crate) inputs: BTreeMap<String, SeriesCell>,
     pub(crate) scenario: Scenario,
+    /// Unique to this creation of the variant (see `Host::incarnation`).
+    pub(crate) incarnation: u64,
 }
 
 /// What a client asks for when opening a session.
@@ -277,10 +282,12 @@ impl Host {
         })?;
         self.pin_cells(&new_pins, &mut inputs)?;
         let cells: BTreeMap<String, ParamCell> =
-            params.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), &c, k, v.clone()))).collect();
-        let scenario = Scenario::create(self.db(), c, cells.clone(), inputs.clone());
-        let state = SessionState { record, params, cells, inputs, scenario, variants: BTreeMap::new() };
+            params.iter().map(|(k, v)| (k.clone(), self.new_param_cell(&c, k, v.clone()))).collect();
+        let scenario = self.new_scenario(c, cells.clone(), inputs.clone());
+        let incarnation = self.incarnation();
+        let state = SessionState { record, params, cells, inputs, scenario, incarnation, variants: BTreeMap::new() };
         Arc::make_mut(&mut self.sessions).insert(id.clone(), state);
+        self.after_change();
         self.session_info(&id)
     }
 
@@ -298,8 +305,10 @@ impl Host {
     pub fn close_session(&mut self, id: &str) -> Result<(), HostError> {
         self.state(id)?;
         self.store.write(|w| w.delete_session(id))?;
-        Arc::make_mut(&mut self.sessions).remove(id);
-        self.collect_if_due();
+        if let Some(state) = Arc::make_mut(&mut self.sessions).remove(id) {
+            self.release_session(state);
+        }
+        self.after_change();
         Ok(())
     }
 
@@ -404,7 +413,7 @@ impl Host {
             }
             v.scenario.update_plan(&mut self.db, ch.plan, salsa::Durability::MEDIUM);
         }
-        self.collect_if_due();
+        self.after_change();
         Ok(record.revision)
     }
 
@@ -517,7 +526,7 @@ impl Host {
             match own_cells.get(k) {
                 Some(cell) => cell.update(&mut self.db, v.clone()),
                 None => {
-                    let cell = ParamCell::create(self.db(), &c, k, v.clone());
+                    let cell = self.new_param_cell(&c, k, v.clone());
                     own_cells.insert(k.clone(), cell);
                 }
             }
@@ -531,19 +540,21 @@ impl Host {
                 sc.update_plan(&mut self.db, c, salsa::Durability::MEDIUM);
                 sc
             }
-            _ => Scenario::create(self.db(), c, cells, inputs),
+            _ => self.new_scenario(c, cells, inputs),
         };
         let name = record.name.clone();
-        let state = VariantState { record, params: effective, own_cells, inputs: own_inputs, scenario };
+        let incarnation = match self.state(&s.record.id)?.variants.get(&name) {
+            Some(v) if !new => v.incarnation,
+            _ => self.incarnation(),
+        };
+        let state = VariantState { record, params: effective, own_cells, inputs: own_inputs, scenario, incarnation };
         let sm = Arc::make_mut(&mut self.sessions)
             .get_mut(&s.record.id)
             .ok_or_else(|| HostError::not_found(format!("session `{}`", s.record.id)))?;
         sm.record = session_record;
         sm.variants.insert(name.clone(), state);
-        if !new {
-            // Replaced overrides may have held the last reference to their blobs.
-            self.collect_if_due();
-        }
+        // Replaced overrides may have held the last reference to their blobs.
+        self.after_change();
         self.variant_info(&s.record.id, &name)
     }
 
@@ -561,9 +572,12 @@ impl Host {
         let sm = Arc::make_mut(&mut self.sessions)
             .get_mut(session)
             .ok_or_else(|| HostError::not_found(format!("session `{session}`")))?;
-        sm.variants.remove(name);
+        let dead = sm.variants.remove(name);
         sm.record = rec;
-        self.collect_if_due();
+        if let Some(v) = dead {
+            self.release_variant(v);
+        }
+        self.after_change();
         Ok(())
     }
 
@@ -600,14 +614,15 @@ impl Host {
             )));
         }
         let cells: BTreeMap<String, ParamCell> =
-            params.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), &c, k, v.clone()))).collect();
-        let scenario = Scenario::create(self.db(), c, cells.clone(), inputs.clone());
+            params.iter().map(|(k, v)| (k.clone(), self.new_param_cell(&c, k, v.clone()))).collect();
+        let scenario = self.new_scenario(c, cells.clone(), inputs.clone());
         let mut state = SessionState {
             record: rec.clone(),
             params: params.clone(),
             cells: cells.clone(),
             inputs: inputs.clone(),
             scenario,
+            incarnation: self.incarnation(),
             variants: BTreeMap::new(),
         };
         for vr in vrecs {
@@ -630,15 +645,16 @@ impl Host {
                 )));
             }
             let own_cells: BTreeMap<String, ParamCell> =
-                own.iter().map(|(k, v)| (k.clone(), ParamCell::create(self.db(), &c, k, v.clone()))).collect();
+                own.iter().map(|(k, v)| (k.clone(), self.new_param_cell(&c, k, v.clone()))).collect();
             let mut vcells = cells.clone();
             vcells.extend(own_cells.clone());
             let own_inputs =
                 vin.iter().filter(|(k, c)| inputs.get(*k) != Some(*c)).map(|(k, c)| (k.clone(), *c)).collect();
-            let sc = Scenario::create(self.db(), c, vcells, vin);
+            let sc = self.new_scenario(c, vcells, vin);
+            let incarnation = self.incarnation();
             state.variants.insert(
                 vr.name.clone(),
-                VariantState { record: vr, params: eff, own_cells, inputs: own_inputs, scenario: sc },
+                VariantState { record: vr, params: eff, own_cells, inputs: own_inputs, scenario: sc, incarnation },
             );
         }
         Ok(state)
@@ -651,7 +667,7 @@ fn stored_reference(session: &str, e: HostError, file: &str) -> HostError {
     let owner = format!("session `{session}`");
     match e {
         HostError::NotFound(w) => {
-            HostError::from(StoreError::data_loss(owner, format!("references {w}, which is not stored")).at(file))
+            HostError::from(StoreError::data_loss(owner, format!("is damaged: it cannot be rebuilt ({w})")).at(file))
         }
         HostError::FailedPrecondition(w) => {
             HostError::from(StoreError::data_loss(owner, format!("is damaged: it cannot be rebuilt ({w})")).at(file))

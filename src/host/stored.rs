@@ -75,9 +75,29 @@ impl Host {
             return Ok(*c);
         }
         let data = self.slice_stored(&rec, grid)?;
-        let cell = SeriesCell::create(self.db(), data);
+        let cell = self.new_series_cell(data, false);
         self.stored.insert(key, cell);
         Ok(cell)
+    }
+
+    /// Stored series `name` sliced to `grid`'s window, as a fresh (uncached) input series: what a
+    /// one-shot model reads.
+    pub(super) fn stored_slice(&self, name: &str, grid: &Grid) -> Result<InputSeries, HostError> {
+        let rec = self.store.read()?.series(name)?.ok_or_else(|| {
+            HostError::BadInput(
+                Diagnostic::error("unknown_series", format!("no stored series `{name}`"))
+                    .with_help("load telemetry first (`flowtime telemetry load … --db`) or use `file:`")
+                    .into(),
+            )
+        })?;
+        if grid.start_minutes.is_none() {
+            return Err(Diagnostic::error(
+                "grid_start",
+                format!("`series:{name}` needs the model's grid.start to take its window"),
+            )
+            .into());
+        }
+        self.slice_stored(&rec, grid)
     }
 
     /// The part of a stored series a model window reads, with its gaps and NaN bins re-indexed.
@@ -286,7 +306,9 @@ impl Host {
             }
         }
         for key in stale {
-            self.stored.remove(&key);
+            if let Some(cell) = self.stored.remove(&key) {
+                self.release_series_cell(cell);
+            }
         }
         let mut changed = Vec::new();
         for (rec, _) in records.iter().filter(|(_, v)| v.is_some()) {
@@ -300,7 +322,7 @@ impl Host {
             }
         }
         // A replaced series may have held the last reference to its old values.
-        self.collect_if_due();
+        self.after_change();
         Ok(changed)
     }
 

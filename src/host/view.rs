@@ -216,6 +216,16 @@ impl View<'_> {
         }
     }
 
+    /// A number unique to this opening of the session (or creation of the variant): a session
+    /// closed and reopened under the same id has another, even on a recycled salsa input.
+    pub fn incarnation(&self, t: &Target) -> Result<u64, HostError> {
+        let s = self.state(&t.session)?;
+        match &t.variant {
+            None => Ok(s.incarnation),
+            Some(v) => Ok(s.variants.get(v).ok_or_else(|| HostError::NotFound(format!("variant `{t}`")))?.incarnation),
+        }
+    }
+
     /// Evaluates the series of a target matching `targets` (every series when None).
     pub fn evaluate_target(&self, t: &Target, targets: Option<&[u32]>) -> Result<Evaluation, HostError> {
         let (sc, _) = self.scenario(t)?;

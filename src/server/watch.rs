@@ -24,7 +24,7 @@ use crate::server::service::Api;
 /// What a watcher remembers between events.
 #[derive(Clone)]
 struct Seen {
-    revision: (salsa::Id, u64),
+    revision: (u64, u64),
     /// Per series id: what its unit read (interned key, cell fingerprints). Compared per id, so
     /// a node that now reads what another node read before is still a root.
     reads: BTreeMap<String, Arc<UnitReads>>,
@@ -37,10 +37,10 @@ fn step(
     prev: Option<&Seen>,
     budget: u64,
 ) -> Result<(Option<pb::WatchEvent>, Seen), HostError> {
-    let (scenario, revision) = v.scenario(t)?;
-    // A session closed and reopened under the same id restarts its revisions, but its scenario
-    // is a new input: both must match for "nothing happened".
-    let revision_of = (salsa::plumbing::AsId::as_id(&scenario), revision);
+    let (_, revision) = v.scenario(t)?;
+    // A session closed and reopened under the same id restarts its revisions, but it is another
+    // incarnation: both must match for "nothing happened".
+    let revision_of = (v.incarnation(t)?, revision);
     if let Some(p) = prev
         && p.revision == revision_of
     {

@@ -10,7 +10,7 @@
 //! cannot be read (a damaged record might hold the only reference to a blob). The host runs it
 //! when `flowtime db gc` (`AdminService.CollectGarbage`) asks, and on its own after a write once
 //! more blob bytes were written since the last collection than were live after it (and at least
-//! [`AUTO_GC_MIN_BYTES`]): garbage stays below about the live bytes, at a cost per written byte
+//! [`AUTO_GC_MIN_BYTES`], 1 MiB): garbage stays below about the live bytes, at a cost per written byte
 //! that does not grow with the database.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,7 +26,7 @@ pub(super) const WRITTEN: &str = "blob_bytes_written";
 /// `meta` key: blob bytes live after the last collection (u64 LE).
 pub(super) const LIVE: &str = "blob_bytes_live";
 /// Automatic collection never runs before this many blob bytes were written since the last one.
-pub const AUTO_GC_MIN_BYTES: u64 = 4 << 20;
+pub const AUTO_GC_MIN_BYTES: u64 = 1 << 20;
 
 /// What a collection did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
