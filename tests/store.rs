@@ -179,3 +179,48 @@ fn sigkill_never_loses_a_committed_write() {
     let host = Host::open(&db, "test", Path::new(".")).unwrap();
     assert_eq!(host.session_info("s").unwrap().variants.len(), total);
 }
+
+/// What is stored is bounded like what a template may declare: a series window a grid could read
+/// (bin size, length, ending by 9999-12-31), names that are names (not `.`, `..`, `-a`,
+/// `.hidden`), and a tenant label of reasonable length. A refused write stores nothing.
+#[test]
+fn stored_windows_names_and_labels_are_bounded() {
+    use flowtime::host::OpenRequest;
+    let mut host = Host::new();
+    let err = |r: Result<bool, flowtime::host::HostError>| r.unwrap_err().to_string();
+    let e = err(host.put_series("x", &[1.0], Some(0), u64::MAX, serde_json::json!({})));
+    assert!(e.contains("bin_minutes must be between 1 and"), "{e}");
+    let e = err(host.put_series("x", &[1.0], Some(0), 0, serde_json::json!({})));
+    assert!(e.contains("bin_minutes"), "{e}");
+    let e = err(host.put_series("x", &[], Some(0), 5, serde_json::json!({})));
+    assert!(e.contains("between 1 and"), "{e}");
+    // 9999-12-30T00:00Z plus two days of hourly bins ends after 9999-12-31.
+    let late = 4_223_368_800;
+    let e = err(host.put_series("x", &[1.0; 48], Some(late), 60, serde_json::json!({})));
+    assert!(e.contains("9999-12-31"), "{e}");
+    assert!(host.stored_series().unwrap().is_empty(), "nothing was stored");
+    assert!(host.put_series("x", &[1.0; 48], Some(0), 60, serde_json::json!({})).unwrap());
+
+    host.put_template(crate::sessions::TINY, "tiny.yaml").unwrap();
+    let open = |host: &mut Host, id: &str, tenant: Option<String>| {
+        host.open_session(OpenRequest {
+            template_id: "tiny".into(),
+            template_version: "1".into(),
+            id: Some(id.into()),
+            tenant,
+            ..Default::default()
+        })
+    };
+    for bad in [".", "..", "-a", ".hidden"] {
+        let e = open(&mut host, bad, None).unwrap_err().to_string();
+        assert!(e.contains("must be 1–128 letters"), "{bad}: {e}");
+    }
+    let e = open(&mut host, "s", Some("t".repeat(1 << 20))).unwrap_err().to_string();
+    assert!(e.contains("tenant is 1048576 bytes; at most 256"), "{e}");
+    open(&mut host, "s", Some("team-a".into())).unwrap();
+    for bad in [".", "..", "-a", ".hidden"] {
+        let e = host.create_variant("s", bad, &Default::default(), &Default::default()).unwrap_err().to_string();
+        assert!(e.contains("must be 1–128 letters"), "{bad}: {e}");
+    }
+    assert!(host.session_info("s").unwrap().variants.is_empty());
+}

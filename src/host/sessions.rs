@@ -242,12 +242,19 @@ impl Host {
         let c = self.plans.get(&entry.record.sha256, &entry.record.text, &params, &overrides)?;
         check_series_overrides(&c, &node_series)?;
         check_param_bindings(&c, &bound, &req.series)?;
+        if let Some(t) = &req.tenant
+            && t.len() > MAX_TENANT
+        {
+            return Err(Diagnostic::error("bad_tenant", format!("tenant is {} bytes; at most {MAX_TENANT}", t.len()))
+                .at_path("tenant")
+                .into());
+        }
         let id = match &req.id {
             Some(id) => {
                 if !valid_name(id) {
                     return Err(Diagnostic::error(
                         "bad_id",
-                        format!("session id `{id}` must be 1–128 letters, digits, `_`, `-` or `.`"),
+                        format!("session id `{id}` must be 1–128 letters, digits, `_`, `-` or `.`, starting with a letter, digit or `_`"),
                     )
                     .at_path("id")
                     .into());
@@ -433,7 +440,7 @@ impl Host {
         if !valid_name(name) {
             return Err(Diagnostic::error(
                 "bad_id",
-                format!("variant name `{name}` must be 1–128 letters, digits, `_`, `-` or `.`"),
+                format!("variant name `{name}` must be 1–128 letters, digits, `_`, `-` or `.`, starting with a letter, digit or `_`"),
             )
             .at_path("name")
             .into());
@@ -676,6 +683,13 @@ fn stored_reference(session: &str, e: HostError, file: &str) -> HostError {
     }
 }
 
+/// A session id or variant name: 1–128 letters, digits, `_`, `-` or `.`, starting with a letter,
+/// digit or `_` (so never `.`, `..`, a hidden name, or something a command line reads as an option).
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    s.len() <= 128
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
+
+/// Longest tenant label stored with a session.
+const MAX_TENANT: usize = 256;

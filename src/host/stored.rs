@@ -188,6 +188,9 @@ impl Host {
                 .into());
             }
         }
+        for it in items {
+            check_window(&it.name, it.values.len(), start_minutes, bin_minutes)?;
+        }
         let now = sys::now_utc();
         let mut records = Vec::new();
         {
@@ -362,6 +365,35 @@ impl Host {
         }
         Ok(values)
     }
+}
+
+/// A stored series' window must be one a model grid could read (§1): 1 to `MAX_BINS` bins of at
+/// most `MAX_BIN_SIZE` weeks, ending by 9999-12-31.
+fn check_window(name: &str, bins: usize, start: Option<i64>, bin_minutes: u64) -> Result<(), HostError> {
+    use crate::model::grid::{BinUnit, MAX_BIN_SIZE, MAX_BINS};
+    let bad = |what: String| -> Result<(), HostError> {
+        Err(Diagnostic::error("bad_window", format!("stored series `{name}`: {what}"))
+            .with_help("store series a model grid can read (see grid.bins, grid.binSize, grid.start)")
+            .into())
+    };
+    let max_bin = u64::from(MAX_BIN_SIZE) * BinUnit::Weeks.minutes();
+    if !(1..=max_bin).contains(&bin_minutes) {
+        return bad(format!("bin_minutes must be between 1 and {max_bin} ({MAX_BIN_SIZE} weeks), got {bin_minutes}"));
+    }
+    if !(1..=MAX_BINS as usize).contains(&bins) {
+        return bad(format!("it must have between 1 and {MAX_BINS} values, got {bins}"));
+    }
+    if let Some(start) = start {
+        let end = (bins as i64).checked_mul(bin_minutes as i64).and_then(|w| start.checked_add(w));
+        let max_end = crate::model::grid::parse_utc_minutes("9999-12-31T00:00:00Z").unwrap_or(i64::MAX);
+        let min_start = crate::model::grid::parse_utc_minutes("0001-01-01T00:00:00Z").unwrap_or(i64::MIN);
+        if start < min_start || end.is_none_or(|e| e > max_end) {
+            return bad(format!(
+                "its window ({bins} bins of {bin_minutes} minutes) must lie within 0001-01-01 and 9999-12-31"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A cached `series:` cell: stored name, window start (minutes), bins, bin minutes.
