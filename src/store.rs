@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -736,6 +736,24 @@ impl Reader {
         guarded(&self.path, f)
     }
 
+    /// Every record of `table`, decoded (and verified) by `decode`.
+    fn all<K: redb::Key + 'static, T>(
+        &self,
+        table: TableDefinition<K, &'static [u8]>,
+        decode: impl for<'a> Fn(K::SelfType<'a>, &'a [u8]) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.guarded(|| {
+            self.tx
+                .open_table(table)?
+                .iter()?
+                .map(|e| {
+                    let (k, v) = e?;
+                    decode(k.value(), v.value())
+                })
+                .collect()
+        })
+    }
+
     pub fn template(&self, id: &str, version: &str) -> Result<Option<TemplateRecord>> {
         self.guarded(|| {
             self.tx
@@ -747,15 +765,7 @@ impl Reader {
     }
 
     pub fn templates(&self) -> Result<Vec<TemplateRecord>> {
-        self.guarded(|| {
-            let t = self.tx.open_table(TEMPLATES)?;
-            t.iter()?
-                .map(|e| {
-                    let (k, v) = e?;
-                    template_record(k.value(), v.value())
-                })
-                .collect()
-        })
+        self.all(TEMPLATES, template_record)
     }
 
     /// The values of blob `sha`, verified against it (a mismatch is [`StoreError::DataLoss`]
@@ -783,16 +793,7 @@ impl Reader {
     }
 
     pub fn series_list(&self) -> Result<Vec<SeriesRecord>> {
-        self.guarded(|| {
-            self.tx
-                .open_table(SERIES)?
-                .iter()?
-                .map(|e| {
-                    let (k, v) = e?;
-                    series_record(k.value(), v.value())
-                })
-                .collect()
-        })
+        self.all(SERIES, series_record)
     }
 
     pub fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
@@ -800,16 +801,7 @@ impl Reader {
     }
 
     pub fn sessions(&self) -> Result<Vec<SessionRecord>> {
-        self.guarded(|| {
-            self.tx
-                .open_table(SESSIONS)?
-                .iter()?
-                .map(|e| {
-                    let (k, v) = e?;
-                    session_record(k.value(), v.value())
-                })
-                .collect()
-        })
+        self.all(SESSIONS, session_record)
     }
 
     pub fn variant(&self, session: &str, name: &str) -> Result<Option<VariantRecord>> {
@@ -842,16 +834,7 @@ impl Reader {
     }
 
     pub fn runs(&self) -> Result<Vec<RunRecord>> {
-        self.guarded(|| {
-            self.tx
-                .open_table(RUNS)?
-                .iter()?
-                .map(|e| {
-                    let (k, v) = e?;
-                    run_record(k.value(), v.value())
-                })
-                .collect()
-        })
+        self.all(RUNS, run_record)
     }
 
     /// Counts of records per table, for diagnostics and tests.

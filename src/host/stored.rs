@@ -54,6 +54,21 @@ impl From<SeriesRecord> for StoredSeriesInfo {
 impl Host {
     /// The live cell of stored series `name` sliced to `grid`'s window.
     pub(super) fn stored_cell(&mut self, name: &str, grid: &Grid) -> Result<SeriesCell, HostError> {
+        let (rec, start) = self.stored_for(name, grid)?;
+        // Cached cells are re-sliced (or dropped) whenever their series is replaced, so a hit
+        // is always sliced from the current record.
+        let key = (name.to_string(), start, grid.bins, grid.bin_minutes());
+        if let Some(c) = self.stored.get(&key) {
+            return Ok(*c);
+        }
+        let data = self.slice_stored(&rec, grid)?;
+        let cell = self.new_series_cell(data, false);
+        self.stored.insert(key, cell);
+        Ok(cell)
+    }
+
+    /// The record of stored series `name` and `grid`'s start, which a `series:` input needs.
+    fn stored_for(&self, name: &str, grid: &Grid) -> Result<(SeriesRecord, i64), HostError> {
         let rec = self.store.read()?.series(name)?.ok_or_else(|| {
             HostError::BadInput(
                 Diagnostic::error("unknown_series", format!("no stored series `{name}`"))
@@ -68,35 +83,13 @@ impl Host {
             )
             .into());
         };
-        // Cached cells are re-sliced (or dropped) whenever their series is replaced, so a hit
-        // is always sliced from the current record.
-        let key = (name.to_string(), start, grid.bins, grid.bin_minutes());
-        if let Some(c) = self.stored.get(&key) {
-            return Ok(*c);
-        }
-        let data = self.slice_stored(&rec, grid)?;
-        let cell = self.new_series_cell(data, false);
-        self.stored.insert(key, cell);
-        Ok(cell)
+        Ok((rec, start))
     }
 
     /// Stored series `name` sliced to `grid`'s window, as a fresh (uncached) input series: what a
     /// one-shot model reads.
     pub(super) fn stored_slice(&self, name: &str, grid: &Grid) -> Result<InputSeries, HostError> {
-        let rec = self.store.read()?.series(name)?.ok_or_else(|| {
-            HostError::BadInput(
-                Diagnostic::error("unknown_series", format!("no stored series `{name}`"))
-                    .with_help("load telemetry first (`flowtime telemetry load … --db`) or use `file:`")
-                    .into(),
-            )
-        })?;
-        if grid.start_minutes.is_none() {
-            return Err(Diagnostic::error(
-                "grid_start",
-                format!("`series:{name}` needs the model's grid.start to take its window"),
-            )
-            .into());
-        }
+        let (rec, _) = self.stored_for(name, grid)?;
         self.slice_stored(&rec, grid)
     }
 
