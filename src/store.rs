@@ -541,32 +541,33 @@ fn template_record(key: (&str, &str), bytes: &[u8]) -> Result<TemplateRecord> {
     Ok(rec)
 }
 
-fn series_record(key: &str, bytes: &[u8]) -> Result<SeriesRecord> {
-    let what = || format!("stored series `{key}`");
-    let rec: SeriesRecord = parse(bytes, what)?;
-    check_key(what, key, &rec.name)?;
+/// Decodes a record stored under `key` (as `what` names it) and checks that it names that key.
+fn keyed<T: for<'de> Deserialize<'de>>(
+    what: String,
+    key: &str,
+    bytes: &[u8],
+    named: impl FnOnce(&T) -> String,
+) -> Result<T> {
+    let rec: T = parse(bytes, || what.clone())?;
+    check_key(|| what, key, &named(&rec))?;
     Ok(rec)
+}
+
+fn series_record(key: &str, bytes: &[u8]) -> Result<SeriesRecord> {
+    keyed(format!("stored series `{key}`"), key, bytes, |r: &SeriesRecord| r.name.clone())
 }
 
 fn session_record(key: &str, bytes: &[u8]) -> Result<SessionRecord> {
-    let what = || format!("session `{key}`");
-    let rec: SessionRecord = parse(bytes, what)?;
-    check_key(what, key, &rec.id)?;
-    Ok(rec)
+    keyed(format!("session `{key}`"), key, bytes, |r: &SessionRecord| r.id.clone())
 }
 
 fn variant_record(key: (&str, &str), bytes: &[u8]) -> Result<VariantRecord> {
-    let what = || format!("variant `{}/{}`", key.0, key.1);
-    let rec: VariantRecord = parse(bytes, what)?;
-    check_key(what, &format!("{}/{}", key.0, key.1), &format!("{}/{}", rec.session, rec.name))?;
-    Ok(rec)
+    let k = format!("{}/{}", key.0, key.1);
+    keyed(format!("variant `{k}`"), &k, bytes, |r: &VariantRecord| format!("{}/{}", r.session, r.name))
 }
 
 fn run_record(key: &str, bytes: &[u8]) -> Result<RunRecord> {
-    let what = || format!("run `{key}`");
-    let rec: RunRecord = parse(bytes, what)?;
-    check_key(what, key, &rec.id)?;
-    Ok(rec)
+    keyed(format!("run `{key}`"), key, bytes, |r: &RunRecord| r.id.clone())
 }
 
 /// Reads blob `sha` (`id`, `len` values) from its chunks and verifies it: every chunk present and
