@@ -343,7 +343,11 @@ impl Store {
 
     fn open_inner(path: &Path, role: &str) -> Result<Store> {
         let shown = path.display().to_string();
-        let existed = sys::exists(path) && sys::file_size(path).map_or(true, |n| n > 0);
+        let mut existed = sys::exists(path) && sys::file_size(path).map_or(true, |n| n > 0);
+        if !existed {
+            Store::create_file(path)?;
+            existed = true;
+        }
         // Check the schema on a read-only open first, so a refused file is left untouched.
         let shutdown = if existed { Store::check_readonly(path)? } else { Shutdown::Clean };
         let (db, _) = open_redb(path, existed, shutdown == Shutdown::Clean)?;
@@ -353,6 +357,32 @@ impl Store {
         let _ = sys::write(&holder, role.as_bytes());
         store.holder_file = Some(holder);
         Ok(store)
+    }
+
+    /// Creates a new database file so that no kill can leave a half-made one under `path`: the
+    /// file is made and given its schema under a scratch name next to it, closed, then published
+    /// under `path` only if nothing has that name yet (another process may have won the race; its
+    /// file is then the one opened). A scratch file a killed creator left behind is replaced.
+    fn create_file(path: &Path) -> Result<()> {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".creating");
+        let scratch = path.with_file_name(name);
+        let storage = |e: std::io::Error| StoreError::Storage(format!("{}: {e}", path.display()));
+        if sys::exists(&scratch) {
+            sys::remove_file(&scratch).map_err(storage)?;
+        }
+        let (db, _) = open_redb(&scratch, false, false)?;
+        let store = Store { db, path: scratch.clone(), shown: scratch.display().to_string(), holder_file: None };
+        store.check_or_init_schema(false)?;
+        drop(store);
+        match sys::publish_new(&scratch, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let _ = sys::remove_file(&scratch);
+                Ok(())
+            }
+            Err(e) => Err(storage(e)),
+        }
     }
 
     fn check_readonly(path: &Path) -> Result<Shutdown> {

@@ -42,6 +42,19 @@ pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
     fs::rename(from, to)
 }
 
+/// Gives the file at `from` the name `to` only if nothing has that name yet (a hard link, then
+/// the old name removed), and flushes the directory so the new name survives a crash. Fails with
+/// `AlreadyExists` when `to` exists, leaving `from` in place.
+pub fn publish_new(from: &Path, to: &Path) -> io::Result<()> {
+    fs::hard_link(from, to)?;
+    fs::remove_file(from)?;
+    let dir = match to.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    fs::File::open(dir)?.sync_all()
+}
+
 /// Copies a file (the copy is not flushed: it is a scratch copy).
 pub fn copy(from: &Path, to: &Path) -> io::Result<u64> {
     fs::copy(from, to)

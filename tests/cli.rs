@@ -298,28 +298,36 @@ pub(crate) struct Serve {
     /// The lines it printed before `listening on`.
     pub(crate) banner: Vec<String>,
     lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    /// Where its stderr goes (a file, so a chatty server never blocks on a full pipe).
+    _stderr: tempfile::NamedTempFile,
 }
 
 impl Serve {
     pub(crate) fn start(db: &Path, cwd: &Path) -> Serve {
         use std::io::BufRead as _;
+        let stderr = tempfile::NamedTempFile::new().unwrap();
         let mut child = flowtime()
             .args(["--db", db.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
             .current_dir(cwd)
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr.reopen().unwrap())
             .spawn()
             .unwrap();
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
         let mut banner = Vec::new();
         let addr = loop {
-            let l = lines.next().expect("serve printed its address").unwrap();
+            let Some(l) = lines.next() else {
+                let _ = child.wait();
+                let err = std::fs::read_to_string(stderr.path()).unwrap_or_default();
+                panic!("serve ended without printing its address; it printed {banner:?} and on stderr:\n{err}");
+            };
+            let l = l.unwrap();
             match l.strip_prefix("listening on ") {
                 Some(a) => break a.to_string(),
                 None => banner.push(l),
             }
         };
-        Serve { child, addr, banner, lines }
+        Serve { child, addr, banner, lines, _stderr: stderr }
     }
 
     /// SIGTERM; the server must stop cleanly and say so.
