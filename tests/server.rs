@@ -606,7 +606,7 @@ async fn replacing_stored_telemetry_reaches_watchers_with_its_cone() {
         start: "2025-10-07T00:00:00Z".into(),
         bin_minutes: 5,
         values,
-        provenance_json: "{\"source\":\"test\"}".into(),
+        provenance: [("source".to_string(), "test".to_string())].into(),
     };
     series.put_series(put(vec![10.0, 20.0, 30.0, 40.0])).await.unwrap();
     let text = "id: tele\nversion: \"1\"\ngrid: {bins: 4, binSize: 5, binUnit: minutes, start: \"2025-10-07T00:00:00Z\"}\nnodes:\n  - {id: demand, kind: const, source: \"series:demand\"}\n  - {id: other, kind: const, values: [1, 2, 3, 4]}\n  - {id: doubled, kind: expr, expr: \"demand * 2\"}\n  - {id: plus, kind: expr, expr: \"other + 1\"}\n";
@@ -637,7 +637,7 @@ async fn a_node_switched_to_the_input_another_node_read_is_reported() {
                 start: "2025-10-07T00:00:00Z".into(),
                 bin_minutes: 60,
                 values,
-                provenance_json: "{}".into(),
+                provenance: Default::default(),
             })
             .await
             .unwrap();
@@ -724,7 +724,7 @@ async fn load_gold_streams_uploads_reads_paths_under_the_data_root_only_and_caps
     // A path under the data root, with the file name as its source.
     let opts = pb::LoadGoldOptions { path: "day.csv".into(), ..Default::default() };
     let (_, r) = load(opts, Vec::new()).await.unwrap();
-    assert!(r.provenance_json.contains("\"source\":\"day.csv\""), "{}", r.provenance_json);
+    assert_eq!(r.provenance["source"], "day.csv", "{:?}", r.provenance);
     assert!(r.changed.is_empty(), "same values as the upload: {:?}", r.changed);
 
     // Paths that leave the data root, textually or through a link, are refused.

@@ -28,7 +28,7 @@ pub enum SeriesCmd {
 fn info_json(i: &pb::StoredSeriesInfo) -> Value {
     json!({
         "name": i.name, "start": i.start, "binMinutes": i.bin_minutes, "bins": i.bins, "sha256": i.sha256,
-        "provenance": serde_json::from_str::<Value>(&i.provenance_json).unwrap_or(Value::Null),
+        "provenance": i.provenance.iter().collect::<std::collections::BTreeMap<_, _>>(),
     })
 }
 

@@ -89,26 +89,23 @@ pub(crate) async fn exec(api: &Api, cmd: SessionCmd) -> Result<Reply, Failure> {
             } else {
                 split_ref(&template, None)
             };
-            let mut parameters = params(&raw)?;
-            let bound = match stored_telemetry {
-                true => Some(bind_stored_telemetry(api, &id, &version, &mut parameters).await?),
-                false => None,
-            };
             let s = c
                 .open_session(pb::OpenSessionRequest {
                     template_id: id,
                     template_version: version,
-                    parameters,
+                    parameters: params(&raw)?,
                     series: bindings(&series)?,
                     session_id: name.unwrap_or_default(),
                     tenant: tenant.unwrap_or_default(),
+                    stored_telemetry,
                 })
                 .await
                 .map_err(status)?
                 .into_inner();
             let mut r = session_reply(&s);
             r.text = format!("opened {}", r.text);
-            if let Some(bound) = bound {
+            if stored_telemetry {
+                let bound = &s.bound_to_stored;
                 let what = match bound.len() {
                     0 => "nothing (no stored series matches a parameter's default file)".to_string(),
                     n => format!("{} ({})", bound.join(", "), crate::cli::output::count(n as u64, "parameter")),
@@ -153,53 +150,6 @@ pub(crate) async fn exec(api: &Api, cmd: SessionCmd) -> Result<Reply, Failure> {
             Ok(Reply { json: json!({"closed": id}), text: format!("closed session {id}\n") })
         }
     }
-}
-
-/// `--stored-telemetry`: binds each `series` parameter whose default is `file:…/<stem>.csv` to
-/// `series:<stem>` when that series is stored and the parameter was not given. Returns what it
-/// bound.
-async fn bind_stored_telemetry(
-    api: &Api,
-    id: &str,
-    version: &str,
-    parameters: &mut std::collections::HashMap<String, pb::ParamValue>,
-) -> Result<Vec<String>, Failure> {
-    let t = api
-        .client()
-        .templates()
-        .get_template(pb::GetTemplateRequest { id: id.to_string(), version: version.to_string() })
-        .await
-        .map_err(status)?
-        .into_inner();
-    let stored: Vec<String> = api
-        .client()
-        .series()
-        .list_series(pb::ListSeriesRequest {})
-        .await
-        .map_err(status)?
-        .into_inner()
-        .series
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    let mut bound = Vec::new();
-    for d in &t.parameters {
-        let Some(pb::param_value::Kind::Series(default)) = d.default_value.as_ref().and_then(|v| v.kind.as_ref())
-        else {
-            continue;
-        };
-        let Some(stem) =
-            default.strip_prefix("file:").and_then(|rel| rel.rsplit('/').next()).and_then(|f| f.strip_suffix(".csv"))
-        else {
-            continue;
-        };
-        if stored.iter().any(|s| s == stem) && !parameters.contains_key(&d.name) {
-            bound.push(d.name.clone());
-            let v = pb::ParamValue { kind: Some(pb::param_value::Kind::Series(format!("series:{stem}"))) };
-            parameters.insert(d.name.clone(), v);
-        }
-    }
-    Ok(bound)
 }
 
 pub(crate) fn session_reply(s: &pb::Session) -> Reply {

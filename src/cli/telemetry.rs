@@ -315,7 +315,7 @@ fn loaded_reply(r: &pb::LoadGoldResponse, place: &str) -> Reply {
         "binSizeInferred": r.bin_size_inferred, "rows": r.rows, "rowsOutsideWindow": r.rows_outside_window,
         "series": r.series, "changed": r.changed,
         "warnings": crate::cli::output::warnings_json(&ws),
-        "provenance": serde_json::from_str::<Value>(&r.provenance_json).unwrap_or_default(),
+        "provenance": r.provenance.iter().collect::<std::collections::BTreeMap<_, _>>(),
         "target": place,
     });
     Reply { json, text }

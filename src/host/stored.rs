@@ -322,6 +322,37 @@ impl Host {
         Ok(changed)
     }
 
+    /// Replaying stored telemetry with a template version: each `series` parameter not in
+    /// `given` whose default is `file:…/<stem>.csv` and whose `<stem>` is a stored series, with
+    /// the reference `series:<stem>`, in name order. The same template then replays its files or
+    /// loaded Gold telemetry.
+    pub fn stored_telemetry_bindings(
+        &mut self,
+        id: &str,
+        version: &str,
+        given: &std::collections::BTreeMap<String, crate::model::template::Supplied>,
+    ) -> Result<Vec<(String, String)>, HostError> {
+        let decls = self.template_entry(id, version)?.decls;
+        let stored: BTreeSet<String> = self.store.read()?.series_list()?.into_iter().map(|s| s.name).collect();
+        let mut out = Vec::new();
+        for d in decls.iter().filter(|d| !given.contains_key(&d.name)) {
+            let Some(crate::model::params::ParamValue::Series(default)) = &d.default else {
+                continue;
+            };
+            let stem = default
+                .strip_prefix("file:")
+                .and_then(|rel| rel.rsplit('/').next())
+                .and_then(|f| f.strip_suffix(".csv"));
+            if let Some(stem) = stem
+                && stored.contains(stem)
+            {
+                out.push((d.name.clone(), format!("series:{stem}")));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     pub fn stored_series(&self) -> Result<Vec<StoredSeriesInfo>, HostError> {
         Ok(self.store.read()?.series_list()?.into_iter().map(StoredSeriesInfo::from).collect())
     }

@@ -36,6 +36,26 @@ pub(crate) fn param(v: &ParamValue) -> pb::ParamValue {
     pb::ParamValue { kind: Some(kind) }
 }
 
+/// Stored provenance (a JSON object) as the wire's key → text map: text stays text, any other
+/// value becomes its JSON text, and a provenance that is not an object is kept under `value`.
+pub(crate) fn provenance(v: &serde_json::Value) -> std::collections::HashMap<String, String> {
+    let text = |x: &serde_json::Value| match x {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match v {
+        serde_json::Value::Object(m) => m.iter().map(|(k, x)| (k.clone(), text(x))).collect(),
+        serde_json::Value::Null => std::collections::HashMap::new(),
+        other => std::collections::HashMap::from([("value".to_string(), text(other))]),
+    }
+}
+
+/// The wire's provenance map as the JSON object the store keeps (keys sorted).
+pub(crate) fn provenance_json(m: &std::collections::HashMap<String, String>) -> serde_json::Value {
+    let sorted: BTreeMap<&String, &String> = m.iter().collect();
+    serde_json::json!(sorted)
+}
+
 pub(crate) fn params(values: &BTreeMap<String, ParamValue>) -> std::collections::HashMap<String, pb::ParamValue> {
     values.iter().map(|(k, v)| (k.clone(), param(v))).collect()
 }
@@ -173,6 +193,7 @@ pub(crate) fn session(s: &SessionInfo, g: Option<&Grid>) -> pb::Session {
         variants: s.variants.clone(),
         created_utc: s.created_utc.clone(),
         grid: g.map(grid),
+        bound_to_stored: Vec::new(),
     }
 }
 

@@ -34,12 +34,7 @@ impl pb::series_service_server::SeriesService for Api {
         if r.values.is_empty() {
             return Err(invalid_field("values", "a series needs at least one value"));
         }
-        let provenance: serde_json::Value = if r.provenance_json.is_empty() {
-            serde_json::json!({})
-        } else {
-            serde_json::from_str(&r.provenance_json)
-                .map_err(|e| invalid_field("provenance_json", format!("not JSON: {e}")))?
-        };
+        let provenance = convert::provenance_json(&r.provenance);
         let changed =
             self.write("name", move |h| h.put_series(&r.name, &r.values, start, r.bin_minutes, provenance)).await?;
         Ok(Response::new(pb::PutSeriesResponse { changed }))
@@ -184,7 +179,7 @@ impl Api {
             warnings: loaded.warnings.iter().map(convert::warning).collect(),
             rows: loaded.rows,
             rows_outside_window: loaded.rows_outside,
-            provenance_json: provenance.to_string(),
+            provenance: convert::provenance(&provenance),
         })
     }
 }
@@ -228,6 +223,6 @@ fn stored_info(r: &crate::host::StoredSeriesInfo) -> pb::StoredSeriesInfo {
         bin_minutes: r.bin_minutes,
         bins: r.bins,
         sha256: r.sha256.clone(),
-        provenance_json: r.provenance.to_string(),
+        provenance: convert::provenance(&r.provenance),
     }
 }

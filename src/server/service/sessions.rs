@@ -13,11 +13,18 @@ use super::{Api, Reply};
 impl pb::session_service_server::SessionService for Api {
     async fn open_session(&self, req: Request<pb::OpenSessionRequest>) -> Reply<pb::Session> {
         let r = req.into_inner();
-        let params = convert::supplied_map("parameters", &r.parameters)?;
+        let mut params = convert::supplied_map("parameters", &r.parameters)?;
         let series = convert::bindings("series", &r.series)?;
         let s = self
             .write("parameters", move |h| {
                 let version = h.find_template(&r.template_id, &r.template_version)?.version;
+                let bound = match r.stored_telemetry {
+                    true => h.stored_telemetry_bindings(&r.template_id, &version, &params)?,
+                    false => Vec::new(),
+                };
+                for (name, reference) in &bound {
+                    params.insert(name.clone(), crate::model::template::Supplied::Text(reference.clone()));
+                }
                 let grid = match series.needs_grid() {
                     true => Some(h.template_grid(&r.template_id, &version, &params)?),
                     false => None,
@@ -32,7 +39,9 @@ impl pb::session_service_server::SessionService for Api {
                     tenant: (!r.tenant.is_empty()).then(|| r.tenant.clone()),
                 })?;
                 let grid = h.compiled_target(&Target { session: info.id.clone(), variant: None })?.grid;
-                Ok(convert::session(&info, Some(&grid)))
+                let mut s = convert::session(&info, Some(&grid));
+                s.bound_to_stored = bound.into_iter().map(|(name, _)| name).collect();
+                Ok(s)
             })
             .await?;
         Ok(Response::new(s))
