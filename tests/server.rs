@@ -609,6 +609,9 @@ async fn replacing_stored_telemetry_reaches_watchers_with_its_cone() {
         provenance: [("source".to_string(), "test".to_string())].into(),
     };
     series.put_series(put(vec![10.0, 20.0, 30.0, 40.0])).await.unwrap();
+    let info = series.get_stored_series(pb::GetStoredSeriesRequest { name: "demand".into() }).await.unwrap();
+    let provenance = info.into_inner().info.unwrap().provenance;
+    assert_eq!(provenance, HashMap::from([("source".to_string(), "test".to_string())]));
     let text = "id: tele\nversion: \"1\"\ngrid: {bins: 4, binSize: 5, binUnit: minutes, start: \"2025-10-07T00:00:00Z\"}\nnodes:\n  - {id: demand, kind: const, source: \"series:demand\"}\n  - {id: other, kind: const, values: [1, 2, 3, 4]}\n  - {id: doubled, kind: expr, expr: \"demand * 2\"}\n  - {id: plus, kind: expr, expr: \"other + 1\"}\n";
     let mut stream = open_and_watch(&ch, text, "tele").await;
     // A corrected series: the watcher hears about `demand` and `doubled`, nothing else.
@@ -719,7 +722,47 @@ async fn load_gold_streams_uploads_reads_paths_under_the_data_root_only_and_caps
     assert!(r.bin_size_inferred);
     assert_eq!(r.grid.as_ref().unwrap().bin_minutes, 5);
     let stored = series.get_stored_series(pb::GetStoredSeriesRequest { name: "A_served".into() }).await.unwrap();
-    assert_eq!(stored.into_inner().values, vec![2.0, 4.0, 5.0]);
+    let stored = stored.into_inner();
+    assert_eq!(stored.values, vec![2.0, 4.0, 5.0]);
+    // Provenance is a map of text: the source, the file's sha256, no extraction time for uploads.
+    let provenance = stored.info.unwrap().provenance;
+    assert_eq!(provenance["source"], "upload");
+    assert_eq!(provenance["sha256"].len(), 64);
+    assert_eq!(provenance["extraction_ts"], "");
+    assert_eq!(provenance, r.provenance);
+
+    // A session replaying stored telemetry: the `series` parameter whose default file is
+    // `A_served.csv` reads `series:A_served`; one whose file is not stored keeps its default.
+    let replay = "id: replay\nversion: \"1\"\nparameters:\n  - {name: served_src, type: series, default: \"file:gold/A_served.csv\"}\n  - {name: other_src, type: series, default: \"file:day.csv\"}\ngrid: {bins: 3, binSize: 5, binUnit: minutes, start: \"2025-10-07T00:00:00Z\"}\nnodes:\n  - {id: served, kind: const, source: \"{{served_src}}\"}\n";
+    let mut tpl = TemplateServiceClient::new(ch.clone());
+    tpl.put_template(pb::PutTemplateRequest { text: replay.into(), ..Default::default() }).await.unwrap();
+    let mut sess = SessionServiceClient::new(ch.clone());
+    let open = |stored_telemetry: bool, id: &str| pb::OpenSessionRequest {
+        template_id: "replay".into(),
+        session_id: id.into(),
+        stored_telemetry,
+        ..Default::default()
+    };
+    let s = sess.open_session(open(true, "r")).await.unwrap().into_inner();
+    assert_eq!(s.bound_to_stored, vec!["served_src"]);
+    let text = |v: &pb::ParamValue| match &v.kind {
+        Some(pb::param_value::Kind::Series(x) | pb::param_value::Kind::Text(x)) => x.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(text(&s.parameters["served_src"]), "series:A_served");
+    assert_eq!(text(&s.parameters["other_src"]), "file:day.csv");
+    let got = sess.get_session(pb::GetSessionRequest { session_id: "r".into() }).await.unwrap().into_inner();
+    assert!(got.bound_to_stored.is_empty(), "only OpenSession reports what it bound");
+    let mut q = QueryServiceClient::new(ch.clone());
+    let values = q
+        .get_series(pb::GetSeriesRequest { target: target("r", ""), pattern: "served".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .series
+        .remove(0)
+        .values;
+    assert_eq!(values, vec![2.0, 4.0, 5.0]);
 
     // A path under the data root, with the file name as its source.
     let opts = pb::LoadGoldOptions { path: "day.csv".into(), ..Default::default() };
