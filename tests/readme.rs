@@ -1,12 +1,15 @@
 //! The README works exactly as written: every `sh` block, in order, run by bash in a temporary
 //! copy of the repository's `templates/` and `data/`, with the numbers the text claims checked.
 //!
-//! Two things are not the README's text: a `cargo` shell function (defined before the blocks)
+//! Three things are not the README's text: a `cargo` shell function (defined before the blocks)
 //! answers `cargo run [--release] [--quiet] [--locked] -- ARGS` with the binary under test, so
-//! nothing is built twice; and the README's own test command (`cargo test`) is left out, since
-//! this test is part of it. The README has no other command to leave out (`cargo bench` appears
-//! only as prose). Where the text starts a server (`flowtime serve`), it runs in the background
-//! until the last block has run, and must then stop cleanly on SIGTERM.
+//! nothing is built twice; the README's own test command (`scripts/test.sh`) is left out, since
+//! this test is part of it; and the Python client's virtual environment, `target/py`, is the
+//! repository's (created there by the README's command when it is missing), so the client's
+//! dependencies are installed once, not in every run. The README has no other command to leave
+//! out (`cargo bench` appears only as prose). Where the text starts a server (`flowtime serve`),
+//! it runs in the background until the last block has run, and must then stop cleanly on
+//! SIGTERM.
 
 use std::path::Path;
 use std::process::Command;
@@ -155,10 +158,18 @@ fn peak(rows: &[Row], col: usize) -> (String, f64) {
     best
 }
 
+/// Copies a directory tree, leaving out build products and caches (an in-tree pip build reuses
+/// `build/`, so a stale one must not come along).
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if ["build", "__pycache__", ".mypy_cache", ".pytest_cache"].contains(&name.as_str())
+            || name.ends_with(".egg-info")
+        {
+            continue;
+        }
         let target = to.join(e.file_name());
         if e.file_type().unwrap().is_dir() {
             copy_dir(&e.path(), &target);
@@ -174,8 +185,8 @@ fn the_readme_tour_works_as_written() {
     let mut all = steps(&readme);
     // The README's own test command: this test is part of it.
     let before = all.len();
-    all.retain(|s| s.text.split(" #").next().unwrap_or("").trim() != "cargo test");
-    assert_eq!(before - all.len(), 1, "the README's test command `cargo test` is in a sh block once");
+    all.retain(|s| s.text.split(" #").next().unwrap_or("").trim() != "scripts/test.sh");
+    assert_eq!(before - all.len(), 1, "the README's test command `scripts/test.sh` is in a sh block once");
     assert_eq!(all.iter().filter(|s| s.serve).count(), 1, "the README starts one server");
     // The server listens on the README's address: it must be free.
     if let Err(e) = std::net::TcpListener::bind("127.0.0.1:50051") {
@@ -183,9 +194,14 @@ fn the_readme_tour_works_as_written() {
     }
 
     let tmp = tempfile::tempdir().unwrap();
-    for d in ["templates", "data"] {
+    for d in ["templates", "data", "clients/python"] {
         copy_dir(&repo().join(d), &tmp.path().join(d));
     }
+    // The client's virtual environment is the repository's (see the module doc).
+    let venv = repo().join("target").join("py");
+    std::fs::create_dir_all(&venv).unwrap();
+    std::fs::create_dir_all(tmp.path().join("target")).unwrap();
+    std::os::unix::fs::symlink(&venv, tmp.path().join("target").join("py")).unwrap();
     let out = Command::new("bash")
         .arg("-c")
         .arg(script(&all))
@@ -254,6 +270,12 @@ fn the_readme_tour_works_as_written() {
     assert!(output(&log, &all, "flowtime --server http://127.0.0.1:50051 compare", 0).contains(summary));
     let list = output(&log, &all, "flowtime --server 127.0.0.1:50051 session list", 0);
     assert_eq!(list.lines().count(), 4, "{list}");
+    // The Python client against the same server: the peak, and the series that differ most.
+    let py = output(&log, &all, "target/py/bin/python", 0);
+    assert!(py.contains("peak 800.0 at 2025-10-07 10:25:00+00:00"), "{py}");
+    let rows: Vec<Vec<&str>> =
+        py.lines().skip_while(|l| !l.starts_with("series")).skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[..2], [["orders_backlog", "800.0", "46"], ["billing_backlog", "437.0", "33"]], "{py}");
     let tail = &log[log.find("@@@ end").unwrap_or(0)..];
     assert!(tail.trim_end().ends_with("stopped"), "the server stops on SIGTERM:\n{tail}");
     // 6. A model of your own.
