@@ -74,7 +74,9 @@ def generate(into: Path) -> dict[str, bytes]:
         f"--mypy_grpc_out={into}",
         *protos,
     ]
-    subprocess.run(cmd, check=True, cwd=PROTO)
+    run = subprocess.run(cmd, cwd=PROTO, capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(f"protoc failed:\n{run.stdout}{run.stderr}")
     out: dict[str, bytes] = {}
     for path in sorted((into / "flowtime" / "v1").iterdir()):
         text = path.read_text(encoding="utf-8")

@@ -44,6 +44,10 @@ def test_a_bin_slice_of_ten_gives_ten_rows_from_the_grid_start(replay: flowtime.
     whole = replay.series(["orders_backlog", "demand"])
     assert len(whole) == 288 and list(whole.columns) == ["orders_backlog", "demand"]
     pd.testing.assert_series_equal(whole["demand"].iloc[:10], df["demand"], check_freq=False)
+    # Open and negative ends count from the grid's end, as Python slices do.
+    tail = replay.series("demand", bins=slice(-3, None))
+    assert len(tail) == 3 and tail.index[-1] == at("2025-10-07T23:55:00Z")
+    assert tail.attrs["window"] == (285, 288)
 
 
 def test_inferred_capacity_carries_its_method_and_confidence(replay: flowtime.Session) -> None:

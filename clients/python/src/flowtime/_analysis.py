@@ -146,6 +146,9 @@ class Analyses:
     def _proto(self) -> common_pb2.Target:
         raise NotImplementedError
 
+    def _bins_total(self) -> int:
+        raise NotImplementedError
+
     def _options(
         self, params: Optional[Mapping[str, _frames.ParamScalar]], threads: int, keep: Optional[str]
     ) -> analysis_pb2.AnalysisOptions:
@@ -401,7 +404,7 @@ class Analyses:
             req.observed_ref = observed
         else:
             req.observed_values.values.extend(np.asarray(observed, dtype=np.float64).tolist())
-        w = _frames.window(bins)
+        w = _frames.window(bins, self._bins_total)
         if w is not None:
             req.window.CopyFrom(w)
         if tolerance is not None:

@@ -331,7 +331,7 @@ class Client:
             req.pattern = series
         elif series is not None:
             req.ids.extend(series)
-        w = _frames.window(bins)
+        w = _frames.window(bins, lambda: self.session(ta.session).grid.bins)
         if w is not None:
             req.window.CopyFrom(w)
         r = self._call(self._queries.Compare, req)
@@ -387,6 +387,11 @@ class Target(Analyses):
     def _proto(self) -> common_pb2.Target:
         return common_pb2.Target(session=self._session_id, variant=self._variant)
 
+    def _bins_total(self) -> int:
+        """The number of bins of the session's grid (for slices with open ends)."""
+        c = self.client
+        return c._call(c._sessions.GetSession, sessions_pb2.GetSessionRequest(session_id=self._session_id)).grid.bins
+
     def _info(self, info: queries_pb2.EvaluationInfo) -> dict[str, Any]:
         return {
             "target": self.path,
@@ -409,7 +414,7 @@ class Target(Analyses):
             req.pattern = pattern
         else:
             req.ids.extend(pattern)
-        w = _frames.window(bins)
+        w = _frames.window(bins, self._bins_total)
         if w is not None:
             req.window.CopyFrom(w)
         r = self.client._call(self.client._queries.GetSeries, req)
@@ -445,7 +450,7 @@ class Target(Analyses):
         """Per topology node and quantity: min, mean, max, sum over the non-NaN bins (and how
         many), with the node's SLA share where it declares one."""
         req = queries_pb2.GetMetricsRequest(target=self._proto())
-        w = _frames.window(bins)
+        w = _frames.window(bins, self._bins_total)
         if w is not None:
             req.window.CopyFrom(w)
         r = self.client._call(self.client._queries.GetMetrics, req)

@@ -5,7 +5,7 @@ series, state, warnings and comparisons as DataFrames, and the small value types
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -123,18 +123,16 @@ def params_proto(values: Optional[Mapping[str, Any]]) -> dict[str, common_pb2.Pa
     return {k: param_proto(k, v) for k, v in (values or {}).items()}
 
 
-def window(bins: Optional[slice], n: Optional[int] = None) -> Optional[common_pb2.BinWindow]:
-    """`bins=slice(a, b)` as a half-open window (None for the whole grid). Negative or open ends
-    need the grid's length `n`."""
+def window(bins: Optional[slice], bins_total: Callable[[], int]) -> Optional[common_pb2.BinWindow]:
+    """`bins=slice(a, b)` as a half-open window (None for the whole grid). Open or negative ends
+    count from the grid's end, as Python slices do; `bins_total` gives the grid's length then."""
     if bins is None:
         return None
     if not isinstance(bins, slice) or bins.step not in (None, 1):
         raise ValueError("bins must be a slice(start, end) of bin indices with no step")
     start, end = bins.start, bins.stop
     if (start is not None and start < 0) or (end is not None and end < 0) or end is None:
-        if n is None:
-            raise ValueError("bins with an open or negative end need the grid's length")
-        start, end, _ = bins.indices(n)
+        start, end, _ = bins.indices(bins_total())
     return common_pb2.BinWindow(start=start or 0, end=end)
 
 
