@@ -7,14 +7,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Union
 
-import grpc
 import numpy as np
 import pandas as pd
 
 from flowtime import _frames
-from flowtime._errors import from_rpc_error
 from flowtime._pb import analysis_pb2, common_pb2
-from flowtime._progress import Progress, ProgressOption
+from flowtime._progress import Progress, ProgressOption, run_stream
 
 if TYPE_CHECKING:
     from flowtime._client import Client
@@ -159,27 +157,15 @@ class Analyses:
     def _run(self, method: Callable[..., Any], request: Any, desc: str, progress: ProgressOption) -> Any:
         """Runs one streaming analysis to its result, showing progress; an interrupt (or any
         error) cancels the call, which stops the analysis on the server."""
-        call = method(request, timeout=self.client.timeout)
-        result = None
-        try:
-            with Progress(progress, desc, "pt") as bar:
-                for ev in call:
-                    if ev.WhichOneof("event") == "progress":
-                        p = ev.progress
-                        best = None
-                        if p.HasField("best"):
-                            at = ", ".join(f"{s.name}={s.value:.6g}" for s in p.best.params)
-                            best = f"best {p.best.value:.6g} at {at}"
-                        bar.update(p.points_done, p.points_total, best)
-                    else:
-                        result = ev.result
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
-        finally:
-            call.cancel()
-        if result is None:
-            raise RuntimeError(f"the server ended the {desc} without a result")
-        return result
+
+        def show(p: analysis_pb2.AnalysisProgress, bar: Progress) -> None:
+            best = None
+            if p.HasField("best"):
+                at = ", ".join(f"{s.name}={s.value:.6g}" for s in p.best.params)
+                best = f"best {p.best.value:.6g} at {at}"
+            bar.update(p.points_done, p.points_total, best)
+
+        return run_stream(method(request, timeout=self.client.timeout), Progress(progress, desc, "pt"), show)
 
     def sweep(
         self,

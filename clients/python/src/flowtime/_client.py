@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar, Union
 
 import grpc
@@ -32,9 +31,8 @@ from flowtime._pb import (
     watch_pb2,
     watch_pb2_grpc,
 )
-from flowtime._progress import Progress, ProgressOption
+from flowtime._progress import Closing, Progress, ProgressOption, run_stream
 
-Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -51,7 +49,7 @@ def connect(address: str = DEFAULT_ADDRESS, *, timeout: Optional[float] = None) 
     return Client(address, timeout=timeout)
 
 
-class Client:
+class Client(Closing):
     """A connection to a flowtime server. Use `flowtime.connect`; close it (or use `with`) when
     done."""
 
@@ -77,17 +75,6 @@ class Client:
 
     def close(self) -> None:
         self._channel.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def _call(self, method: Callable[..., Resp], request: Any) -> Resp:
         """One unary call; a failure becomes the matching `flowtime.Error`."""
@@ -273,23 +260,12 @@ class Client:
             for i in range(_UPLOAD_CHUNK, len(payload), _UPLOAD_CHUNK):
                 yield series_pb2.LoadGoldChunk(data=payload[i : i + _UPLOAD_CHUNK])
 
-        result: Optional[series_pb2.LoadGoldResponse] = None
-        call: Any = self._series.LoadGold(chunks(), timeout=self.timeout)
-        try:
-            with Progress(progress, "load", "B") as bar:
-                for ev in call:
-                    if ev.HasField("progress"):
-                        p = ev.progress
-                        second = getattr(p, "pass") > 1  # `pass` is a Python keyword
-                        bar.update(p.bytes_read, p.bytes_total, "second pass" if second else None)
-                    else:
-                        result = ev.result
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
-        finally:
-            call.cancel()
-        if result is None:
-            raise RuntimeError("the server ended LoadGold without a result")
+        def show(p: series_pb2.LoadProgress, bar: Progress) -> None:
+            second = getattr(p, "pass") > 1  # `pass` is a Python keyword
+            bar.update(p.bytes_read, p.bytes_total, "second pass" if second else None)
+
+        call = self._series.LoadGold(chunks(), timeout=self.timeout)
+        result: series_pb2.LoadGoldResponse = run_stream(call, Progress(progress, "load", "B"), show)
         return LoadResult(
             series=list(result.series),
             changed=list(result.changed),
@@ -599,7 +575,7 @@ class WatchEvent:
     grid: Grid
 
 
-class Watch:
+class Watch(Closing):
     """An open watch stream: iterate it for `WatchEvent`s; `close()` ends it."""
 
     def __init__(self, call: Any, target: str) -> None:
@@ -633,17 +609,6 @@ class Watch:
 
     def close(self) -> None:
         self._call.cancel()
-
-    def __enter__(self) -> Watch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
 
 def _target(t: Union[Target, str]) -> common_pb2.Target:
