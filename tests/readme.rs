@@ -198,10 +198,11 @@ fn the_readme_tour_works_as_written() {
         copy_dir(&repo().join(d), &tmp.path().join(d));
     }
     // The client's virtual environment is the repository's (see the module doc).
-    let venv = repo().join("target").join("py");
-    std::fs::create_dir_all(&venv).unwrap();
-    std::fs::create_dir_all(tmp.path().join("target")).unwrap();
-    std::os::unix::fs::symlink(&venv, tmp.path().join("target").join("py")).unwrap();
+    // `target` itself is the link: venv refuses a link as its directory, and on a clean clone
+    // `target/py` does not exist until the README's command creates it.
+    let target = repo().join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::os::unix::fs::symlink(&target, tmp.path().join("target")).unwrap();
     let out = Command::new("bash")
         .arg("-c")
         .arg(script(&all))
