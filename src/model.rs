@@ -2,6 +2,7 @@
 //! the time grid, series references and the series CSV format. Pure: it reads text, never files.
 
 pub mod doc;
+pub mod generate;
 pub mod grid;
 pub mod params;
 pub mod series;
