@@ -13,7 +13,9 @@ use flowtime::model::generate;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let parsed = match args.as_slice() {
-        [shape, n, bins] => n.parse::<usize>().ok().zip(bins.parse::<usize>().ok()).map(|(n, b)| (shape.as_str(), n, b)),
+        [shape, n, bins] => {
+            n.parse::<usize>().ok().zip(bins.parse::<usize>().ok()).map(|(n, b)| (shape.as_str(), n, b))
+        }
         _ => None,
     };
     let text = match parsed {

@@ -149,7 +149,8 @@ pub fn topology_json(c: &Compiled) -> Value {
 /// The instantiated model (every placeholder substituted), as YAML.
 pub fn instantiated_yaml(text: &str, params: &BTreeMap<String, ParamValue>) -> Result<String, Diagnostics> {
     let doc = crate::model::yaml::parse(text).map_err(Diagnostics::one)?;
-    let v = substitute_tree(&doc.value, params).map_err(|e| Diagnostics::one(Diagnostic::error("placeholder", e)))?;
+    let v = substitute_tree(&doc.root.to_serde(), params)
+        .map_err(|e| Diagnostics::one(Diagnostic::error("placeholder", e)))?;
     yaml_serde::to_string(&v)
         .map_err(|e| Diagnostics::one(Diagnostic::error("yaml", format!("cannot write model.yaml: {e}"))))
 }

@@ -281,7 +281,7 @@ struct Connection {
 /// at the end (line numbers of its own text are unchanged).
 fn as_template(text: &str) -> Result<(String, String, String), Failure> {
     let doc = crate::model::yaml::parse(text).map_err(|d| Failure::BadInput(d.into()))?;
-    let get = |k: &str| doc.value.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let get = |k: &str| doc.root.get(k).and_then(|v| v.as_str()).map(str::to_string);
     let mut out = text.to_string();
     if !out.ends_with('\n') {
         out.push('\n');

@@ -72,7 +72,7 @@ impl Host {
         let (id, version, title, description) = match &meta_doc {
             Ok(d) => (d.meta.id.clone(), d.meta.version.clone(), d.meta.title.clone(), d.meta.description.clone()),
             Err(_) => {
-                let v = &doc.value;
+                let v = &doc.root;
                 let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
                 (s("id"), s("version"), s("title"), s("description"))
             }

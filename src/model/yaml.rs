@@ -1,348 +1,221 @@
-//! YAML parsing: the document tree (yaml_serde) plus a locator that maps YAML paths to line and
-//! column, built from the event stream of the same libyaml parser that yaml_serde uses.
+//! YAML parsing into a positioned tree: every node carries the line and column where it starts,
+//! so the document reader can say where a problem is without a second pass.
 //!
-//! yaml_serde reports positions only for syntax errors; semantic errors (an unknown reference in
-//! `nodes[3].expr`) still need a line, so the locator walks the events once and records where
-//! every key and value starts.
+//! Two readers produce the same tree:
+//! - `fast`: a single pass over the bytes for the YAML that models are written in (block and
+//!   flow collections, plain and quoted one-line scalars, comments). It recognises exactly that
+//!   subset and gives up (returns `None`) on anything else or anything doubtful, never guessing.
+//! - `compat`: yaml_serde, the parser of record (syntax, duplicate keys, tags, anchors and
+//!   aliases, scalar typing, every error message), plus one walk of the same libyaml event
+//!   stream for positions. It reads whatever `fast` gives up on, and produces every error.
+//!
+//! `fast` types plain scalars with yaml_serde's own rules (`scalar`), and a differential test
+//! holds the two readers to the same tree, positions included, on every input `fast` accepts.
+//! The document text is parsed once per request: [`parse_count`] counts parses per thread so
+//! tests can check it.
 
-use std::collections::{HashMap, HashSet};
-use std::fmt;
+mod compat;
+mod fast;
+mod scalar;
 
-use yaml_serde::Value;
+use std::cell::Cell;
+
+pub use yaml_serde::Number;
 
 use crate::diag::Diagnostic;
 
-/// One step of a YAML path.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-/// A path from the document root, e.g. `nodes[3].expr`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct YPath(pub Vec<Seg>);
-
-impl YPath {
-    pub fn key(&self, k: &str) -> YPath {
-        let mut p = self.clone();
-        p.0.push(Seg::Key(k.to_string()));
-        p
-    }
-
-    pub fn index(&self, i: usize) -> YPath {
-        let mut p = self.clone();
-        p.0.push(Seg::Index(i));
-        p
-    }
-}
-
-impl fmt::Display for YPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, s) in self.0.iter().enumerate() {
-            match s {
-                Seg::Key(k) if i == 0 => write!(f, "{k}")?,
-                Seg::Key(k) => write!(f, ".{k}")?,
-                Seg::Index(n) => write!(f, "[{n}]")?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// 1-based line and column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// 1-based line and column (columns count characters, as libyaml does).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Pos {
     pub line: u32,
     pub column: u32,
 }
 
-/// Where each key and value of a document starts.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Locator {
-    values: HashMap<YPath, Pos>,
-    keys: HashMap<YPath, Pos>,
+/// A YAML node and where it starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub pos: Pos,
+    pub value: Value,
 }
 
-impl Locator {
-    /// Position of the value at `path`, or of the nearest enclosing value that is known.
-    pub fn value(&self, path: &YPath) -> Option<Pos> {
-        let mut p = path.clone();
-        loop {
-            if let Some(pos) = self.values.get(&p) {
-                return Some(*pos);
-            }
-            p.0.pop()?;
+/// A YAML value, typed as yaml_serde types it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(String),
+    Sequence(Vec<Node>),
+    /// Entries in document order; keys are unique.
+    Mapping(Vec<(Node, Node)>),
+    /// A node with a non-standard tag (`!name value`).
+    Tagged(Box<(String, Node)>),
+}
+
+/// A parsed document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct YamlDoc {
+    pub root: Node,
+}
+
+impl Node {
+    pub fn null(pos: Pos) -> Node {
+        Node { pos, value: Value::Null }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::String(s) => Some(s),
+            _ => None,
         }
     }
 
-    /// Position of the key that ends `path` (for "unknown key" errors), else of its value.
-    pub fn key(&self, path: &YPath) -> Option<Pos> {
-        self.keys.get(path).copied().or_else(|| self.value(path))
+    pub fn as_f64(&self) -> Option<f64> {
+        match &self.value {
+            Value::Number(n) => n.as_f64(),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match &self.value {
+            Value::Number(n) => n.as_i64(),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.value {
+            Value::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self.value, Value::Null)
+    }
+
+    pub fn as_sequence(&self) -> Option<&[Node]> {
+        match &self.value {
+            Value::Sequence(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_mapping(&self) -> Option<&[(Node, Node)]> {
+        match &self.value {
+            Value::Mapping(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The entry of a mapping whose key is the string `key`.
+    pub fn entry(&self, key: &str) -> Option<&(Node, Node)> {
+        self.as_mapping()?.iter().find(|(k, _)| k.as_str() == Some(key))
+    }
+
+    /// The value of a mapping's string key `key`.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.entry(key).map(|(_, v)| v)
+    }
+
+    /// "a number", "a map", …: what a value is, for error messages.
+    pub fn kind(&self) -> &'static str {
+        self.value.kind()
+    }
+
+    /// The same value as a yaml_serde tree (for JSON conversion and for writing YAML).
+    pub fn to_serde(&self) -> yaml_serde::Value {
+        self.value.to_serde()
     }
 }
 
-/// A parsed document: the value tree and where its parts are.
-#[derive(Clone, Debug, PartialEq)]
-pub struct YamlDoc {
-    pub value: Value,
-    pub locator: Locator,
+impl Value {
+    /// The same value as a yaml_serde tree.
+    pub fn to_serde(&self) -> yaml_serde::Value {
+        use yaml_serde::Value as Y;
+        match self {
+            Value::Null => Y::Null,
+            Value::Bool(b) => Y::Bool(*b),
+            Value::Number(n) => Y::Number(n.clone()),
+            Value::String(s) => Y::String(s.clone()),
+            Value::Sequence(items) => Y::Sequence(items.iter().map(Node::to_serde).collect()),
+            Value::Mapping(entries) => {
+                let mut m = yaml_serde::Mapping::with_capacity(entries.len());
+                for (k, v) in entries {
+                    m.insert(k.to_serde(), v.to_serde());
+                }
+                Y::Mapping(m)
+            }
+            Value::Tagged(t) => Y::Tagged(Box::new(yaml_serde::value::TaggedValue {
+                tag: yaml_serde::value::Tag::new(t.0.clone()),
+                value: t.1.to_serde(),
+            })),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "nothing",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Sequence(_) => "a list",
+            Value::Mapping(_) => "a map",
+            Value::Tagged(_) => "a tagged value",
+        }
+    }
+}
+
+thread_local! {
+    static PARSES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many documents this thread has parsed so far (tests check that a request parses once).
+pub fn parse_count() -> u64 {
+    PARSES.with(Cell::get)
 }
 
 /// Parses one YAML document. Duplicate keys, syntax errors and an empty document are errors with
 /// line and column.
 pub fn parse(text: &str) -> Result<YamlDoc, Diagnostic> {
+    PARSES.with(|p| p.set(p.get() + 1));
     // Editors on some systems start UTF-8 files with a byte-order mark, which yaml_serde would
     // read as a second document.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let value: Value = yaml_serde::from_str(text).map_err(|e| {
-        let msg = strip_location(&e.to_string());
-        // yaml_serde places a duplicate key at the start of its map; point at the key itself.
-        let pos = if msg.contains("duplicate entry") { first_duplicate_key(text) } else { None };
-        let mut d = Diagnostic::error("yaml_syntax", format!("malformed YAML: {msg}"))
-            .with_help("check indentation, quoting and that every key appears once per map");
-        if let Some(p) = pos {
-            d = d.at_line(p.line, p.column);
-        } else if let Some(loc) = e.location() {
-            d = d.at_line(loc.line() as u32, loc.column() as u32);
-        }
-        d
-    })?;
-    if value.is_null() {
+    let root = match fast::parse(text) {
+        Some(root) => root,
+        None => compat::parse(text)?,
+    };
+    if root.is_null() {
         return Err(Diagnostic::error("yaml_empty", "the document is empty")
             .with_help("a model needs at least `grid` and `nodes`"));
     }
-    Ok(YamlDoc { value, locator: locate(text) })
-}
-
-/// yaml_serde appends " at line L column C" to messages; the diagnostic carries those separately.
-fn strip_location(msg: &str) -> String {
-    match msg.find(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
-}
-
-/// Where the first key that repeats within one map is, from the event stream (which, unlike
-/// the tree parser, accepts duplicates).
-fn first_duplicate_key(text: &str) -> Option<Pos> {
-    // Per open collection: for maps, the scalar keys seen and whether the next node is a key.
-    let mut stack: Vec<Option<(HashSet<String>, bool)>> = Vec::new();
-    let mut parser = events::Parser::new(text.as_bytes());
-    while let Some(ev) = parser.next() {
-        let starts_node = matches!(
-            ev.kind,
-            events::Kind::Scalar(_) | events::Kind::SeqStart | events::Kind::MapStart | events::Kind::Alias
-        );
-        if starts_node && let Some(Some((keys, next_is_key))) = stack.last_mut() {
-            if *next_is_key
-                && let events::Kind::Scalar(k) = &ev.kind
-                && !keys.insert(k.clone())
-            {
-                return Some(Pos { line: ev.line + 1, column: ev.column + 1 });
-            }
-            *next_is_key = !*next_is_key;
-        }
-        match ev.kind {
-            events::Kind::MapStart => stack.push(Some((HashSet::new(), true))),
-            events::Kind::SeqStart => stack.push(None),
-            events::Kind::MapEnd | events::Kind::SeqEnd => {
-                stack.pop();
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-enum Frame {
-    Map { path: YPath, key: Option<String> },
-    Seq { path: YPath, next: usize },
-}
-
-/// Walks the event stream and records positions. Errors simply end the walk: the tree parse has
-/// already succeeded, so this only happens on inputs both parsers reject.
-fn locate(text: &str) -> Locator {
-    let mut loc = Locator::default();
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut parser = events::Parser::new(text.as_bytes());
-    while let Some(ev) = parser.next() {
-        let pos = Pos { line: ev.line + 1, column: ev.column + 1 };
-        // Decide the path of the node this event starts, if it starts one.
-        let starts_node = matches!(
-            ev.kind,
-            events::Kind::Scalar(_) | events::Kind::SeqStart | events::Kind::MapStart | events::Kind::Alias
-        );
-        let mut node_path = None;
-        if starts_node {
-            match stack.last_mut() {
-                None => node_path = Some(YPath::default()),
-                Some(Frame::Seq { path, next }) => {
-                    node_path = Some(path.index(*next));
-                    *next += 1;
-                }
-                Some(Frame::Map { path, key }) => match key.take() {
-                    None => {
-                        // This node is a key.
-                        let k = match &ev.kind {
-                            events::Kind::Scalar(s) => s.clone(),
-                            _ => String::from("?"),
-                        };
-                        loc.keys.insert(path.key(&k), pos);
-                        *key = Some(k);
-                        if !matches!(ev.kind, events::Kind::Scalar(_)) {
-                            // Complex keys are not used by our documents; skip their content.
-                            node_path = Some(path.key("?key"));
-                        } else {
-                            continue;
-                        }
-                    }
-                    Some(k) => node_path = Some(path.key(&k)),
-                },
-            }
-        }
-        match ev.kind {
-            events::Kind::Scalar(_) | events::Kind::Alias => {
-                if let Some(p) = node_path {
-                    loc.values.insert(p, pos);
-                }
-            }
-            events::Kind::SeqStart => {
-                let p = node_path.unwrap_or_default();
-                loc.values.insert(p.clone(), pos);
-                stack.push(Frame::Seq { path: p, next: 0 });
-            }
-            events::Kind::MapStart => {
-                let p = node_path.unwrap_or_default();
-                loc.values.insert(p.clone(), pos);
-                stack.push(Frame::Map { path: p, key: None });
-            }
-            events::Kind::SeqEnd | events::Kind::MapEnd => {
-                stack.pop();
-            }
-            events::Kind::Other => {}
-        }
-    }
-    loc
-}
-
-/// A minimal safe wrapper over libyaml-rs's event parser.
-#[expect(unsafe_code, reason = "libyaml-rs exposes libyaml's C-style API; this module wraps it")]
-mod events {
-    use std::mem::MaybeUninit;
-
-    use libyaml_rs as sys;
-
-    pub(super) enum Kind {
-        Scalar(String),
-        Alias,
-        SeqStart,
-        SeqEnd,
-        MapStart,
-        MapEnd,
-        Other,
-    }
-
-    pub(super) struct Event {
-        pub(super) kind: Kind,
-        pub(super) line: u32,
-        pub(super) column: u32,
-    }
-
-    pub(super) struct Parser<'a> {
-        // Boxed so that the parser's address is stable: libyaml keeps pointers into it.
-        raw: Box<MaybeUninit<sys::yaml_parser_t>>,
-        _input: &'a [u8],
-        done: bool,
-    }
-
-    impl<'a> Parser<'a> {
-        pub(super) fn new(input: &'a [u8]) -> Parser<'a> {
-            let mut raw = Box::new(MaybeUninit::<sys::yaml_parser_t>::uninit());
-            // SAFETY: `raw` points to writable memory for a parser; initialize fills it in. The
-            // input slice outlives the parser (lifetime 'a) and is only read.
-            let ok = unsafe {
-                let p = raw.as_mut_ptr();
-                if sys::yaml_parser_initialize(p).fail {
-                    false
-                } else {
-                    sys::yaml_parser_set_encoding(p, sys::YAML_UTF8_ENCODING);
-                    sys::yaml_parser_set_input_string(p, input.as_ptr(), input.len() as _);
-                    true
-                }
-            };
-            Parser { raw, _input: input, done: !ok }
-        }
-
-        pub(super) fn next(&mut self) -> Option<Event> {
-            if self.done {
-                return None;
-            }
-            let mut ev = MaybeUninit::<sys::yaml_event_t>::uninit();
-            // SAFETY: the parser was initialized in `new`; `ev` is written by yaml_parser_parse
-            // before it is read, and deleted exactly once below.
-            unsafe {
-                let p = self.raw.as_mut_ptr();
-                if sys::yaml_parser_parse(p, ev.as_mut_ptr()).fail {
-                    self.done = true;
-                    return None;
-                }
-                let ev = ev.assume_init_mut();
-                let kind = match ev.type_ {
-                    sys::YAML_SCALAR_EVENT => {
-                        let s = ev.data.scalar;
-                        let bytes = if s.value.is_null() {
-                            &[][..]
-                        } else {
-                            std::slice::from_raw_parts(s.value, s.length as usize)
-                        };
-                        Kind::Scalar(String::from_utf8_lossy(bytes).into_owned())
-                    }
-                    sys::YAML_ALIAS_EVENT => Kind::Alias,
-                    sys::YAML_SEQUENCE_START_EVENT => Kind::SeqStart,
-                    sys::YAML_SEQUENCE_END_EVENT => Kind::SeqEnd,
-                    sys::YAML_MAPPING_START_EVENT => Kind::MapStart,
-                    sys::YAML_MAPPING_END_EVENT => Kind::MapEnd,
-                    sys::YAML_STREAM_END_EVENT => {
-                        self.done = true;
-                        Kind::Other
-                    }
-                    _ => Kind::Other,
-                };
-                let line = ev.start_mark.line as u32;
-                let column = ev.start_mark.column as u32;
-                sys::yaml_event_delete(ev);
-                Some(Event { kind, line, column })
-            }
-        }
-    }
-
-    impl Drop for Parser<'_> {
-        fn drop(&mut self) {
-            // SAFETY: `raw` was initialized by yaml_parser_initialize unless `new` failed, in
-            // which case libyaml has already released what it allocated and zeroed the struct
-            // (yaml_parser_initialize memsets it first), so delete is a no-op on it.
-            unsafe { sys::yaml_parser_delete(self.raw.as_mut_ptr()) }
-        }
-    }
+    Ok(YamlDoc { root })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn at(doc: &YamlDoc, path: &[&str]) -> Pos {
+        let mut n = &doc.root;
+        for p in path {
+            n = match p.parse::<usize>() {
+                Ok(i) => &n.as_sequence().unwrap()[i],
+                Err(_) => n.get(p).unwrap(),
+            };
+        }
+        n.pos
+    }
+
     #[test]
     fn locates_block_and_flow_values() {
         let text = "grid:\n  bins: 3\nnodes:\n  - id: a\n    expr: \"x\"\n  - {id: b, kind: expr}\n";
         let doc = parse(text).unwrap();
-        let p = YPath::default().key("nodes").index(0).key("expr");
-        assert_eq!(doc.locator.value(&p), Some(Pos { line: 5, column: 11 }));
-        let p = YPath::default().key("nodes").index(1).key("kind");
-        assert_eq!(doc.locator.value(&p), Some(Pos { line: 6, column: 19 }));
-        assert_eq!(doc.locator.key(&YPath::default().key("grid").key("bins")), Some(Pos { line: 2, column: 3 }));
-        // Unknown paths fall back to the nearest known ancestor.
-        let p = YPath::default().key("nodes").index(1).key("nope");
-        assert_eq!(doc.locator.value(&p), Some(Pos { line: 6, column: 5 }));
+        assert_eq!(at(&doc, &["nodes", "0", "expr"]), Pos { line: 5, column: 11 });
+        assert_eq!(at(&doc, &["nodes", "1", "kind"]), Pos { line: 6, column: 19 });
+        assert_eq!(doc.root.get("grid").unwrap().entry("bins").unwrap().0.pos, Pos { line: 2, column: 3 });
     }
 
     #[test]
@@ -356,5 +229,423 @@ mod tests {
     fn duplicate_keys_are_errors() {
         let err = parse("a: 1\na: 2\n").unwrap_err();
         assert!(err.message.contains("duplicate"), "{}", err.message);
+        assert_eq!((err.line, err.column), (Some(2), Some(1)));
+    }
+
+    #[test]
+    fn counts_parses() {
+        let before = parse_count();
+        parse("a: 1\n").unwrap();
+        let _ = parse("a: [\n");
+        assert_eq!(parse_count() - before, 2);
+    }
+
+    /// The fast reader and the parser of record give the same tree, positions included, on
+    /// every input the fast reader accepts.
+    fn agree(text: &str) -> bool {
+        let Some(f) = fast::parse(text) else { return false };
+        match compat::parse(text) {
+            Ok(c) => assert_eq!(f, c, "the readers disagree on:\n{text}"),
+            Err(e) => panic!("the fast reader accepted what the parser of record rejects ({e:?}):\n{text}"),
+        }
+        true
+    }
+
+    #[test]
+    fn fast_reader_agrees_on_the_shipped_documents() {
+        // Templates with folded descriptions (`>-`) are read by the parser of record.
+        for text in [
+            include_str!("../../templates/order-system.yaml"),
+            include_str!("../../templates/order-pipeline.yaml"),
+            include_str!("../../templates/capacity-whatif.yaml"),
+        ] {
+            agree(text);
+        }
+        for text in [
+            include_str!("../../tests/data/fixtures/constraint-proportional/model.yaml"),
+            include_str!("../../tests/data/fixtures/expr-functions/model.yaml"),
+            include_str!("../../tests/data/fixtures/feedback-loop/model.yaml"),
+            include_str!("../../tests/data/fixtures/hello/model.yaml"),
+            include_str!("../../tests/data/fixtures/pmf-expected/model.yaml"),
+            include_str!("../../tests/data/fixtures/router-weight/model.yaml"),
+            include_str!("../../tests/data/fixtures/self-shift-initial/model.yaml"),
+            include_str!("../../tests/data/fixtures/self-shift-queue/model.yaml"),
+            include_str!("../../tests/data/fixtures/topology-backpressure/model.yaml"),
+            include_str!("../../tests/data/fixtures/topology-dispatch/model.yaml"),
+            include_str!("../../tests/data/fixtures/topology-retry-echo/model.yaml"),
+            include_str!("../../tests/data/fixtures/topology-simple-queue/model.yaml"),
+            include_str!("../../tests/data/fixtures/topology-wip-limit/model.yaml"),
+        ] {
+            assert!(agree(text), "the fast reader gave up on a shipped document:\n{text}");
+        }
+        for text in [crate::model::generate::chain(50, 24), crate::model::generate::topology(20, 24)] {
+            assert!(agree(&text), "the fast reader gave up on a generated model");
+        }
+    }
+
+    #[test]
+    fn fast_reader_agrees_on_tricky_scalars_and_layouts() {
+        let accepted = [
+            "a: 1\nb: -2\nc: 0x1F\nd: 010\ne: 1.5\nf: .inf\ng: -.inf\nh: .nan\ni: 1e3\nj: +1\nk: 1_000\n",
+            "a: ~\nb: null\nc: Null\nd: true\ne: False\nf: yes\ng: 18446744073709551615\nh: -9223372036854775808\n",
+            "a: b c  # comment\nb: a#b\nc: 'it''s'\nd: \"x y\"\ne: http://x:80/y\nf: file:data/x.csv\n",
+            "a:\n- 1\n- x: 2\n  y: 3\n-\n- 4\n",
+            "a:\n  - 1\n  -   x: 2\n      y: 3\nb: [1, [2, 3], {c: 4}]\nc: {d: [],\n  e: {}}\n",
+            "key:\n  scalar on the next line\nother: \"é😀\" # ünïcode\nünï: x\n",
+            "\"quoted key\": 1\n'single': 2\n1: int key\ntrue: bool key\n",
+            "a:\nb: # nothing\nc:\n  # only a comment\nd: -x\ne: [a, b c, 'd', \"e\"]\n",
+            "nodes:\n  - {id: a, kind: expr, expr: \"SHIFT(a, 1) + {{k}}\"}\n  - {id: b, values: [1, 2.5, -3]}\n",
+        ];
+        for text in accepted {
+            assert!(agree(text), "the fast reader gave up on:\n{text}");
+        }
+        let declined = [
+            "a: 1\r\n",
+            "a:\t1\n",
+            "--- \na: 1\n",
+            "%YAML 1.2\n---\na: 1\n",
+            "a: &x 1\nb: *x\n",
+            "a: !t 1\n",
+            "a: |\n  x\n",
+            "a: >\n  x\n",
+            "a: \"x\\ny\"\n",
+            "a: b\n  c\n",
+            "? a\n: b\n",
+            "a: [1,]\n",
+            "a: {b}\n",
+            "a: b: c\n",
+            "a: 1\na: 2\n",
+            "a: 99999999999999999999\n",
+            "",
+            "# only\n",
+            "a: [b: c]\n",
+            "[a]: b\n",
+            "- - 4\n",
+            "a: {b:c}\n",
+            "a: \"x\"y\n",
+            "a:\n- b\n c\n",
+            "a: @x\n",
+            "a: `x\n",
+        ];
+        for text in declined {
+            assert!(!agree(text), "the fast reader should leave this to the parser of record:\n{text:?}");
+        }
+    }
+
+    mod differential {
+        use proptest::prelude::*;
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::{Config, TestRng, TestRunner};
+
+        use super::agree;
+
+        fn line() -> impl Strategy<Value = String> {
+            let indent =
+                prop_oneof![4 => Just(""), 4 => Just("  "), 2 => Just("    "), 1 => Just(" "), 1 => Just("      ")];
+            let entry =
+                prop_oneof![6 => Just(""), 3 => Just("- "), 1 => Just("-   "), 1 => Just("- - "), 1 => Just("-")];
+            let key = prop_oneof![
+                Just("a"),
+                Just("b"),
+                Just("c"),
+                Just("k y"),
+                Just("\"q\""),
+                Just("'s'"),
+                Just("1"),
+                Just("true"),
+                Just("~"),
+                Just("a#b"),
+                Just("x:y"),
+                Just("é"),
+                Just(""),
+            ];
+            let sep = prop_oneof![8 => Just(": "), 2 => Just(":"), 1 => Just(" : "), 1 => Just(""), 1 => Just(":  ")];
+            let value = prop_oneof![
+                Just("1"),
+                Just("-2"),
+                Just("0x1F"),
+                Just("010"),
+                Just("1.5"),
+                Just(".inf"),
+                Just(".nan"),
+                Just("1e3"),
+                Just("abc"),
+                Just("a b"),
+                Just("a#b"),
+                Just("a #c"),
+                Just("\"x\""),
+                Just("'it''s'"),
+                Just("[1, 2]"),
+                Just("[a, [b]]"),
+                Just("{x: 1, y: [2]}"),
+                Just("{}"),
+                Just("[]"),
+                Just("[1,]"),
+                Just("{a}"),
+                Just("- x"),
+                Just("|"),
+                Just("&a x"),
+                Just("*a"),
+                Just("!t x"),
+                Just("\"a\\nb\""),
+                Just("a: b"),
+                Just("http://x"),
+                Just("{{k}}"),
+                Just("\"{{k}}\""),
+                Just("@x"),
+                Just("? x"),
+                Just(": x"),
+                Just("-"),
+                Just("---"),
+                Just("[a,\n b]"),
+                Just("{a: 1,\n   b: 2}"),
+                Just("[a,\nb]"),
+                Just("True"),
+                Just("99999999999999999999"),
+                Just("+.5"),
+                Just("😀 x"),
+                Just(""),
+                Just(""),
+                Just(""),
+                Just("'a\nb'"),
+                Just("[a b, c]"),
+                Just("{a: [1,\n 2]}"),
+                Just("x\t"),
+                Just("[a,#c\n b]"),
+                Just("{a: 1 ,b: 2}"),
+                Just("[ ]"),
+                Just("{ a : 1 }"),
+                Just("-1"),
+                Just("-x"),
+                Just("a, b"),
+                Just("[a]x"),
+                Just("\"\""),
+                Just("''"),
+            ];
+            let comment = prop_oneof![6 => Just(""), 1 => Just(" # c"), 1 => Just("#c"), 1 => Just("   # é")];
+            let end = prop_oneof![8 => Just("\n"), 1 => Just("\n\n"), 1 => Just("\r\n"), 1 => Just("")];
+            (indent, entry, key, sep, value, comment, end)
+                .prop_map(|(i, e, k, s, v, c, n)| format!("{i}{e}{k}{s}{v}{c}{n}"))
+        }
+
+        /// Random lines of YAML fragments, mostly invalid: the readers agree on every document
+        /// the fast reader accepts.
+        #[test]
+        fn readers_agree_on_fragment_soup() {
+            let mut runner = runner();
+            let docs = prop::collection::vec(line(), 1..7);
+            for _ in 0..5_000 {
+                agree(&docs.new_tree(&mut runner).expect("a generated document").current().concat());
+            }
+        }
+
+        #[derive(Clone, Debug)]
+        enum Tree {
+            Leaf(&'static str),
+            Seq(Vec<Tree>),
+            Map(Vec<(&'static str, Tree)>),
+        }
+
+        fn tree() -> impl Strategy<Value = Tree> {
+            let leaf = prop_oneof![
+                Just("1"),
+                Just("-2.5"),
+                Just("abc"),
+                Just("a b"),
+                Just("\"q x\""),
+                Just("'s''t'"),
+                Just("~"),
+                Just("true"),
+                Just("file:x.csv"),
+                Just("é😀"),
+                Just("0o17"),
+                Just("\"{{k}} * 2\""),
+                Just("1e-3"),
+            ]
+            .prop_map(Tree::Leaf);
+            let key = prop_oneof![Just("a"), Just("bb"), Just("k y"), Just("\"q\""), Just("'s'"), Just("7"), Just("é")];
+            leaf.prop_recursive(4, 40, 5, move |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..5).prop_map(Tree::Seq),
+                    prop::collection::vec((key.clone(), inner), 1..5).prop_map(|mut kv| {
+                        let mut seen = Vec::new();
+                        kv.retain(|(k, _)| {
+                            !seen.contains(k) && {
+                                seen.push(*k);
+                                true
+                            }
+                        });
+                        Tree::Map(kv)
+                    }),
+                ]
+            })
+        }
+
+        /// Renders a tree in block and flow styles chosen by `bits`, with comments and blank lines.
+        struct Render<'a> {
+            bits: &'a [u8],
+            at: usize,
+            out: String,
+        }
+
+        impl Render<'_> {
+            fn pick(&mut self, n: u8) -> u8 {
+                let b = self.bits.get(self.at % self.bits.len().max(1)).copied().unwrap_or(0);
+                self.at += 1;
+                b % n
+            }
+
+            fn flow(&mut self, t: &Tree) {
+                match t {
+                    Tree::Leaf(s) => self.out.push_str(s),
+                    Tree::Seq(items) => {
+                        self.out.push('[');
+                        for (i, x) in items.iter().enumerate() {
+                            if i > 0 {
+                                let sep = if self.pick(4) == 0 { ",\n    " } else { ", " };
+                                self.out.push_str(sep);
+                            }
+                            self.flow(x);
+                        }
+                        self.out.push(']');
+                    }
+                    Tree::Map(kv) => {
+                        self.out.push('{');
+                        for (i, (k, v)) in kv.iter().enumerate() {
+                            if i > 0 {
+                                self.out.push_str(", ");
+                            }
+                            self.out.push_str(k);
+                            self.out.push_str(": ");
+                            self.flow(v);
+                        }
+                        self.out.push('}');
+                    }
+                }
+            }
+
+            fn end(&mut self) {
+                match self.pick(6) {
+                    0 => self.out.push_str("  # note\n"),
+                    1 => self.out.push_str("\n\n# between\n"),
+                    _ => self.out.push('\n'),
+                }
+            }
+
+            /// A value after `key:` or `- ` (the cursor is just after the indicator).
+            fn value(&mut self, t: &Tree, indent: usize, in_map: bool) {
+                match t {
+                    Tree::Leaf(_) => {
+                        self.out.push(' ');
+                        self.flow(t);
+                        self.end();
+                    }
+                    Tree::Seq(items) if items.is_empty() || self.pick(3) == 0 => {
+                        self.out.push(' ');
+                        self.flow(t);
+                        self.end();
+                    }
+                    Tree::Map(_) if self.pick(3) == 0 => {
+                        self.out.push(' ');
+                        self.flow(t);
+                        self.end();
+                    }
+                    Tree::Seq(_) => {
+                        self.end();
+                        let deeper = if in_map && self.pick(2) == 0 { indent } else { indent + 2 };
+                        self.block(t, deeper);
+                    }
+                    Tree::Map(_) => {
+                        self.end();
+                        let deeper = indent + 2 + usize::from(self.pick(2));
+                        self.block(t, deeper);
+                    }
+                }
+            }
+
+            fn block(&mut self, t: &Tree, indent: usize) {
+                let pad = " ".repeat(indent);
+                match t {
+                    Tree::Map(kv) => {
+                        for (k, v) in kv {
+                            self.out.push_str(&pad);
+                            self.out.push_str(k);
+                            self.out.push(':');
+                            self.value(v, indent, true);
+                        }
+                    }
+                    Tree::Seq(items) => {
+                        for x in items {
+                            self.out.push_str(&pad);
+                            self.out.push('-');
+                            match x {
+                                Tree::Map(kv) if self.pick(2) == 0 => {
+                                    // A compact mapping: the first key on the entry's line.
+                                    self.out.push(' ');
+                                    let mut first = true;
+                                    for (k, v) in kv {
+                                        if !first {
+                                            self.out.push_str(&pad);
+                                            self.out.push_str("  ");
+                                        }
+                                        first = false;
+                                        self.out.push_str(k);
+                                        self.out.push(':');
+                                        self.value(v, indent + 2, true);
+                                    }
+                                }
+                                _ => self.value(x, indent, false),
+                            }
+                        }
+                    }
+                    Tree::Leaf(_) => {
+                        self.out.push_str(&pad);
+                        self.flow(t);
+                        self.end();
+                    }
+                }
+            }
+        }
+
+        fn runner() -> TestRunner {
+            let rng = TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &[14; 32]);
+            TestRunner::new_with_rng(Config::default(), rng)
+        }
+
+        /// Random trees written in random block and flow styles, some with one character
+        /// deleted or inserted: the readers agree, and most documents take the fast path.
+        #[test]
+        fn readers_agree_on_generated_documents() {
+            let mut runner = runner();
+            let cases = (tree(), prop::collection::vec(any::<u8>(), 1..32), any::<u16>(), 0u8..6);
+            let n = 4_000;
+            let mut accepted = 0;
+            for _ in 0..n {
+                let (t, bits, at, mutate) = cases.new_tree(&mut runner).expect("a generated case").current();
+                let root = match t {
+                    Tree::Map(kv) => Tree::Map(kv),
+                    other => Tree::Map(vec![("root", other)]),
+                };
+                let mut r = Render { bits: &bits, at: 0, out: String::new() };
+                r.block(&root, 0);
+                let mut doc = r.out;
+                if mutate == 0 && !doc.is_empty() {
+                    let mut i = at as usize % doc.len();
+                    while !doc.is_char_boundary(i) {
+                        i -= 1;
+                    }
+                    match bits[0] % 4 {
+                        0 => {
+                            doc.remove(i);
+                        }
+                        1 => doc.insert(i, ' '),
+                        2 => doc.insert(i, ':'),
+                        _ => doc.insert(i, '\n'),
+                    }
+                }
+                accepted += usize::from(agree(&doc));
+            }
+            assert!(accepted * 2 >= n, "only {accepted} of {n} generated documents took the fast path");
+        }
     }
 }
