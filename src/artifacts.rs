@@ -16,11 +16,13 @@ use crate::engine::plan::Compiled;
 use crate::engine::warnings::Warning;
 use crate::engine::{Evaluation, InputSeries};
 use crate::model::params::{ParamValue, hex, instantiation_hash, substitute_tree};
+use crate::model::source::Source;
 use crate::sys;
 
 /// What a run is made of.
 pub struct RunInput<'a> {
-    pub text: &'a str,
+    /// The template or model, parsed once (its text, and its tree for `model.yaml`).
+    pub source: &'a Source,
     pub params: &'a BTreeMap<String, ParamValue>,
     pub inputs: &'a BTreeMap<String, InputSeries>,
     pub evaluation: &'a Evaluation,
@@ -147,9 +149,8 @@ pub fn topology_json(c: &Compiled) -> Value {
 }
 
 /// The instantiated model (every placeholder substituted), as YAML.
-pub fn instantiated_yaml(text: &str, params: &BTreeMap<String, ParamValue>) -> Result<String, Diagnostics> {
-    let doc = crate::model::yaml::parse(text).map_err(Diagnostics::one)?;
-    let v = substitute_tree(&doc.root.to_serde(), params)
+pub fn instantiated_yaml(source: &Source, params: &BTreeMap<String, ParamValue>) -> Result<String, Diagnostics> {
+    let v = substitute_tree(&source.doc().root.to_serde(), params)
         .map_err(|e| Diagnostics::one(Diagnostic::error("placeholder", e)))?;
     yaml_serde::to_string(&v)
         .map_err(|e| Diagnostics::one(Diagnostic::error("yaml", format!("cannot write model.yaml: {e}"))))
@@ -159,7 +160,7 @@ pub fn instantiated_yaml(text: &str, params: &BTreeMap<String, ParamValue>) -> R
 pub fn write_run(runs: &Path, r: &RunInput<'_>) -> Result<RunOutput, Diagnostics> {
     let ev = r.evaluation;
     let c = &ev.compiled;
-    let hash = run_hash(r.text, r.params, r.inputs);
+    let hash = run_hash(r.source.text(), r.params, r.inputs);
     let id = run_id(c, &hash);
     let dir = runs.join(&id);
     let io = |what: &str, e: std::io::Error| Diagnostics::one(Diagnostic::error("io", format!("{what}: {e}")));
@@ -198,7 +199,7 @@ pub fn write_run(runs: &Path, r: &RunInput<'_>) -> Result<RunOutput, Diagnostics
         files.insert(path, csv.into_bytes());
     }
     files.insert("series/index.json".into(), json_bytes(&json!({"grid": c.grid.to_json(), "series": index})));
-    files.insert("model.yaml".into(), instantiated_yaml(r.text, r.params)?.into_bytes());
+    files.insert("model.yaml".into(), instantiated_yaml(r.source, r.params)?.into_bytes());
     files.insert("topology.json".into(), json_bytes(&topology_json(c)));
     let manifest: Map<String, Value> = files.iter().map(|(p, b)| (p.clone(), Value::String(sha(b)))).collect();
     let manifest_bytes = json_bytes(&json!({"files": manifest}));

@@ -40,12 +40,11 @@ use crate::engine::plan::Compiled;
 use crate::engine::validate::{self, ValidationInputs};
 use crate::engine::warnings::Warning;
 use crate::engine::{Database, Evaluation, InputSeries, ParamCell, Scenario, SeriesCell};
-use crate::model::doc::read_parameters;
 use crate::model::grid::Grid;
 use crate::model::params::{ParamValue, hex};
 use crate::model::series::{SeriesRef, parse_series_csv};
+use crate::model::source::Source;
 use crate::model::template::{Supplied, bind};
-use crate::model::yaml;
 use crate::store::{Store, StoreError};
 use crate::sys;
 
@@ -55,9 +54,10 @@ pub struct Model {
     /// How diagnostics name the document (its path, or a label).
     pub label: String,
     pub data_root: PathBuf,
+    /// The document, parsed once: recompiling for other parameter values reads its tree.
+    pub source: Arc<Source>,
+    /// The source's text.
     pub text: Arc<str>,
-    /// sha256 of the text: the plan cache key.
-    pub text_sha: String,
     pub params: BTreeMap<String, ParamValue>,
     pub cells: BTreeMap<String, ParamCell>,
     pub scenario: Scenario,
@@ -291,19 +291,17 @@ impl Host {
         supplied: &BTreeMap<String, Supplied>,
         data_root: &Path,
     ) -> Result<Model, Diagnostics> {
-        let doc = yaml::parse(text).map_err(|d| with_file(Diagnostics::one(d), label))?;
-        let decls = read_parameters(&doc).map_err(|d| with_file(d, label))?;
-        let params = bind(&decls, supplied).map_err(|d| with_file(d, label))?;
-        let text_sha = text_sha(text);
-        let plan = self.plans.get(&text_sha, text, &params, &BTreeSet::new()).map_err(|d| with_file(d, label))?;
+        let source = Arc::new(Source::parse(text).map_err(|d| with_file(d, label))?);
+        let params = bind(source.decls(), supplied).map_err(|d| with_file(d, label))?;
+        let plan = self.plans.get(&source, &params, &BTreeSet::new()).map_err(|d| with_file(d, label))?;
         let cells: BTreeMap<String, ParamCell> =
             params.iter().map(|(k, v)| (k.clone(), ParamCell::create(&self.db, &plan, k, v.clone()))).collect();
         let scenario = Scenario::create(&self.db, plan, cells.clone(), BTreeMap::new());
         let mut model = Model {
             label: label.to_string(),
             data_root: data_root.to_path_buf(),
-            text: Arc::from(text),
-            text_sha,
+            text: source.text().clone(),
+            source,
             params,
             cells,
             scenario,
@@ -325,7 +323,7 @@ impl Host {
         params: &BTreeMap<String, ParamValue>,
         overrides: &BTreeSet<String>,
     ) -> Result<Arc<Compiled>, Diagnostics> {
-        self.plans.get(&m.text_sha, &m.text, params, overrides).map_err(|d| with_file(d, &m.label))
+        self.plans.get(&m.source, params, overrides).map_err(|d| with_file(d, &m.label))
     }
 
     /// Resolves every input the compiled model needs and is not loaded yet: `file:` from the data
@@ -419,17 +417,15 @@ impl Host {
     /// readers, are re-evaluated: unchanged units intern to the same keys.
     pub fn set_text(&mut self, m: &mut Model, text: &str) -> Result<(), Diagnostics> {
         use salsa::Setter;
-        let doc = yaml::parse(text).map_err(|d| with_file(Diagnostics::one(d), &m.label))?;
-        let decls = read_parameters(&doc).map_err(|d| with_file(d, &m.label))?;
+        let source = Arc::new(Source::parse(text).map_err(|d| with_file(d, &m.label))?);
         let kept: BTreeMap<String, Supplied> = m
             .params
             .iter()
-            .filter(|(k, _)| decls.iter().any(|d| &d.name == *k))
+            .filter(|(k, _)| source.decls().iter().any(|d| &d.name == *k))
             .map(|(k, v)| (k.clone(), Supplied::Yaml(v.to_yaml())))
             .collect();
-        let params = bind(&decls, &kept).map_err(|d| with_file(d, &m.label))?;
-        let sha = text_sha(text);
-        let plan = self.plans.get(&sha, text, &params, &m.overrides()).map_err(|d| with_file(d, &m.label))?;
+        let params = bind(source.decls(), &kept).map_err(|d| with_file(d, &m.label))?;
+        let plan = self.plans.get(&source, &params, &m.overrides()).map_err(|d| with_file(d, &m.label))?;
         for (k, v) in &params {
             match m.cells.get(k) {
                 Some(c) => c.update(&mut self.db, v.clone()),
@@ -443,8 +439,8 @@ impl Host {
         m.params = params;
         m.scenario.set_params(&mut self.db).with_durability(salsa::Durability::MEDIUM).to(Arc::new(m.cells.clone()));
         m.scenario.update_plan(&mut self.db, plan, salsa::Durability::HIGH);
-        m.text = Arc::from(text);
-        m.text_sha = sha;
+        m.text = source.text().clone();
+        m.source = source;
         self.load_inputs(m)
     }
 
@@ -481,11 +477,6 @@ impl Host {
         }
         Ok(())
     }
-}
-
-/// sha256 of a document's text (hex).
-pub(crate) fn text_sha(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes()))
 }
 
 /// Builds an input series; the digest covers the values so that equal content is equal input.

@@ -6,5 +6,6 @@ pub mod generate;
 pub mod grid;
 pub mod params;
 pub mod series;
+pub mod source;
 pub mod template;
 pub mod yaml;

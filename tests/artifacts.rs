@@ -19,7 +19,14 @@ fn run_into(out: &Path, q0: &str) -> flowtime::artifacts::RunOutput {
     let inputs = m.input_data();
     write_run(
         out,
-        &RunInput { text: &m.text, params: &m.params, inputs: &inputs, evaluation: &ev, warnings: &ws, tenant: None },
+        &RunInput {
+            source: &m.source,
+            params: &m.params,
+            inputs: &inputs,
+            evaluation: &ev,
+            warnings: &ws,
+            tenant: None,
+        },
     )
     .unwrap()
 }

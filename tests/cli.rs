@@ -115,7 +115,7 @@ fn every_shipped_template_loads_and_evaluates_with_defaults() {
             .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.render()));
         let ev = host.evaluate(&model, None).unwrap_or_else(|e| panic!("{}: {}", path.display(), e.render()));
         assert!(ev.series.values().all(|s| s.len() == ev.compiled.grid.len()));
-        let yaml = flowtime::artifacts::instantiated_yaml(&model.text, &model.params).unwrap();
+        let yaml = flowtime::artifacts::instantiated_yaml(&model.source, &model.params).unwrap();
         assert!(!yaml.contains("{{"), "{}: instantiated model still has placeholders", path.display());
         n += 1;
     }

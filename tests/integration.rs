@@ -6,6 +6,7 @@ mod artifacts;
 mod bad_input;
 mod cli;
 mod client;
+mod cold_path;
 mod concurrency;
 mod corruption;
 mod expr_lang;

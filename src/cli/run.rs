@@ -51,7 +51,7 @@ pub(crate) fn run(a: &RunArgs, data_root: Option<&std::path::Path>, json: bool) 
     let out = artifacts::write_run(
         &a.out,
         &RunInput {
-            text: &model.text,
+            source: &model.source,
             params: &model.params,
             inputs: &inputs,
             evaluation: &ev,

@@ -16,6 +16,7 @@ use crate::host::{Host, HostError, Snapshot, Target, read_input};
 use crate::model::grid::Grid;
 use crate::model::params::{ParamDecl, ParamValue};
 use crate::model::series::{SeriesRef, parse_ref};
+use crate::model::source::Source;
 use crate::model::template::Supplied;
 
 use super::plan_cache::plan_recording;
@@ -42,7 +43,8 @@ pub struct AnalysisBase {
 /// (it runs off the host lock).
 #[derive(Clone)]
 pub struct PlanCompiler {
-    text: Arc<str>,
+    /// The target's document, parsed once.
+    source: Arc<Source>,
     /// Const nodes the target overrides.
     overrides: BTreeSet<String>,
 }
@@ -55,7 +57,7 @@ impl PlanCompiler {
         extra: &BTreeSet<String>,
     ) -> Result<Arc<Compiled>, Diagnostics> {
         let overrides: BTreeSet<String> = self.overrides.union(extra).cloned().collect();
-        plan_recording(&self.text, params, &overrides).map(|(c, _)| Arc::new(c))
+        plan_recording(&self.source, params, &overrides).map(|(c, _)| Arc::new(c))
     }
 
     /// `plan` (compiled for the target's parameters) with `extra` nodes overridden too.
@@ -83,12 +85,12 @@ impl Host {
             cells.iter().map(|(k, c)| (k.clone(), c.value(db).clone())).collect();
         let overrides: BTreeSet<String> =
             inputs.keys().filter_map(|k| k.strip_prefix("override:")).map(str::to_string).collect();
-        let text: Arc<str> = Arc::from(entry.record.text.as_str());
+        let source = entry.source.clone();
         // The plan cache knows what the target's plan read; compiling again is the fallback for
         // a plan it no longer holds (compiling a 1,000-node document takes tens of milliseconds).
-        let structural = match self.plans.structural_reads(&entry.record.sha256, &plan) {
+        let structural = match self.plans.structural_reads(source.sha256(), &plan) {
             Some(reads) => reads,
-            None => plan_recording(&text, &values, &overrides)?.1.into_iter().map(|(k, _)| k).collect(),
+            None => plan_recording(&source, &values, &overrides)?.1.into_iter().map(|(k, _)| k).collect(),
         };
         Ok(AnalysisBase {
             snapshot: self.snapshot(),
@@ -99,7 +101,7 @@ impl Host {
             inputs,
             decls: entry.decls.clone(),
             structural,
-            compiler: PlanCompiler { text, overrides },
+            compiler: PlanCompiler { source, overrides },
         })
     }
 

@@ -1,5 +1,6 @@
-//! The plan cache: compiling a document outside salsa while recording which parameters it read
-//! structurally, and reusing one plan for scenarios that agree on those reads and the override set.
+//! The plan cache: compiling a parsed document outside salsa while recording which parameters it
+//! read structurally, and reusing one plan for scenarios that agree on those reads and the
+//! override set. Compiling starts from the [`Source`]'s tree: the text is never parsed here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -8,16 +9,7 @@ use crate::diag::Diagnostics;
 use crate::engine::plan::{Compiled, compile};
 use crate::model::doc::read_document;
 use crate::model::params::ParamValue;
-use crate::model::yaml;
-
-/// Compiles without salsa (to validate a change before anything is committed).
-pub(super) fn plan(
-    text: &str,
-    params: &BTreeMap<String, ParamValue>,
-    overrides: &BTreeSet<String>,
-) -> Result<Compiled, Diagnostics> {
-    plan_recording(text, params, overrides).map(|(c, _)| c)
-}
+use crate::model::source::Source;
 
 /// A parameter lookup that remembers what it was asked: the structural parameters.
 struct Recording<'a> {
@@ -40,13 +32,12 @@ type CachedPlan = (StructuralReads, BTreeSet<String>, Arc<Compiled>);
 
 /// Compiles and returns the structural parameters the plan depends on, with their values.
 pub(super) fn plan_recording(
-    text: &str,
+    src: &Source,
     params: &BTreeMap<String, ParamValue>,
     overrides: &BTreeSet<String>,
 ) -> Result<(Compiled, StructuralReads), Diagnostics> {
-    let doc = yaml::parse(text).map_err(Diagnostics::one)?;
     let lookup = Recording { values: params, read: Default::default() };
-    let document = read_document(&doc, &lookup)?;
+    let document = read_document(src.doc(), &lookup)?;
     let reads = lookup.read.into_inner().into_iter().map(|k| (k.clone(), params.get(&k).cloned())).collect();
     Ok((compile(Arc::new(document), overrides)?, reads))
 }
@@ -64,19 +55,18 @@ impl PlanCache {
 
     pub(crate) fn get(
         &mut self,
-        sha: &str,
-        text: &str,
+        src: &Source,
         params: &BTreeMap<String, ParamValue>,
         overrides: &BTreeSet<String>,
     ) -> Result<Arc<Compiled>, Diagnostics> {
-        let list = self.entries.entry(sha.to_string()).or_default();
+        let list = self.entries.entry(src.sha256().to_string()).or_default();
         if let Some((_, _, c)) = list
             .iter()
             .find(|(reads, ovr, _)| ovr == overrides && reads.iter().all(|(k, v)| params.get(k) == v.as_ref()))
         {
             return Ok(c.clone());
         }
-        let (c, reads) = plan_recording(text, params, overrides)?;
+        let (c, reads) = plan_recording(src, params, overrides)?;
         let c = Arc::new(c);
         if list.len() >= Self::PER_TEMPLATE {
             list.remove(0);

@@ -27,10 +27,12 @@ pub struct RunMaterial {
 impl RunMaterial {
     /// Writes (or reuses) the run directory under `runs`; `text` is the template's text.
     pub fn write(self, text: &str, runs: &std::path::Path) -> Result<RunCreated, HostError> {
+        // The only parse of this request: runs are evaluated from cached plans.
+        let source = crate::model::source::Source::parse(text)?;
         let out = crate::artifacts::write_run(
             runs,
             &crate::artifacts::RunInput {
-                text,
+                source: &source,
                 params: &self.params,
                 inputs: &self.inputs,
                 evaluation: &self.ev,

@@ -239,7 +239,7 @@ impl Host {
         supplied.extend(bound.clone());
         let params = bind(&entry.decls, &supplied)?;
         let overrides: BTreeSet<String> = node_series.keys().cloned().collect();
-        let c = self.plans.get(&entry.record.sha256, &entry.record.text, &params, &overrides)?;
+        let c = self.plans.get(&entry.source, &params, &overrides)?;
         check_series_overrides(&c, &node_series)?;
         check_param_bindings(&c, &bound, &req.series)?;
         if let Some(t) = &req.tenant
@@ -325,7 +325,7 @@ impl Host {
         let entry = self.template_entry(&s.record.template_id, &s.record.template_version)?;
         let params = effective_params(&entry.decls, &s.params, changes)?;
         let overrides: BTreeSet<String> = s.record.overrides.keys().cloned().collect();
-        let c = self.plans.get(&entry.record.sha256, &entry.record.text, &params, &overrides)?;
+        let c = self.plans.get(&entry.source, &params, &overrides)?;
         let (mut inputs, new_pins, new_blobs) = self.resolve_inputs(&c, &s.record.inputs, &s.record.overrides)?;
         let mut record = s.record.clone();
         record.params = to_json(&params);
@@ -353,7 +353,7 @@ impl Host {
             let mut vo = s.record.overrides.clone();
             vo.extend(v.record.overrides.clone());
             let set: BTreeSet<String> = vo.keys().cloned().collect();
-            let plan = self.plans.get(&entry.record.sha256, &entry.record.text, &vp, &set).map_err(|d| {
+            let plan = self.plans.get(&entry.source, &vp, &set).map_err(|d| {
                 HostError::FailedPrecondition(format!("variant `{}` would not compile: {d}", v.record.name))
             })?;
             // Committed pins only (the session's new blobs are not stored yet): a file both read
@@ -502,7 +502,7 @@ impl Host {
         let mut override_shas = s.record.overrides.clone();
         override_shas.extend(record.overrides.clone());
         let all_series: BTreeSet<String> = override_shas.keys().cloned().chain(node_series.keys().cloned()).collect();
-        let c = self.plans.get(&entry.record.sha256, &entry.record.text, &effective, &all_series)?;
+        let c = self.plans.get(&entry.source, &effective, &all_series)?;
         check_series_overrides(&c, &node_series)?;
         check_param_bindings(&c, &bound, series)?;
         let mut pins = s.record.inputs.clone();
@@ -611,7 +611,7 @@ impl Host {
         let entry = self.template_entry(&rec.template_id, &rec.template_version)?;
         let params = from_json(&entry.decls, &rec.params, &format!("session `{}`", rec.id), &self.file())?;
         let overrides: BTreeSet<String> = rec.overrides.keys().cloned().collect();
-        let c = self.plans.get(&entry.record.sha256, &entry.record.text, &params, &overrides)?;
+        let c = self.plans.get(&entry.source, &params, &overrides)?;
         let (inputs, new_pins, _) = self.resolve_inputs(&c, &rec.inputs, &rec.overrides)?;
         if !new_pins.is_empty() {
             return Err(HostError::FailedPrecondition(format!(
@@ -639,7 +639,7 @@ impl Host {
             let mut shas = rec.overrides.clone();
             shas.extend(vr.overrides.clone());
             let set: BTreeSet<String> = shas.keys().cloned().collect();
-            let c = self.plans.get(&entry.record.sha256, &entry.record.text, &eff, &set)?;
+            let c = self.plans.get(&entry.source, &eff, &set)?;
             let mut pins = rec.inputs.clone();
             pins.extend(vr.inputs.clone());
             let (vin, vnew, _) = self.resolve_inputs(&c, &pins, &shas)?;

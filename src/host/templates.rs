@@ -6,15 +6,13 @@ use std::sync::Arc;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::host::{Host, HostError};
-use crate::model::doc::{read_document, read_parameters};
+use crate::model::doc::read_document;
 use crate::model::grid::Grid;
 use crate::model::params::{ParamDecl, ParamValue};
+use crate::model::source::Source;
 use crate::model::template::{Supplied, bind};
-use crate::model::yaml;
 use crate::store::{StoreError, TemplateRecord};
 use crate::sys;
-
-use super::plan_cache::plan;
 
 /// A stored template version as the host shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,13 +45,15 @@ impl From<TemplateRecord> for TemplateInfo {
 impl TemplateInfo {
     /// The declared parameters (none when the stored text no longer parses).
     pub fn parameters(&self) -> Vec<ParamDecl> {
-        yaml::parse(&self.text).ok().and_then(|d| read_parameters(&d).ok()).unwrap_or_default()
+        Source::parse(&self.text).map(|s| s.decls().to_vec()).unwrap_or_default()
     }
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct TemplateEntry {
-    pub(crate) record: TemplateRecord,
+    /// The stored text parsed once.
+    pub(crate) source: Arc<Source>,
+    /// The source's parameter declarations.
     pub(crate) decls: Arc<Vec<ParamDecl>>,
 }
 
@@ -61,18 +61,19 @@ impl Host {
     /// Validates and stores a template; returns `(id, version, created)`. Identical text again is
     /// a no-op; different text under a stored `(id, version)` is `AlreadyExists`.
     pub fn put_template(&mut self, text: &str, label: &str) -> Result<(String, String, bool), HostError> {
-        let doc = yaml::parse(text).map_err(|d| Diagnostics::one(d.in_file(label)))?;
-        let decls = read_parameters(&doc)?;
-        let meta_doc = read_document(&doc, &defaults_only(&decls));
-        // Validate as far as defaults allow: a template whose parameters all have defaults must compile.
+        let source = Arc::new(Source::parse(text).map_err(|d| with_label(d, label))?);
+        let decls = source.decls();
+        let meta_doc = read_document(source.doc(), &defaults_only(decls));
+        // Validate as far as defaults allow: a template whose parameters all have defaults must
+        // compile. The plan is kept: opening a session with the defaults reuses it.
         if decls.iter().all(|d| d.default.is_some()) {
-            let params = bind(&decls, &BTreeMap::new())?;
-            plan(text, &params, &BTreeSet::new()).map_err(|d| with_label(d, label))?;
+            let params = bind(decls, &BTreeMap::new())?;
+            self.plans.get(&source, &params, &BTreeSet::new()).map_err(|d| with_label(d, label))?;
         }
         let (id, version, title, description) = match &meta_doc {
             Ok(d) => (d.meta.id.clone(), d.meta.version.clone(), d.meta.title.clone(), d.meta.description.clone()),
             Err(_) => {
-                let v = &doc.root;
+                let v = &source.doc().root;
                 let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
                 (s("id"), s("version"), s("title"), s("description"))
             }
@@ -87,13 +88,20 @@ impl Host {
             id: id.clone(),
             version: version.clone(),
             text: text.to_string(),
-            sha256: crate::model::params::hex(&<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())),
+            sha256: source.sha256().to_string(),
             title,
             description,
             stored_utc: sys::now_utc(),
         };
         let created = self.store.write(|w| w.put_template(&record))?;
-        self.template_entry(&id, &version)?;
+        if created {
+            self.templates.insert((id.clone(), version.clone()), TemplateEntry {
+                decls: Arc::new(source.decls().to_vec()),
+                source,
+            });
+        } else {
+            self.template_entry(&id, &version)?;
+        }
         Ok((id, version, created))
     }
 
@@ -106,8 +114,7 @@ impl Host {
     ) -> Result<Grid, HostError> {
         let entry = self.template_entry(id, version)?;
         let values = bind(&entry.decls, params)?;
-        let doc = yaml::parse(&entry.record.text).map_err(Diagnostics::one)?;
-        Ok(read_document(&doc, &values)?.grid)
+        Ok(read_document(entry.source.doc(), &values)?.grid)
     }
 
     pub fn templates(&self) -> Result<Vec<TemplateInfo>, HostError> {
@@ -178,9 +185,8 @@ impl Host {
                 problem: format!("does not parse: {d}"),
             })
         };
-        let doc = yaml::parse(&record.text).map_err(|d| unusable(Diagnostics::one(d)))?;
-        let decls = read_parameters(&doc).map_err(unusable)?;
-        let entry = TemplateEntry { record, decls: Arc::new(decls) };
+        let source = Arc::new(Source::parse(&record.text).map_err(unusable)?);
+        let entry = TemplateEntry { decls: Arc::new(source.decls().to_vec()), source };
         self.templates.insert(key, entry.clone());
         Ok(entry)
     }

@@ -49,7 +49,7 @@ impl pb::template_service_server::TemplateService for Api {
             let m = host.load_text(&rec.text, &format!("{}@{}", rec.id, rec.version), &supplied, &root)?;
             let ev = host.evaluate(&m, None)?;
             let warnings = host.warnings(&m, &ev);
-            let yaml = artifacts::instantiated_yaml(&m.text, &m.params)?;
+            let yaml = artifacts::instantiated_yaml(&m.source, &m.params)?;
             Ok(pb::InstantiateTemplateResponse {
                 model_yaml: yaml,
                 instantiation_hash: crate::model::params::instantiation_hash(&m.text, &m.params),
