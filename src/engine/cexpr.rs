@@ -71,7 +71,7 @@ pub trait Env {
 }
 
 impl NumSlot {
-    pub fn value(self, env: &dyn Env) -> f64 {
+    pub fn value<E: Env + ?Sized>(self, env: &E) -> f64 {
         match self {
             NumSlot::Lit(b) => b.get(),
             NumSlot::Param(p) => env.param(p),
@@ -105,27 +105,41 @@ impl Val<'_> {
     }
 }
 
-/// Applies `f` bin-wise, reusing an owned buffer when there is one.
-fn zip2(a: Val<'_>, b: Val<'_>, n: usize, f: impl Fn(f64, f64) -> f64) -> Val<'static> {
+/// Applies `f` bin-wise, reusing an owned buffer when there is one. Generic over `f`, and with
+/// one loop per pair of operand kinds, so every loop is a plain slice loop the compiler can
+/// unroll and vectorise.
+#[inline]
+fn zip2<F: Fn(f64, f64) -> f64>(a: Val<'_>, b: Val<'_>, f: F) -> Val<'static> {
     match (a, b) {
         (Val::S(x), Val::S(y)) => Val::S(f(x, y)),
-        (Val::O(mut v), b) => {
-            for (t, x) in v.iter_mut().enumerate() {
-                *x = f(*x, b.at(t));
-            }
+        (Val::O(mut v), Val::S(y)) => {
+            v.iter_mut().for_each(|x| *x = f(*x, y));
             Val::O(v)
         }
-        (a, Val::O(mut v)) => {
-            for (t, y) in v.iter_mut().enumerate() {
-                *y = f(a.at(t), *y);
-            }
+        (Val::O(mut v), Val::B(w)) => {
+            v.iter_mut().zip(w).for_each(|(x, y)| *x = f(*x, *y));
             Val::O(v)
         }
-        (a, b) => Val::O((0..n).map(|t| f(a.at(t), b.at(t))).collect()),
+        (Val::O(mut v), Val::O(w)) => {
+            v.iter_mut().zip(&w).for_each(|(x, y)| *x = f(*x, *y));
+            Val::O(v)
+        }
+        (Val::S(x), Val::O(mut v)) => {
+            v.iter_mut().for_each(|y| *y = f(x, *y));
+            Val::O(v)
+        }
+        (Val::B(w), Val::O(mut v)) => {
+            v.iter_mut().zip(w).for_each(|(y, x)| *y = f(*x, *y));
+            Val::O(v)
+        }
+        (Val::S(x), Val::B(w)) => Val::O(w.iter().map(|y| f(x, *y)).collect()),
+        (Val::B(w), Val::S(y)) => Val::O(w.iter().map(|x| f(*x, y)).collect()),
+        (Val::B(v), Val::B(w)) => Val::O(v.iter().zip(w).map(|(x, y)| f(*x, *y)).collect()),
     }
 }
 
-fn map1(a: Val<'_>, f: impl Fn(f64) -> f64) -> Val<'static> {
+#[inline]
+fn map1<F: Fn(f64) -> f64>(a: Val<'_>, f: F) -> Val<'static> {
     match a {
         Val::S(x) => Val::S(f(x)),
         Val::B(s) => Val::O(s.iter().map(|x| f(*x)).collect()),
@@ -133,6 +147,16 @@ fn map1(a: Val<'_>, f: impl Fn(f64) -> f64) -> Val<'static> {
             v.iter_mut().for_each(|x| *x = f(*x));
             Val::O(v)
         }
+    }
+}
+
+/// A binary operator applied to whole series, with the operator chosen once, not per bin.
+fn bin_whole(op: BinOp, a: Val<'_>, b: Val<'_>) -> Val<'static> {
+    match op {
+        BinOp::Add => zip2(a, b, |x, y| x + y),
+        BinOp::Sub => zip2(a, b, |x, y| x - y),
+        BinOp::Mul => zip2(a, b, |x, y| x * y),
+        BinOp::Div => zip2(a, b, ops::div),
     }
 }
 
@@ -161,22 +185,22 @@ fn finite_or_zero(x: f64) -> f64 {
 
 impl CExpr {
     /// Evaluates over all bins at once.
-    pub fn eval_series(&self, env: &dyn Env) -> Vec<f64> {
+    pub fn eval_series<E: Env + ?Sized>(&self, env: &E) -> Vec<f64> {
         let n = env.bins();
         self.whole(env).into_vec(n)
     }
 
-    fn whole<'a>(&self, env: &'a dyn Env) -> Val<'a> {
+    fn whole<'a, E: Env + ?Sized>(&self, env: &'a E) -> Val<'a> {
         let n = env.bins();
         match self {
             CExpr::Num(b) => Val::S(b.get()),
             CExpr::Param(p) => Val::S(env.param(*p)),
             CExpr::Src(s) => Val::B(env.src(*s)),
             CExpr::Neg(x) => map1(x.whole(env), |v| -v),
-            CExpr::Bin(op, a, b) => zip2(a.whole(env), b.whole(env), n, binop(*op)),
+            CExpr::Bin(op, a, b) => bin_whole(*op, a.whole(env), b.whole(env)),
             CExpr::Cmp(op, a, b) => {
                 let op = *op;
-                zip2(a.whole(env), b.whole(env), n, move |x, y| ops::compare(op, x, y))
+                zip2(a.whole(env), b.whole(env), move |x, y| ops::compare(op, x, y))
             }
             CExpr::Shift { x, lag, init } => {
                 let k = *lag as usize;
@@ -185,7 +209,14 @@ impl CExpr {
                 if k == 0 {
                     return xv;
                 }
-                Val::O((0..n).map(|t| if t >= k { xv.at(t - k) } else { before }).collect())
+                let mut out = vec![before; n];
+                match xv {
+                    Val::S(v) => out.iter_mut().skip(k).for_each(|o| *o = v),
+                    Val::B(s) if k < n => out[k..].copy_from_slice(&s[..n - k]),
+                    Val::O(s) if k < n => out[k..].copy_from_slice(&s[..n - k]),
+                    _ => {}
+                }
+                Val::O(out)
             }
             CExpr::Conv { x, kernel } => {
                 let xv = x.whole(env);
@@ -203,24 +234,24 @@ impl CExpr {
                 )
             }
             CExpr::Min(args) | CExpr::Max(args) => {
-                let f = if matches!(self, CExpr::Min(_)) { ops::min } else { ops::max };
+                let min = matches!(self, CExpr::Min(_));
                 let mut it = args.iter();
                 let mut acc = match it.next() {
                     Some(a) => a.whole(env),
                     None => return Val::S(f64::NAN),
                 };
                 for a in it {
-                    acc = zip2(acc, a.whole(env), n, f);
+                    acc = if min { zip2(acc, a.whole(env), ops::min) } else { zip2(acc, a.whole(env), ops::max) };
                 }
                 acc
             }
             CExpr::Clamp(x, lo, hi) => {
-                let t = zip2(x.whole(env), lo.whole(env), n, ops::max);
-                zip2(t, hi.whole(env), n, ops::min)
+                let t = zip2(x.whole(env), lo.whole(env), ops::max);
+                zip2(t, hi.whole(env), ops::min)
             }
-            CExpr::Mod(a, b) => zip2(a.whole(env), b.whole(env), n, ops::modulo),
+            CExpr::Mod(a, b) => zip2(a.whole(env), b.whole(env), ops::modulo),
             CExpr::Unary(f, x) => map1(x.whole(env), unary(*f)),
-            CExpr::Step(a, b) => zip2(a.whole(env), b.whole(env), n, ops::step),
+            CExpr::Step(a, b) => zip2(a.whole(env), b.whole(env), ops::step),
             CExpr::Pulse { period, phase, amp } => {
                 let a = amp.as_ref().map_or(Val::S(1.0), |a| a.whole(env));
                 Val::O((0..n).map(|t| if ops::pulse_on(t, *period, *phase) { a.at(t) } else { 0.0 }).collect())
@@ -229,7 +260,7 @@ impl CExpr {
     }
 
     /// What `SHIFT(x, k)` reads for `t < k`: the initial condition of a bare series, else 0.
-    fn shift_before(&self, env: &dyn Env, x: &CExpr, init: &Option<NumSlot>) -> f64 {
+    fn shift_before<E: Env + ?Sized>(&self, env: &E, x: &CExpr, init: &Option<NumSlot>) -> f64 {
         match (x, init) {
             (CExpr::Src(_), Some(slot)) => slot.value(env),
             _ => 0.0,
@@ -237,7 +268,7 @@ impl CExpr {
     }
 
     /// Evaluates bin `t` only (for feedback loops).
-    pub fn eval_at(&self, t: usize, env: &dyn Env) -> f64 {
+    pub fn eval_at<E: Env + ?Sized>(&self, t: usize, env: &E) -> f64 {
         match self {
             CExpr::Num(b) => b.get(),
             CExpr::Param(p) => env.param(*p),
@@ -257,11 +288,12 @@ impl CExpr {
                 acc
             }
             CExpr::Min(args) | CExpr::Max(args) => {
-                let f = if matches!(self, CExpr::Min(_)) { ops::min } else { ops::max };
+                let min = matches!(self, CExpr::Min(_));
                 let mut it = args.iter();
                 let mut acc = it.next().map_or(f64::NAN, |a| a.eval_at(t, env));
                 for a in it {
-                    acc = f(acc, a.eval_at(t, env));
+                    let x = a.eval_at(t, env);
+                    acc = if min { ops::min(acc, x) } else { ops::max(acc, x) };
                 }
                 acc
             }

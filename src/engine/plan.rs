@@ -5,8 +5,10 @@
 //!
 //! Every graph walk here is iterative: a 10,000-node chain compiles on a test thread's stack.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use crate::diag::{Diagnostic, Diagnostics, Severity};
 use crate::engine::cexpr::{Bits, CExpr, NumSlot};
@@ -172,7 +174,9 @@ pub(crate) struct Read {
 #[derive(Default)]
 pub(crate) struct Table {
     pub(crate) series: Vec<SeriesInfo>,
-    pub(crate) by_id: BTreeMap<String, u32>,
+    /// Series id → index. Lookups only: the sorted map of [`Compiled::by_id`] is built once at
+    /// the end.
+    pub(crate) index: FxHashMap<String, u32>,
     pub(crate) defined_at: Vec<String>,
     pub(crate) defs: Vec<Def>,
     pub(crate) diags: Vec<Diagnostic>,
@@ -190,7 +194,7 @@ impl Table {
         let d = self.defs.len();
         let mut idx = Vec::new();
         for (o, (id, kind, initial)) in outputs.iter().enumerate() {
-            if let Some(&prev) = self.by_id.get(id) {
+            if let Some(&prev) = self.index.get(id) {
                 let first = self.defined_at[prev as usize].clone();
                 self.diags.push(
                     loc.diag("duplicate_id", format!("series id `{id}` is defined twice: here and by {first}"))
@@ -199,7 +203,7 @@ impl Table {
                 return None;
             }
             let s = self.series.len() as u32;
-            self.by_id.insert(id.clone(), s);
+            self.index.insert(id.clone(), s);
             self.defined_at.push(loc.path.clone());
             self.series.push(SeriesInfo {
                 id: id.clone(),
@@ -217,12 +221,12 @@ impl Table {
     }
 
     pub(crate) fn lookup(&self, name: &str) -> Option<u32> {
-        self.by_id.get(name).copied()
+        self.index.get(name).copied()
     }
 
     /// An "unknown series" error with a did-you-mean hint.
     pub(crate) fn unknown(&self, name: &str, loc: &Loc, text: Option<(&str, Span)>) -> Diagnostic {
-        let ids: Vec<&str> = self.by_id.keys().map(String::as_str).collect();
+        let ids: Vec<&str> = self.index.keys().map(String::as_str).collect();
         let help = match closest(name, &ids) {
             Some(n) => format!("did you mean `{n}`?"),
             None => "define a node with that id, or reference an existing series".to_string(),
@@ -494,12 +498,13 @@ pub fn compile(document: Arc<Document>, overrides: &BTreeSet<String>) -> Result<
     }
     crate::engine::inference::add_guards(&mut units, &doc.parameters);
 
-    let outputs = select_outputs(doc, &t)?;
+    let by_id: BTreeMap<String, u32> = t.series.iter().enumerate().map(|(i, s)| (s.id.clone(), i as u32)).collect();
+    let outputs = select_outputs(doc, &t, &by_id)?;
     let checks = compile_checks(doc, &t, &topo_plan)?;
     Ok(Compiled {
         document: document.clone(),
         grid,
-        by_id: t.by_id,
+        by_id,
         series: t.series,
         units,
         inputs,
@@ -750,7 +755,7 @@ pub(crate) struct Lower<'a> {
     t: &'a Table,
     unit: u32,
     srcs: Vec<Src>,
-    src_of: HashMap<u32, u16>,
+    src_of: FxHashMap<u32, u16>,
     deps: Vec<u32>,
     params: Vec<String>,
     inputs: Vec<String>,
@@ -875,7 +880,7 @@ fn lower_unit(t: &Table, ordered: &[usize], u: u32, looped: bool, bins: u32) -> 
         t,
         unit: u,
         srcs: Vec::new(),
-        src_of: HashMap::new(),
+        src_of: FxHashMap::default(),
         deps: Vec::new(),
         params: Vec::new(),
         inputs: Vec::new(),
@@ -930,21 +935,21 @@ fn lower_unit(t: &Table, ordered: &[usize], u: u32, looped: bool, bins: u32) -> 
     }
 }
 
-fn select_outputs(doc: &Document, t: &Table) -> Result<Vec<OutputPlan>, Diagnostics> {
+fn select_outputs(doc: &Document, t: &Table, by_id: &BTreeMap<String, u32>) -> Result<Vec<OutputPlan>, Diagnostics> {
     let mut chosen: BTreeMap<u32, String> = BTreeMap::new();
     if doc.outputs.is_empty() {
-        for (id, &s) in &t.by_id {
+        for (id, &s) in by_id {
             chosen.insert(s, format!("{id}.csv"));
         }
     } else {
         let mut diags = Vec::new();
         for o in &doc.outputs {
             let matched: Vec<u32> = match o.series.strip_suffix('*') {
-                Some(prefix) => t.by_id.iter().filter(|(id, _)| id.starts_with(prefix)).map(|(_, s)| *s).collect(),
+                Some(prefix) => by_id.iter().filter(|(id, _)| id.starts_with(prefix)).map(|(_, s)| *s).collect(),
                 None => t.lookup(&o.series).into_iter().collect(),
             };
             if matched.is_empty() {
-                let ids: Vec<&str> = t.by_id.keys().map(String::as_str).collect();
+                let ids: Vec<&str> = by_id.keys().map(String::as_str).collect();
                 let help = closest(&o.series, &ids).map_or_else(
                     || "use a series id, `*` or `prefix*`".to_string(),
                     |n| format!("did you mean `{n}`?"),
@@ -1032,7 +1037,7 @@ fn lower_global(expr: &Expr, t: &Table, srcs: &mut Vec<u32>, params: &mut Vec<St
         t,
         unit: u32::MAX,
         srcs: Vec::new(),
-        src_of: HashMap::new(),
+        src_of: FxHashMap::default(),
         deps: Vec::new(),
         params: Vec::new(),
         inputs: Vec::new(),

@@ -158,8 +158,9 @@ impl Env for MemberEnv<'_> {
 impl UnitDef {
     pub fn new(bins: u32, srcs: Vec<Src>, members: Vec<Member>, n_outputs: u16, sequential: bool) -> UnitDef {
         use std::hash::{Hash, Hasher};
-        // SipHash with fixed keys: deterministic across runs (only used in memory anyway).
-        let mut h = std::hash::DefaultHasher::new();
+        // FxHash: deterministic, and several times cheaper than SipHash on these small trees
+        // (interning compares whole definitions on a digest match, so collisions only cost time).
+        let mut h = rustc_hash::FxHasher::default();
         (bins, &srcs, &members, n_outputs, sequential).hash(&mut h);
         UnitDef { digest: h.finish(), bins, srcs, members, n_outputs, sequential }
     }
@@ -196,10 +197,33 @@ impl UnitDef {
 }
 
 impl Operand {
-    fn at(self, t: usize, env: &dyn Env) -> f64 {
+    fn at<E: Env + ?Sized>(self, t: usize, env: &E) -> f64 {
         match self {
             Operand::Num(n) => n.value(env),
             Operand::Src(s) => env.src(s)[t],
+        }
+    }
+
+    /// The operand for a whole-series loop: a number, or the series' slice.
+    fn resolve<E: Env + ?Sized>(self, env: &E) -> Resolved<'_> {
+        match self {
+            Operand::Num(n) => Resolved::Num(n.value(env)),
+            Operand::Src(s) => Resolved::Series(env.src(s)),
+        }
+    }
+}
+
+enum Resolved<'a> {
+    Num(f64),
+    Series(&'a [f64]),
+}
+
+impl Resolved<'_> {
+    #[inline]
+    fn at(&self, t: usize) -> f64 {
+        match self {
+            Resolved::Num(v) => *v,
+            Resolved::Series(s) => s[t],
         }
     }
 }
@@ -229,7 +253,54 @@ impl MemberDef {
                 let cap = infer_capacity(env.src(*served), env.src(*queue), init).capacity;
                 vec![cap; n]
             }
-            _ => {
+            // Whole-series forms of the per-bin rules below (same operations in the same order,
+            // so the same bits), with every operand resolved once rather than per bin.
+            MemberDef::Ratio { num, den, den2, scale } => {
+                let num = env.src(*num);
+                let (den, den2) = (den.resolve(env), den2.map(|d| d.resolve(env)));
+                let scale = scale.map(Bits::get);
+                (0..n)
+                    .map(|t| {
+                        let mut d = den.at(t);
+                        if let Some(d2) = &den2 {
+                            d *= d2.at(t);
+                        }
+                        if d == 0.0 || d.is_nan() {
+                            f64::NAN
+                        } else {
+                            let r = num[t] / d;
+                            match scale {
+                                Some(s) => r * s,
+                                None => r,
+                            }
+                        }
+                    })
+                    .collect()
+            }
+            MemberDef::EdgeFlow { src, lag, weight, total, multiplier } => {
+                let (k, total) = (*lag as usize, total.get());
+                let mut out = vec![0.0; n];
+                if total != 0.0 && k < n {
+                    let (w, m) = (weight.get(), multiplier.get());
+                    let x = env.src(*src);
+                    out[k..].iter_mut().zip(x).for_each(|(o, x)| *o = x * w / total * m);
+                }
+                out
+            }
+            MemberDef::RouterTarget { src, weights, total } => {
+                let total = total.get();
+                env.src(*src)
+                    .iter()
+                    .map(|&x| {
+                        let mut acc = 0.0;
+                        for w in weights {
+                            acc += ops::div(x * w.get(), total);
+                        }
+                        acc
+                    })
+                    .collect()
+            }
+            MemberDef::Queue(_) => {
                 let mut scratch = [0.0; 2];
                 (0..n)
                     .map(|t| {
@@ -242,7 +313,7 @@ impl MemberDef {
     }
 
     /// Writes this member's outputs at bin `t` into `out` (a queue writes Q and overflow).
-    fn eval_at(&self, t: usize, env: &dyn Env, out: &mut [f64; 2]) {
+    fn eval_at<E: Env + ?Sized>(&self, t: usize, env: &E, out: &mut [f64; 2]) {
         out[0] = match self {
             MemberDef::Values(vs) => match vs.as_slice() {
                 [one] => one.value(env),
@@ -299,7 +370,7 @@ impl MemberDef {
 
 impl QueueDef {
     /// One bin of §6 queue synthesis: returns `(Q[t], overflow[t])`.
-    fn step(&self, t: usize, env: &dyn Env) -> (f64, f64) {
+    fn step<E: Env + ?Sized>(&self, t: usize, env: &E) -> (f64, f64) {
         let prev = if t == 0 { self.initial.value(env) } else { env.src(self.own)[t - 1] };
         let arrivals = self.arrivals.map_or(0.0, |a| finite(env.src(a)[t]));
         let mut inflow = arrivals;
@@ -333,7 +404,7 @@ impl QueueDef {
 
 impl ConstraintDef {
     /// This member's share of the capacity at bin `t`, or its full demand when not binding.
-    fn allocation(&self, t: usize, env: &dyn Env) -> f64 {
+    fn allocation<E: Env + ?Sized>(&self, t: usize, env: &E) -> f64 {
         let cap = env.src(self.cap)[t];
         let mut total = 0.0;
         for d in &self.demands {

@@ -97,7 +97,7 @@ struct Token {
 
 fn lex(text: &str) -> Result<Vec<Token>, ExprError> {
     let bytes = text.as_bytes();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(bytes.len() / 2 + 1);
     let mut i = 0;
     while i < bytes.len() {
         let c = bytes[i];
@@ -275,12 +275,18 @@ impl Parser {
         &self.tokens[self.pos.min(self.tokens.len() - 1)]
     }
 
+    /// Takes the current token. The parser never looks back, so a consumed token is moved out
+    /// (names are not copied); the final `Eof` stays for every later look.
     fn bump(&mut self) -> Token {
-        let t = self.peek().clone();
-        if self.pos < self.tokens.len() - 1 {
+        let last = self.tokens.len() - 1;
+        if self.pos < last {
+            let span = self.tokens[self.pos].span;
+            let t = std::mem::replace(&mut self.tokens[self.pos], Token { kind: Tok::Eof, span });
             self.pos += 1;
+            t
+        } else {
+            self.tokens[last].clone()
         }
-        t
     }
 
     /// Enters one level of parser recursion; the caller leaves it with `self.nesting -= 1`.
