@@ -4,8 +4,14 @@
 //! a database file + first query. The root change re-evaluates every node: it is the full
 //! re-evaluation baseline for the others, measured in the same run.
 //!
-//! Before the timings, the peak heap during a cold evaluation is printed as a ratio of the raw
-//! bytes of all series (target ≤ 1.5×).
+//! Before the timings it prints, per size:
+//! - the peak heap during a cold evaluation as a ratio of the raw bytes of all series (target
+//!   ≤ 1.5×);
+//! - `full re-evaluation / cold`: a root change re-evaluating every node, against a cold session
+//!   (store the template, open, evaluate everything), medians of the same run (target ≤ 0.7×);
+//! - `store template + session open + first full query / one-shot`: storing the template,
+//!   opening a session on it and fetching every series, against loading the same text as a
+//!   one-shot model and evaluating it (target ≤ 1.2×).
 //!
 //! Run with `cargo bench --bench db`.
 
@@ -13,6 +19,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use flowtime::host::{Host, OpenRequest, Target};
 use flowtime::model::template::Supplied;
@@ -137,7 +144,97 @@ fn main() {
         );
         drop(ev);
     }
+    for n in [1000, 10_000] {
+        ratios(n);
+    }
     divan::main();
+}
+
+/// The median of `runs` timings of `f` (after `setup`, which is not timed).
+fn median<S, T>(runs: usize, mut setup: impl FnMut() -> S, mut f: impl FnMut(S) -> T) -> Duration {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let s = setup();
+            let start = Instant::now();
+            let out = f(s);
+            let d = start.elapsed();
+            drop(out);
+            d
+        })
+        .collect();
+    times.sort();
+    times[runs / 2]
+}
+
+/// The issue 14 ratios, measured in one run.
+fn ratios(n: usize) {
+    let runs = if n >= 10_000 { 3 } else { 7 };
+    let cold = median(
+        runs,
+        || (),
+        |()| {
+            let mut host = Host::new();
+            session(&mut host, n);
+            let ev = host.evaluate_target(&target(), None).unwrap();
+            (host, ev)
+        },
+    );
+    let v = std::cell::Cell::new(1.0);
+    let full = median(
+        runs,
+        || {
+            let mut host = warm(n);
+            v.set(v.get() + 1.0);
+            set(&mut host, "root", v.get());
+            host
+        },
+        |host| {
+            let ev = host.evaluate_target(&target(), None).unwrap();
+            assert_eq!(ev.accounting.nodes_evaluated as usize, n);
+            (host, ev)
+        },
+    );
+    let text = template(n);
+    let one_shot = median(
+        runs,
+        || (),
+        |()| {
+            let mut host = Host::new();
+            let m = host.load_text(&text, "big.yaml", &BTreeMap::new(), data_dir()).unwrap();
+            let ev = host.evaluate(&m, None).unwrap();
+            (host, ev)
+        },
+    );
+    let open_query = median(
+        runs,
+        || {
+            let mut host = Host::new();
+            host.set_data_root(data_dir());
+            host
+        },
+        |mut host| {
+            host.put_template(&text, "big.yaml").unwrap();
+            host.open_session(OpenRequest {
+                template_id: "big".into(),
+                template_version: "1".into(),
+                id: Some("s".into()),
+                ..Default::default()
+            })
+            .unwrap();
+            let ev = host.evaluate_target(&target(), None).unwrap();
+            (host, ev)
+        },
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "ratios {n} nodes × {BINS} bins: full re-evaluation {:.1} ms / cold {:.1} ms = {:.2}× (target ≤ 0.7); store template + session open + first full query {:.1} ms / one-shot load + evaluate {:.1} ms = {:.2}× (target ≤ 1.2)",
+        ms(full),
+        ms(cold),
+        full.as_secs_f64() / cold.as_secs_f64(),
+        ms(open_query),
+        ms(one_shot),
+        open_query.as_secs_f64() / one_shot.as_secs_f64()
+    );
 }
 
 #[divan::bench(consts = [1000, 10000], sample_count = 3, sample_size = 1)]

@@ -5,6 +5,8 @@
 //! evaluation computes one bin at a time for feedback loops. Both use the scalar kernels of
 //! [`super::ops`] and agree bit for bit (a property test checks this).
 
+use std::sync::Arc;
+
 use crate::engine::ops;
 use crate::expr::ast::{BinOp, CmpOp, UnaryFn};
 
@@ -96,6 +98,14 @@ impl Val<'_> {
         }
     }
 
+    fn as_slice(&self) -> Option<&[f64]> {
+        match self {
+            Val::S(_) => None,
+            Val::B(s) => Some(s),
+            Val::O(v) => Some(v),
+        }
+    }
+
     fn into_vec(self, n: usize) -> Vec<f64> {
         match self {
             Val::S(v) => vec![v; n],
@@ -135,6 +145,22 @@ fn zip2<F: Fn(f64, f64) -> f64>(a: Val<'_>, b: Val<'_>, f: F) -> Val<'static> {
         (Val::S(x), Val::B(w)) => Val::O(w.iter().map(|y| f(x, *y)).collect()),
         (Val::B(w), Val::S(y)) => Val::O(w.iter().map(|x| f(*x, y)).collect()),
         (Val::B(v), Val::B(w)) => Val::O(v.iter().zip(w).map(|(x, y)| f(*x, *y)).collect()),
+    }
+}
+
+/// [`zip2`] collected into a shared series (allocated once, at its final size).
+fn zip2_arc<F: Fn(f64, f64) -> f64>(a: Val<'_>, b: Val<'_>, n: usize, f: F) -> Arc<[f64]> {
+    match (a.as_slice(), b.as_slice()) {
+        (None, None) => std::iter::repeat_n(f(a.at(0), b.at(0)), n).collect(),
+        (Some(x), None) => {
+            let y = b.at(0);
+            x.iter().map(|x| f(*x, y)).collect()
+        }
+        (None, Some(y)) => {
+            let x = a.at(0);
+            y.iter().map(|y| f(x, *y)).collect()
+        }
+        (Some(x), Some(y)) => x.iter().zip(y).map(|(x, y)| f(*x, *y)).collect(),
     }
 }
 
@@ -188,6 +214,33 @@ impl CExpr {
     pub fn eval_series<E: Env + ?Sized>(&self, env: &E) -> Vec<f64> {
         let n = env.bins();
         self.whole(env).into_vec(n)
+    }
+
+    /// Evaluates over all bins into a shared series, writing the last operation's results
+    /// straight into it (no intermediate vector copied).
+    pub fn eval_arc<E: Env + ?Sized>(&self, env: &E) -> Arc<[f64]> {
+        let n = env.bins();
+        match self {
+            CExpr::Bin(op, a, b) => {
+                let (a, b) = (a.whole(env), b.whole(env));
+                match op {
+                    BinOp::Add => zip2_arc(a, b, n, |x, y| x + y),
+                    BinOp::Sub => zip2_arc(a, b, n, |x, y| x - y),
+                    BinOp::Mul => zip2_arc(a, b, n, |x, y| x * y),
+                    BinOp::Div => zip2_arc(a, b, n, ops::div),
+                }
+            }
+            CExpr::Mod(a, b) => zip2_arc(a.whole(env), b.whole(env), n, ops::modulo),
+            CExpr::Min(args) | CExpr::Max(args) if args.len() == 2 => {
+                let (a, b) = (args[0].whole(env), args[1].whole(env));
+                if matches!(self, CExpr::Min(_)) { zip2_arc(a, b, n, ops::min) } else { zip2_arc(a, b, n, ops::max) }
+            }
+            _ => match self.whole(env) {
+                Val::S(v) => std::iter::repeat_n(v, n).collect(),
+                Val::B(s) => Arc::from(s),
+                Val::O(v) => Arc::from(v),
+            },
+        }
     }
 
     fn whole<'a, E: Env + ?Sized>(&self, env: &'a E) -> Val<'a> {

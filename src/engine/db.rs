@@ -40,6 +40,12 @@ impl std::ops::Deref for Series {
     }
 }
 
+impl From<Arc<[f64]>> for Series {
+    fn from(v: Arc<[f64]>) -> Series {
+        Series(v)
+    }
+}
+
 impl From<Vec<f64>> for Series {
     fn from(v: Vec<f64>) -> Series {
         Series(v.into())
@@ -434,7 +440,7 @@ pub fn eval_unit<'db>(db: &'db dyn Db, key: UnitKey<'db>) -> Outputs {
     let inputs: Vec<&[f64]> = key.inputs(db).iter().map(|c| &c.data(db).values[..]).collect();
     EVALUATED.with(|e| e.set(e.get() + def.members.len() as u64));
     let out = def.eval(&UnitEnv { ext: &ext, params: &params, inputs: &inputs });
-    Outputs(out.into_iter().map(Series::from).collect())
+    Outputs(out.into_iter().map(Series).collect())
 }
 
 /// One output of a multi-output unit, memoised on its own so that a reader of an unchanged

@@ -46,6 +46,18 @@ pub fn modulo(a: f64, b: f64) -> f64 {
     if b == 0.0 {
         return 0.0;
     }
+    // Whole numbers below 2^53 (exact in both types): the integer remainder is the same value,
+    // without the software `fmod` (~30 instructions). A zero result keeps the sign `%` gives it
+    // (that of `a`), so the bits agree too.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if a.abs() < EXACT && b.abs() < EXACT {
+        let (ai, bi) = (a as i64, b as i64);
+        // Whole when converting back gives the same number (no `trunc` call on baseline x86-64).
+        if ai as f64 == a && bi as f64 == b {
+            let r = ai.rem_euclid(bi);
+            return if r == 0 { 0.0f64.copysign(a) } else { r as f64 };
+        }
+    }
     let r = a.rem_euclid(b);
     // rem_euclid can round up to |b| for tiny negative `a`; the result must stay below |b|.
     if r >= b.abs() { 0.0 } else { r }
@@ -164,5 +176,48 @@ mod tests {
         assert_eq!(on, vec![1, 4, 7]);
         let on: Vec<usize> = (0..5).filter(|&t| pulse_on(t, 1, 0)).collect();
         assert_eq!(on, vec![0, 1, 2, 3, 4]);
+    }
+
+    /// The whole-number path of `modulo` gives the bits of the floating-point rule.
+    #[test]
+    fn whole_number_modulo_matches_the_float_rule() {
+        let float = |a: f64, b: f64| {
+            let r = a.rem_euclid(b);
+            if r >= b.abs() { 0.0 } else { r }
+        };
+        let values = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            2.0,
+            -2.0,
+            3.0,
+            -3.0,
+            7.0,
+            -7.0,
+            1048576.0,
+            -1048577.0,
+            9.0e15,
+            -9.0e15,
+            9_007_199_254_740_991.0,
+            -9_007_199_254_740_991.0,
+            9_007_199_254_740_990.0,
+            3.0e15 + 1.0,
+            4_503_599_627_370_497.0,
+        ];
+        for &a in &values {
+            for &b in &values {
+                if b != 0.0 {
+                    assert_eq!(modulo(a, b).to_bits(), float(a, b).to_bits(), "MOD({a}, {b})");
+                }
+            }
+        }
+        for a in -300i32..300 {
+            for b in [-7i32, -3, -1, 1, 2, 5, 64] {
+                let (a, b) = (f64::from(a), f64::from(b));
+                assert_eq!(modulo(a, b).to_bits(), float(a, b).to_bits(), "MOD({a}, {b})");
+            }
+        }
     }
 }

@@ -5,6 +5,8 @@
 //! slots (sources, parameters, inputs), so equal definitions in two scenarios are the same
 //! interned key and share one memoised value.
 
+use std::sync::Arc;
+
 use crate::engine::cexpr::{Bits, CExpr, Env, NumSlot};
 use crate::engine::ops;
 
@@ -132,13 +134,15 @@ pub struct UnitEnv<'a> {
     pub inputs: &'a [&'a [f64]],
 }
 
-struct MemberEnv<'a> {
+/// What a member reads: the unit's sources, and its own outputs so far (growing vectors in a
+/// bin-by-bin evaluation, finished series otherwise).
+struct MemberEnv<'a, V> {
     def: &'a UnitDef,
     env: &'a UnitEnv<'a>,
-    own: &'a [Vec<f64>],
+    own: &'a [V],
 }
 
-impl Env for MemberEnv<'_> {
+impl<V: std::ops::Deref<Target = [f64]>> Env for MemberEnv<'_, V> {
     fn param(&self, slot: u16) -> f64 {
         self.env.params[slot as usize]
     }
@@ -166,20 +170,18 @@ impl UnitDef {
     }
 
     /// Evaluates every output of the unit.
-    pub fn eval(&self, env: &UnitEnv<'_>) -> Vec<Vec<f64>> {
+    pub fn eval(&self, env: &UnitEnv<'_>) -> Vec<Arc<[f64]>> {
         let n = self.bins as usize;
-        let mut own: Vec<Vec<f64>> = vec![Vec::new(); self.n_outputs as usize];
         if !self.sequential {
+            let mut own: Vec<Arc<[f64]>> = vec![Arc::from(&[][..]); self.n_outputs as usize];
             for m in &self.members {
                 let menv = MemberEnv { def: self, env, own: &own };
-                let v = m.def.eval_series(&menv);
+                let v = m.def.eval_arc(&menv);
                 own[m.outputs[0] as usize] = v;
             }
             return own;
         }
-        for o in own.iter_mut() {
-            *o = vec![0.0; n];
-        }
+        let mut own: Vec<Vec<f64>> = vec![vec![0.0; n]; self.n_outputs as usize];
         let mut scratch = [0.0f64; 2];
         for t in 0..n {
             for m in &self.members {
@@ -192,7 +194,7 @@ impl UnitDef {
                 }
             }
         }
-        own
+        own.into_iter().map(Arc::from).collect()
     }
 }
 
@@ -234,7 +236,20 @@ fn finite(x: f64) -> f64 {
 }
 
 impl MemberDef {
-    fn eval_series(&self, env: &MemberEnv<'_>) -> Vec<f64> {
+    /// The member's series as a memoised value: built in place where it can be (inputs,
+    /// aliases, constants, an expression's last operation), so a series is written once.
+    fn eval_arc<V: std::ops::Deref<Target = [f64]>>(&self, env: &MemberEnv<'_, V>) -> Arc<[f64]> {
+        let n = env.bins();
+        match self {
+            MemberDef::Input(i) => Arc::from(env.env.inputs[*i as usize]),
+            MemberDef::Alias(s) => Arc::from(env.src(*s)),
+            MemberDef::Const(b) => std::iter::repeat_n(b.get(), n).collect(),
+            MemberDef::Expr(e) => e.eval_arc(env),
+            _ => Arc::from(self.eval_series(env)),
+        }
+    }
+
+    fn eval_series<V: std::ops::Deref<Target = [f64]>>(&self, env: &MemberEnv<'_, V>) -> Vec<f64> {
         let n = env.bins();
         match self {
             MemberDef::Values(vs) => match vs.as_slice() {
