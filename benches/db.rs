@@ -225,7 +225,55 @@ fn ratios(n: usize) {
             (host, ev)
         },
     );
+    // Artifacts: writing the run directory against the evaluation it records, and the heap the
+    // writing adds on top of the evaluation (target: ≤ 2× the time, ≤ one file buffer per thread).
+    let load = || {
+        let mut host = Host::new();
+        let m = host.load_text(&text, "big.yaml", &BTreeMap::new(), data_dir()).unwrap();
+        (host, m)
+    };
+    let eval = median(runs, load, |(host, m)| {
+        let ev = host.evaluate(&m, None).unwrap();
+        (host, ev)
+    });
+    let loaded = load();
+    let (host, m) = &loaded;
+    let ev = host.evaluate(m, None).unwrap();
+    let ws = host.warnings(m, &ev);
+    let inputs = m.input_data();
+    let runs_dir = tempfile::tempdir().unwrap();
+    let mut extra_heap = 0;
+    let write = median(
+        runs,
+        || {
+            let _ = std::fs::remove_dir_all(runs_dir.path());
+            let before = CURRENT.load(Ordering::Relaxed);
+            PEAK.store(before, Ordering::Relaxed);
+            before
+        },
+        |before| {
+            let run = flowtime::artifacts::RunInput {
+                source: &m.source,
+                params: &m.params,
+                inputs: &inputs,
+                evaluation: &ev,
+                warnings: &ws,
+                tenant: None,
+            };
+            let out = flowtime::artifacts::write_run(runs_dir.path(), &run).unwrap();
+            assert!(!out.reused);
+            extra_heap = PEAK.load(Ordering::Relaxed) - before;
+        },
+    );
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "artifacts {n} nodes × {BINS} bins: writing the run {:.1} ms / evaluating it {:.1} ms = {:.2}× (target ≤ 2); heap while writing +{:.2} MB over the evaluation's {:.1} MB",
+        ms(write),
+        ms(eval),
+        write.as_secs_f64() / eval.as_secs_f64(),
+        extra_heap as f64 / 1e6,
+        ((n + 1) * BINS * 8) as f64 / 1e6
+    );
     println!(
         "ratios {n} nodes × {BINS} bins: full re-evaluation {:.1} ms / cold {:.1} ms = {:.2}× (target ≤ 0.7); store template + session open + first full query {:.1} ms / one-shot load + evaluate {:.1} ms = {:.2}× (target ≤ 1.2)",
         ms(full),

@@ -117,6 +117,11 @@ pub fn stderr_is_terminal() -> bool {
     io::stderr().is_terminal()
 }
 
+/// Creates (or truncates) a file for writing.
+pub fn create(path: &Path) -> io::Result<fs::File> {
+    fs::File::create(path)
+}
+
 /// Opens a file for reading.
 pub fn open(path: &Path) -> io::Result<fs::File> {
     fs::File::open(path)
