@@ -21,14 +21,7 @@ pub fn chain(nodes: usize, bins: usize) -> String {
     y.push_str("# A generated chain model (flowtime::model::generate::chain).\n");
     let _ = writeln!(y, "grid: {{bins: {bins}, binSize: 1, binUnit: hours}}");
     y.push_str("parameters:\n  - {name: k, type: number, default: 2, description: Leaf multiplier}\n");
-    y.push_str("nodes:\n  - {id: n0, kind: const, values: [");
-    for t in 0..bins {
-        if t > 0 {
-            y.push_str(", ");
-        }
-        let _ = write!(y, "{}", (t * 7) % 13);
-    }
-    y.push_str("]}\n");
+    const_node(&mut y, "n0", bins, |t| (t * 7) % 13);
     for i in 1..nodes - 1 {
         if i % 5 == 0 {
             let _ = writeln!(
@@ -60,14 +53,7 @@ pub fn topology(services: usize, bins: usize) -> String {
     y.push_str("# A generated topology model (flowtime::model::generate::topology).\n");
     let _ = writeln!(y, "grid: {{bins: {bins}, binSize: 5, binUnit: minutes}}");
     y.push_str("parameters:\n  - {name: scale, type: number, default: 1, min: 0, description: Demand multiplier}\n");
-    y.push_str("nodes:\n  - {id: demand, kind: const, values: [");
-    for t in 0..bins {
-        if t > 0 {
-            y.push_str(", ");
-        }
-        let _ = write!(y, "{}", 40 + (t * 11) % 23);
-    }
-    y.push_str("]}\n");
+    const_node(&mut y, "demand", bins, |t| 40 + (t * 11) % 23);
     for i in 0..services {
         if i == 0 {
             y.push_str("  - {id: in_0, kind: expr, expr: \"demand * {{scale}}\"}\n");
@@ -92,4 +78,16 @@ pub fn topology(services: usize, bins: usize) -> String {
         }
     }
     y
+}
+
+/// `nodes:` and its first node, a const series `f(t)` of `bins` values.
+fn const_node(y: &mut String, id: &str, bins: usize, f: impl Fn(usize) -> usize) {
+    let _ = write!(y, "nodes:\n  - {{id: {id}, kind: const, values: [");
+    for t in 0..bins {
+        if t > 0 {
+            y.push_str(", ");
+        }
+        let _ = write!(y, "{}", f(t));
+    }
+    y.push_str("]}\n");
 }

@@ -505,6 +505,24 @@ impl<'a> Fast<'a> {
         }
     }
 
+    /// After a flow item: a `,` and another item (true; a trailing comma is left to the parser
+    /// of record), or the collection's `close` (false, consumed).
+    fn flow_next(&mut self, col: usize, close: u8) -> Option<bool> {
+        self.flow_space(col)?;
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                self.flow_space(col)?;
+                (self.peek() != Some(close)).then_some(true)
+            }
+            b if b == close => {
+                self.i += 1;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
     fn flow_seq(&mut self, col: usize) -> Option<Node> {
         self.enter()?;
         let pos = self.pos();
@@ -516,20 +534,8 @@ impl<'a> Fast<'a> {
         } else {
             loop {
                 items.push(self.flow_node(col)?);
-                self.flow_space(col)?;
-                match self.peek()? {
-                    b',' => {
-                        self.i += 1;
-                        self.flow_space(col)?;
-                        if self.peek() == Some(b']') {
-                            return None;
-                        }
-                    }
-                    b']' => {
-                        self.i += 1;
-                        break;
-                    }
-                    _ => return None,
+                if !self.flow_next(col, b']')? {
+                    break;
                 }
             }
         }
@@ -573,20 +579,8 @@ impl<'a> Fast<'a> {
                 }
                 let value = self.flow_node(col)?;
                 entries.push((key, value));
-                self.flow_space(col)?;
-                match self.peek()? {
-                    b',' => {
-                        self.i += 1;
-                        self.flow_space(col)?;
-                        if self.peek() == Some(b'}') {
-                            return None;
-                        }
-                    }
-                    b'}' => {
-                        self.i += 1;
-                        break;
-                    }
-                    _ => return None,
+                if !self.flow_next(col, b'}')? {
+                    break;
                 }
             }
         }
