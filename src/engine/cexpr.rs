@@ -148,20 +148,24 @@ fn zip2<F: Fn(f64, f64) -> f64>(a: Val<'_>, b: Val<'_>, f: F) -> Val<'static> {
     }
 }
 
-/// [`zip2`] collected into a shared series (allocated once, at its final size).
+/// [`zip2`] written into a fresh shared series: the series is allocated once at its final
+/// size and filled by a plain slice loop (as fast as the in-place loops of `zip2`).
 fn zip2_arc<F: Fn(f64, f64) -> f64>(a: Val<'_>, b: Val<'_>, n: usize, f: F) -> Arc<[f64]> {
+    let mut out: Arc<[f64]> = std::iter::repeat_n(0.0, n).collect();
+    let Some(o) = Arc::get_mut(&mut out) else { return out };
     match (a.as_slice(), b.as_slice()) {
-        (None, None) => std::iter::repeat_n(f(a.at(0), b.at(0)), n).collect(),
+        (None, None) => o.fill(f(a.at(0), b.at(0))),
         (Some(x), None) => {
             let y = b.at(0);
-            x.iter().map(|x| f(*x, y)).collect()
+            o.iter_mut().zip(x).for_each(|(o, x)| *o = f(*x, y));
         }
         (None, Some(y)) => {
             let x = a.at(0);
-            y.iter().map(|y| f(x, *y)).collect()
+            o.iter_mut().zip(y).for_each(|(o, y)| *o = f(x, *y));
         }
-        (Some(x), Some(y)) => x.iter().zip(y).map(|(x, y)| f(*x, *y)).collect(),
+        (Some(x), Some(y)) => o.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (x, y))| *o = f(*x, *y)),
     }
+    out
 }
 
 #[inline]
