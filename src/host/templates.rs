@@ -95,10 +95,10 @@ impl Host {
         };
         let created = self.store.write(|w| w.put_template(&record))?;
         if created {
-            self.templates.insert((id.clone(), version.clone()), TemplateEntry {
-                decls: Arc::new(source.decls().to_vec()),
-                source,
-            });
+            self.templates.insert(
+                (id.clone(), version.clone()),
+                TemplateEntry { decls: Arc::new(source.decls().to_vec()), source },
+            );
         } else {
             self.template_entry(&id, &version)?;
         }
