@@ -361,38 +361,18 @@ impl<'a> Fast<'a> {
 
     /// A plain scalar in block context, ending at a line break, ` #` or `: `.
     fn plain_block(&mut self) -> Option<(Node, End)> {
-        if !self.plain_start(false) {
-            return None;
-        }
-        let start = self.i;
-        let pos = self.pos();
-        let mut end = self.i;
-        let how = loop {
-            match self.peek() {
-                None | Some(b'\n') => break End::Line,
-                Some(b' ') => {
-                    self.i += 1;
-                    if self.peek() == Some(b'#') {
-                        break End::Line;
-                    }
-                }
-                Some(b':') if blank(self.at(self.i + 1)) => break End::Colon,
-                Some(_) => {
-                    self.i += 1;
-                    end = self.i;
-                }
-            }
-        };
-        self.i = end;
-        if matches!(how, End::Colon) {
-            self.skip_spaces();
-        }
-        Some((self.scalar(start, end, pos)?, how))
+        self.plain(false)
     }
 
-    /// A plain scalar in flow context, ending at a flow indicator, a line break, ` #` or `: `.
+    /// A plain scalar in flow context, also ending at a flow indicator.
     fn plain_flow(&mut self) -> Option<(Node, End)> {
-        if !self.plain_start(true) {
+        self.plain(true)
+    }
+
+    /// A plain scalar on one line. In flow context `,` `]` `}` end it, and `[`, `{` or a `:`
+    /// not followed by a space are left to the parser of record.
+    fn plain(&mut self, flow: bool) -> Option<(Node, End)> {
+        if !self.plain_start(flow) {
             return None;
         }
         let start = self.i;
@@ -407,10 +387,9 @@ impl<'a> Fast<'a> {
                         break End::Line;
                     }
                 }
-                Some(b',' | b']' | b'}') => break End::Flow,
-                Some(b'[' | b'{') => return None,
                 Some(b':') if blank(self.at(self.i + 1)) => break End::Colon,
-                Some(b':') => return None,
+                Some(b',' | b']' | b'}') if flow => break End::Flow,
+                Some(b'[' | b'{' | b':') if flow => return None,
                 Some(_) => {
                     self.i += 1;
                     end = self.i;
@@ -418,6 +397,9 @@ impl<'a> Fast<'a> {
             }
         };
         self.i = end;
+        if !flow && matches!(how, End::Colon) {
+            self.skip_spaces();
+        }
         Some((self.scalar(start, end, pos)?, how))
     }
 
