@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use tower::ServiceExt;
-use tower::util::BoxCloneService;
+use tower::util::BoxCloneSyncService;
 
 use crate::host::SharedHost;
 use crate::server::pb::{
@@ -18,7 +18,7 @@ use crate::server::pb::{
 use crate::server::{ServerOptions, response_layer, routes};
 
 /// What a client sends requests through: a socket or the in-process router, behind one type.
-pub type Transport = BoxCloneService<
+pub type Transport = BoxCloneSyncService<
     http::Request<tonic::body::Body>,
     http::Response<tonic::body::Body>,
     Box<dyn std::error::Error + Send + Sync + 'static>,
@@ -56,7 +56,7 @@ impl Client {
     pub async fn connect(url: &str) -> Result<Client, tonic::transport::Error> {
         let url = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
         let channel = tonic::transport::Endpoint::from_shared(url)?.tcp_nodelay(true).connect().await?;
-        let transport = BoxCloneService::new(channel.map_err(|e| Box::new(e) as _));
+        let transport = BoxCloneSyncService::new(channel.map_err(|e| Box::new(e) as _));
         Ok(Client { transport, max_message_bytes: ServerOptions::default().max_message_bytes })
     }
 
@@ -65,12 +65,30 @@ impl Client {
     pub async fn in_process(host: Arc<SharedHost>, opts: ServerOptions) -> InProcess {
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let max_message_bytes = opts.max_message_bytes;
-        let router = tower::ServiceBuilder::new().layer(response_layer()).service(routes(host, opts, stopping).await);
-        let transport = BoxCloneService::new(ServiceExt::<http::Request<tonic::body::Body>>::map_err(
+        let client = Client::over_routes(routes(host, opts, stopping).await, max_message_bytes);
+        InProcess { client, stop }
+    }
+
+    /// A client of `routes` (built by [`crate::server::routes`]) called in this process; the
+    /// caller owns their lifetime. `serve` gives one to the web page's gateway, over the very
+    /// router it serves on the socket.
+    pub fn over_routes(routes: tonic::service::Routes, max_message_bytes: usize) -> Client {
+        let router = tower::ServiceBuilder::new().layer(response_layer()).service(routes);
+        let transport = BoxCloneSyncService::new(ServiceExt::<http::Request<tonic::body::Body>>::map_err(
             router,
             |e: std::convert::Infallible| match e {},
         ));
-        InProcess { client: Client { transport, max_message_bytes }, stop }
+        Client { transport, max_message_bytes }
+    }
+
+    /// The transport itself, for generic callers (the web gateway's reflective calls).
+    pub fn transport(&self) -> Transport {
+        self.transport.clone()
+    }
+
+    /// The largest message this client sends or accepts.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
     }
 
     pub fn templates(&self) -> TemplateServiceClient<Transport> {

@@ -127,13 +127,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let max = opts.max_message_bytes;
     let routes = routes(host, opts, stop_rx).await;
+    // The web page on the same listener (HTTP/1.1 next to gRPC's h2): its gateway calls this very
+    // router in process, so the page has no operation of its own (see `web`).
+    let page = crate::web::router(crate::client::Client::over_routes(routes.clone(), max));
+    let routes = Routes::from(routes.into_axum_router().merge(page));
     // When asked to stop: end the (endless) watch streams, then let tonic finish in-flight calls.
     let shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     };
     tonic::transport::Server::builder()
+        .accept_http1(true)
         .layer(response_layer())
         .add_routes(routes)
         .serve_with_incoming_shutdown(

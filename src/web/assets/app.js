@@ -1,0 +1,404 @@
+// The workbench: wires the views to the API. State lives here; each view is a function of data
+// and a DOM node. Live values come from the watch stream; what a bin looks like (§11 state at
+// bin) from GetState; every change goes through the same operations gRPC clients use.
+import { call, stream, onConnection, pending, ApiError } from './api.js';
+import { el, nums, unit, targetName, parseTarget, extent } from './util.js';
+import { topology } from './topology.js';
+import { scrubber } from './scrubber.js';
+import { inspect } from './inspect.js';
+import { params } from './params.js';
+import { sessions } from './sessions.js';
+import { compare } from './compare.js';
+import { warnings } from './warnings.js';
+import { heatmap } from './heatmap.js';
+
+const $ = (id) => document.getElementById(id);
+const S = {
+  sessions: [], templates: [], target: null, session: null, decls: [], overrides: {}, graph: null, grid: null,
+  kinds: {}, values: new Map(), revision: 0, bin: 0, state: null, selected: null, warnings: [], view: 'explore',
+  watch: null, lost: false, compare: null, compareSel: null, awaiting: null, loading: 0,
+};
+let paramsUi = null;
+let scrub = null;
+
+function showError(e) {
+  const box = $('error');
+  box.textContent = e instanceof ApiError ? `${e.codeName}: ${e.located()}` : String(e && e.message ? e.message : e);
+  box.hidden = false;
+}
+
+function clearError() {
+  $('error').hidden = true;
+}
+
+/** Runs `f`, counting it as loading, and shows an error it throws (other than a lost server). */
+async function busy(f) {
+  S.loading++;
+  try {
+    return await f();
+  } catch (e) {
+    if (!(e instanceof ApiError && e.code === 14)) showError(e);
+    return undefined;
+  } finally {
+    S.loading--;
+  }
+}
+
+// ---- sessions and targets -------------------------------------------------------------------
+
+async function refreshSessions() {
+  const [s, t] = await Promise.all([
+    call('flowtime.v1.SessionService/ListSessions', {}),
+    call('flowtime.v1.TemplateService/ListTemplates', {}),
+  ]);
+  S.sessions = s.sessions;
+  S.templates = t.templates;
+  renderSessions();
+  renderCompareChoices();
+}
+
+function renderSessions() {
+  sessions({
+    sessions: S.sessions, templates: S.templates, current: S.target,
+    onOpen: (t) => busy(() => open(t)),
+    onCreateVariant: (session, name) => busy(async () => {
+      await call('flowtime.v1.SessionService/CreateVariant', { sessionId: session, name, parameters: {} });
+      await refreshSessions();
+      await open({ session, variant: name });
+    }),
+    onDeleteVariant: (session, name) => busy(async () => {
+      await call('flowtime.v1.SessionService/DeleteVariant', { sessionId: session, name });
+      await refreshSessions();
+      if (S.target && S.target.session === session && S.target.variant === name) await open({ session, variant: '' });
+    }),
+    onOpenSession: (templateId, sessionId) => busy(async () => {
+      const s = await call('flowtime.v1.SessionService/OpenSession', { templateId, sessionId });
+      await refreshSessions();
+      await open({ session: s.id, variant: '' });
+    }),
+  }, $('sessions'));
+}
+
+/** Opens a session or variant: its template's declarations, graph, values (watch), state. */
+async function open(target) {
+  stopWatch();
+  clearError();
+  S.target = target;
+  history.replaceState(null, '', `#${targetName(target)}`);
+  $('target-name').textContent = targetName(target);
+  const session = await call('flowtime.v1.SessionService/GetSession', { sessionId: target.session });
+  const [template, graph, variant] = await Promise.all([
+    call('flowtime.v1.TemplateService/GetTemplate', { id: session.templateId, version: session.templateVersion }),
+    call('flowtime.v1.QueryService/GetGraph', { target }),
+    target.variant ? call('flowtime.v1.SessionService/GetVariant', { sessionId: target.session, name: target.variant }) : null,
+  ]);
+  S.session = session;
+  S.decls = template.parameters;
+  S.overrides = variant ? variant.parameters : {};
+  S.graph = graph;
+  S.grid = graph.grid;
+  S.kinds = Object.fromEntries(graph.series.map((s) => [s.id, s.kind]));
+  S.bin = Math.min(S.bin, Number(graph.grid.bins) - 1);
+  if (!graph.nodes.some((n) => n.id === S.selected)) S.selected = graph.nodes.length ? graph.nodes[0].id : null;
+  S.values = new Map();
+  renderSessions();
+  renderParams();
+  scrub = scrubber({ grid: S.grid, bin: S.bin, onChange: (b) => { S.bin = b; loadState(); } }, $('scrubber'));
+  startWatch();
+  await Promise.all([loadWarnings(), loadState()]);
+}
+
+// ---- live values: the watch stream ----------------------------------------------------------
+
+function stopWatch() {
+  if (S.watch) S.watch.abort();
+  S.watch = null;
+}
+
+function startWatch() {
+  const ctl = new AbortController();
+  S.watch = ctl;
+  S.watchReady = false;
+  stream('flowtime.v1.WatchService/Watch', { target: S.target }, onWatch, ctl.signal)
+    .then(() => { if (!ctl.signal.aborted) lost(); })
+    .catch((e) => {
+      if (ctl.signal.aborted) return;
+      if (e instanceof ApiError && e.code !== 14) showError(e);
+      else lost();
+    });
+}
+
+function onWatch(ev) {
+  if (ev.initial) S.values = new Map();
+  for (const c of ev.series) {
+    if (c.removed) S.values.delete(c.id);
+    else if (ev.initial || c.changed) S.values.set(c.id, nums(c.values));
+  }
+  S.revision = Number(ev.revision);
+  S.watchReady = true;
+  renderValues();
+  if (S.awaiting && S.revision >= S.awaiting.revision) {
+    // The charts show the change: how long since the input event that asked for it.
+    const m = performance.measure('param-redraw', { start: S.awaiting.t0, end: performance.now() });
+    $('perf').textContent = `redrawn ${Math.round(m.duration)} ms after the input`;
+    S.awaiting = null;
+  }
+  if (!ev.initial) {
+    loadState();
+    loadWarnings();
+  }
+}
+
+// ---- the bin: state at bin ------------------------------------------------------------------
+
+let stateRunning = false;
+let stateAgain = false;
+
+/** GetState for the current bin; while one is in flight, only the latest bin is asked next. */
+async function loadState() {
+  if (stateRunning) { stateAgain = true; return; }
+  stateRunning = true;
+  S.loading++;
+  try {
+    do {
+      stateAgain = false;
+      const target = S.target;
+      const r = await call('flowtime.v1.QueryService/GetState', { target, bin: S.bin });
+      if (target === S.target) S.state = r.state;
+    } while (stateAgain);
+    renderExplore();
+  } catch (e) {
+    if (!(e instanceof ApiError && e.code === 14)) showError(e);
+  } finally {
+    stateRunning = false;
+    S.loading--;
+  }
+}
+
+async function loadWarnings() {
+  const target = S.target;
+  const r = await busy(() => call('flowtime.v1.QueryService/GetWarnings', { target }));
+  if (!r || target !== S.target) return;
+  S.warnings = r.warnings;
+  $('warning-count').textContent = r.warnings.length ? `(${r.warnings.length})` : '';
+  renderWarnings();
+}
+
+// ---- parameters: live what-if ---------------------------------------------------------------
+
+const edit = { want: new Map(), running: false, t0: 0 };
+
+function renderParams() {
+  const values = { ...(S.session ? S.session.parameters : {}), ...S.overrides };
+  $('params-hint').textContent = S.target.variant
+    ? `Changes update the variant ${targetName(S.target)}.`
+    : 'Changes create a variant of this session (named in the field above, or "what-if").';
+  paramsUi = params({
+    decls: S.decls, values, overridden: new Set(Object.keys(S.overrides)),
+    seriesIds: S.graph ? S.graph.series.map((s) => s.id) : [],
+    onChange: (name, value, t0) => {
+      edit.want.set(name, value);
+      edit.t0 = t0;
+      paramsUi.clear(name);
+      if (!edit.running) flushEdits();
+    },
+  }, $('params'));
+}
+
+function newVariantName() {
+  const typed = $('variant-name').value.trim();
+  if (typed) return typed;
+  const taken = new Set((S.sessions.find((s) => s.id === S.target.session) || { variants: [] }).variants);
+  let name = 'what-if';
+  for (let i = 2; taken.has(name); i++) name = `what-if-${i}`;
+  return name;
+}
+
+/** Sends the latest wanted values, one request at a time (a drag coalesces into few). */
+async function flushEdits() {
+  edit.running = true;
+  try {
+    while (edit.want.size) {
+      const parameters = Object.fromEntries(edit.want);
+      edit.want.clear();
+      const t0 = edit.t0;
+      const target = S.target;
+      try {
+        if (target.variant) {
+          const v = await call('flowtime.v1.SessionService/UpdateVariant', { sessionId: target.session, name: target.variant, parameters });
+          Object.assign(S.overrides, parameters);
+          S.awaiting = { revision: Number(v.revision), t0 };
+        } else {
+          const name = newVariantName();
+          await call('flowtime.v1.SessionService/CreateVariant', { sessionId: target.session, name, parameters });
+          $('variant-name').value = '';
+          await refreshSessions();
+          await open({ session: target.session, variant: name });
+        }
+      } catch (e) {
+        if (!(e instanceof ApiError) || e.code === 14) throw e;
+        // The server's located message next to each control of the rejected request.
+        for (const name of Object.keys(parameters)) paramsUi.error(name, e.located());
+      }
+    }
+  } catch (e) {
+    showError(e);
+  } finally {
+    edit.running = false;
+  }
+}
+
+// ---- views ----------------------------------------------------------------------------------
+
+function seriesOf(node, metric) {
+  return (node.roles && node.roles[metric]) || (node.derived && node.derived[metric]) || null;
+}
+
+function renderValues() {
+  if (S.view === 'explore') renderExplore();
+  if (S.view === 'heatmap') renderHeatmap();
+}
+
+function renderExplore() {
+  if (!S.graph || S.view !== 'explore') return;
+  const metric = $('metric').value;
+  const ids = S.graph.nodes.map((n) => seriesOf(n, metric)).filter(Boolean);
+  const range = extent(ids.map((id) => S.values.get(id) || []));
+  const kind = ids.length ? S.kinds[ids[0]] : '';
+  const select = (id) => { S.selected = id; renderExplore(); };
+  topology({ graph: S.graph, state: S.state, metric, range, unit: unit(kind), selected: S.selected, onSelect: select }, $('topology'));
+  inspect({ id: S.selected, graph: S.graph, state: S.state, values: S.values, kinds: S.kinds, grid: S.grid, bin: S.bin,
+    warnings: S.warnings, onPick: (b) => pick(b, S.selected) }, $('inspect'));
+}
+
+function renderHeatmap() {
+  if (!S.graph) return;
+  const metric = $('heat-metric').value;
+  const rows = S.graph.nodes.map((n) => ({ id: n.id, sid: seriesOf(n, metric) }))
+    .filter((r) => r.sid && S.values.has(r.sid)).map((r) => ({ id: r.id, values: S.values.get(r.sid) }));
+  const sid = rows.length ? seriesOf(S.graph.nodes.find((n) => n.id === rows[0].id), metric) : null;
+  heatmap({ rows, grid: S.grid, metric, unit: unit(S.kinds[sid]), bin: S.bin, onPick: pick }, $('heatmap'));
+}
+
+function renderWarnings() {
+  warnings({ warnings: S.warnings, grid: S.grid, onPick: pick }, $('warnings'));
+}
+
+/** Scrub to `bin` and select `nodeId` (a topology node, or the node whose series it is). */
+function pick(bin, nodeId) {
+  S.bin = bin;
+  if (S.graph) {
+    const owner = S.graph.nodes.find((n) => n.id === nodeId || Object.values(n.roles).includes(nodeId) || Object.values(n.derived).includes(nodeId));
+    if (owner) S.selected = owner.id;
+  }
+  if (scrub) scrub.set(bin);
+  setView('explore');
+  loadState();
+}
+
+function allTargets() {
+  return S.sessions.flatMap((s) => [s.id, ...s.variants.map((v) => `${s.id}/${v}`)]);
+}
+
+function renderCompareChoices() {
+  const names = allTargets();
+  for (const id of ['cmp-a', 'cmp-b']) {
+    const sel = $(id);
+    const keep = sel.value;
+    sel.replaceChildren(...names.map((n) => el('option', { value: n }, n)));
+    if (names.includes(keep)) sel.value = keep;
+  }
+  if (!$('cmp-a').value && S.target) $('cmp-a').value = S.target.session;
+  if (S.target && !names.includes($('cmp-b').dataset.chosen || '')) {
+    $('cmp-b').value = S.target.variant ? targetName(S.target) : (names.find((n) => n.startsWith(`${S.target.session}/`)) || S.target.session);
+  }
+}
+
+async function runCompare() {
+  const a = parseTarget($('cmp-a').value);
+  const b = parseTarget($('cmp-b').value);
+  const result = await busy(() => call('flowtime.v1.QueryService/Compare', { a: { target: a }, b: { target: b }, includeValues: true }));
+  if (!result) return;
+  S.compare = { result, labelA: targetName(a), labelB: targetName(b) };
+  const first = result.series.find((c) => !c.identical);
+  S.compareSel = first ? first.id : null;
+  renderCompare();
+}
+
+function renderCompare() {
+  if (!S.compare) {
+    $('compare').replaceChildren(el('p', { class: 'hint' }, 'Pick two targets and compare them.'));
+    return;
+  }
+  compare({ ...S.compare, kinds: S.kinds, selected: S.compareSel, onSelect: (id) => { S.compareSel = id; renderCompare(); } }, $('compare'));
+}
+
+function setView(view) {
+  S.view = view;
+  for (const b of document.querySelectorAll('#tabs button')) b.classList.toggle('active', b.dataset.view === view);
+  for (const v of ['explore', 'heatmap', 'compare', 'warnings']) $(`view-${v}`).hidden = v !== view;
+  if (view === 'explore') renderExplore();
+  if (view === 'heatmap') renderHeatmap();
+  if (view === 'compare') renderCompare();
+  if (view === 'warnings') renderWarnings();
+}
+
+// ---- connection -----------------------------------------------------------------------------
+
+function lost() {
+  if (S.lost) return;
+  S.lost = true;
+  stopWatch();
+  $('banner').hidden = false;
+  setTimeout(reconnect, 1000);
+}
+
+async function reconnect() {
+  try {
+    await refreshSessions();
+  } catch {
+    setTimeout(reconnect, 1000);
+    return;
+  }
+  S.lost = false;
+  $('banner').hidden = true;
+  const known = S.target && S.sessions.some((s) => s.id === S.target.session);
+  await busy(() => open(known ? S.target : { session: S.sessions[0].id, variant: '' }));
+}
+
+onConnection((ok) => { if (!ok) lost(); });
+
+// ---- start ----------------------------------------------------------------------------------
+
+function theme() {
+  const root = document.documentElement;
+  const dark = root.dataset.theme ? root.dataset.theme === 'dark' : matchMedia('(prefers-color-scheme: dark)').matches;
+  root.dataset.theme = dark ? 'light' : 'dark';
+}
+
+async function start() {
+  for (const b of document.querySelectorAll('#tabs button')) b.addEventListener('click', () => setView(b.dataset.view));
+  $('theme').addEventListener('click', theme);
+  $('metric').addEventListener('change', renderExplore);
+  $('heat-metric').addEventListener('change', renderHeatmap);
+  $('cmp-b').addEventListener('change', () => { $('cmp-b').dataset.chosen = $('cmp-b').value; });
+  $('compare-form').addEventListener('submit', (ev) => { ev.preventDefault(); runCompare(); });
+  await busy(refreshSessions);
+  if (!S.sessions.length) {
+    $('inspect').replaceChildren(el('p', { class: 'hint' }, 'No session is open: open one from a template on the left.'));
+    return;
+  }
+  const asked = decodeURIComponent(location.hash.slice(1));
+  const names = allTargets();
+  const first = names.includes(asked) ? asked : (names.includes('order-pipeline') ? 'order-pipeline' : names[0]);
+  await busy(() => open(parseTarget(first)));
+}
+
+/** For tests and the curious: the state, and whether the page has settled. */
+window.flowtime = {
+  state: S,
+  idle: () => pending() === 0 && S.loading === 0 && !edit.running && !S.awaiting && !S.lost && S.watchReady === true,
+  redraws: () => performance.getEntriesByName('param-redraw').map((e) => e.duration),
+};
+
+start();
