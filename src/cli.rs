@@ -13,6 +13,7 @@ mod api;
 mod batch;
 mod compare;
 mod output;
+mod plot;
 mod query;
 mod run;
 mod runs;
@@ -94,6 +95,8 @@ pub enum Command {
     Batch,
     /// Serve the gRPC API on the database.
     Serve(serve::ServeArgs),
+    /// Draw series of a session, a variant or a run directory as a PNG or SVG chart.
+    Plot(plot::PlotArgs),
     /// Gold telemetry: load exports, print the KQL that exports a window.
     #[command(subcommand)]
     Telemetry(telemetry::TelemetryCmd),
@@ -118,6 +121,7 @@ pub(crate) enum DbCommand {
     Series(series::SeriesCmd),
     Runs(runs::RunsCmd),
     Load(telemetry::LoadArgs),
+    Plot(plot::PlotArgs),
 }
 
 /// A command that runs in this process without the API.
@@ -130,6 +134,7 @@ pub(crate) enum Local {
     Telemetry(telemetry::TelemetryCmd),
     Analyze(analyze::AnalyzeCmd),
     Db(admin::DbCmd),
+    Plot(plot::PlotArgs),
 }
 
 impl Command {
@@ -149,6 +154,9 @@ impl Command {
             Command::Run(a) => return Err(Local::Run(a)),
             Command::Validate(a) => return Err(Local::Validate(a)),
             Command::Serve(a) => return Err(Local::Serve(a)),
+            // A run directory is read from its files; anything else names a target.
+            Command::Plot(a) if crate::sys::is_dir(std::path::Path::new(&a.target)) => return Err(Local::Plot(a)),
+            Command::Plot(a) => DbCommand::Plot(a),
             Command::Batch => return Err(Local::Batch),
             Command::Analyze(a) => return Err(Local::Analyze(a)),
             Command::Db(c) => return Err(Local::Db(c)),
@@ -165,7 +173,11 @@ impl DbCommand {
             DbCommand::Variant(v) => v.writes(),
             DbCommand::Runs(r) => r.writes(),
             DbCommand::Load(_) => true,
-            DbCommand::Query(_) | DbCommand::State(_) | DbCommand::Compare(_) | DbCommand::Series(_) => false,
+            DbCommand::Query(_)
+            | DbCommand::State(_)
+            | DbCommand::Compare(_)
+            | DbCommand::Series(_)
+            | DbCommand::Plot(_) => false,
         }
     }
 
@@ -181,6 +193,7 @@ impl DbCommand {
             DbCommand::Series(s) => series::exec(api, s).await,
             DbCommand::Runs(r) => runs::exec(api, r).await,
             DbCommand::Load(a) => telemetry::load_into(api, &a).await,
+            DbCommand::Plot(a) => plot::plot(api, a).await,
         }
     }
 }
@@ -271,6 +284,7 @@ pub fn main() -> ExitCode {
         Err(Local::Validate(a)) => run::validate(&a, cli.data_root.as_deref(), json),
         Err(Local::Serve(a)) => serve::run(&cli.db, cli.data_root.as_deref(), &a).map(|()| ExitCode::SUCCESS),
         Err(Local::Telemetry(t)) => telemetry::run_local(t, json),
+        Err(Local::Plot(a)) => plot::plot_run(&a).and_then(|r| output::emit(&r, json)).map(|()| ExitCode::SUCCESS),
         Err(Local::Batch) => batch::run(&cli.db, cli.server.as_deref(), cli.data_root.as_deref(), json),
         Err(Local::Analyze(a)) => {
             analyze::run(a, &cli.db, cli.server.as_deref(), cli.data_root.as_deref(), json).map(|()| ExitCode::SUCCESS)

@@ -304,10 +304,15 @@ pub(crate) struct Serve {
 
 impl Serve {
     pub(crate) fn start(db: &Path, cwd: &Path) -> Serve {
+        Serve::start_on(db, cwd, "127.0.0.1:0")
+    }
+
+    /// On a given address (a restart on the address a page is connected to).
+    pub(crate) fn start_on(db: &Path, cwd: &Path, listen: &str) -> Serve {
         use std::io::BufRead as _;
         let stderr = tempfile::NamedTempFile::new().unwrap();
         let mut child = flowtime()
-            .args(["--db", db.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+            .args(["--db", db.to_str().unwrap(), "serve", "--listen", listen])
             .current_dir(cwd)
             .stdout(std::process::Stdio::piped())
             .stderr(stderr.reopen().unwrap())

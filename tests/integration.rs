@@ -23,3 +23,4 @@ mod store;
 mod telemetry;
 mod topology;
 mod warnings;
+mod web;

@@ -10,6 +10,8 @@ export class ApiError extends Error {
     this.codeName = status.codeName || 'UNKNOWN';
     this.fieldViolations = status.fieldViolations || [];
     this.diagnostics = status.diagnostics || [];
+    // The server was not reached (as opposed to a status it answered).
+    this.network = status.network === true;
   }
 
   /** The located text for a person: each diagnostic with its place and help. */
@@ -25,7 +27,7 @@ export class ApiError extends Error {
   }
 }
 
-const UNREACHABLE = { code: 14, codeName: 'UNAVAILABLE', message: 'the server cannot be reached' };
+const UNREACHABLE = { code: 14, codeName: 'UNAVAILABLE', message: 'the server cannot be reached', network: true };
 const connection = new Set();
 let inflight = 0;
 
@@ -62,11 +64,14 @@ async function post(method, body, signal) {
 export async function call(method, body) {
   inflight++;
   try {
-    const res = await post(method, body);
-    reached(true);
-    const json = await res.json();
-    if (!res.ok) throw new ApiError(json);
-    return json;
+    // UNAVAILABLE answered by the server is a read cancelled by a concurrent write: retry.
+    for (let attempt = 0; ; attempt++) {
+      const res = await post(method, body);
+      reached(true);
+      const json = await res.json();
+      if (res.ok) return json;
+      if (json.code !== 14 || attempt >= 3) throw new ApiError(json);
+    }
   } finally {
     inflight--;
   }

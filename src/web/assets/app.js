@@ -37,7 +37,7 @@ async function busy(f) {
   try {
     return await f();
   } catch (e) {
-    if (!(e instanceof ApiError && e.code === 14)) showError(e);
+    if (!(e instanceof ApiError && e.network)) showError(e);
     return undefined;
   } finally {
     S.loading--;
@@ -80,7 +80,7 @@ function renderSessions() {
 }
 
 /** Opens a session or variant: its template's declarations, graph, values (watch), state. */
-async function open(target) {
+async function open(target, keepControls = false) {
   stopWatch();
   clearError();
   S.target = target;
@@ -102,7 +102,9 @@ async function open(target) {
   if (!graph.nodes.some((n) => n.id === S.selected)) S.selected = graph.nodes.length ? graph.nodes[0].id : null;
   S.values = new Map();
   renderSessions();
-  renderParams();
+  // A drag that just created this variant keeps its controls (and the drag) alive.
+  if (keepControls) $('params-hint').textContent = `Changes update the variant ${targetName(target)}.`;
+  else renderParams();
   scrub = scrubber({ grid: S.grid, bin: S.bin, onChange: (b) => { S.bin = b; loadState(); } }, $('scrubber'));
   startWatch();
   await Promise.all([loadWarnings(), loadState()]);
@@ -123,8 +125,11 @@ function startWatch() {
     .then(() => { if (!ctl.signal.aborted) lost(); })
     .catch((e) => {
       if (ctl.signal.aborted) return;
-      if (e instanceof ApiError && e.code !== 14) showError(e);
-      else lost();
+      if (!(e instanceof ApiError) || e.network) lost();
+      // A read cancelled by a concurrent write (UNAVAILABLE, safe to retry): watch again; the
+      // first event brings every series.
+      else if (e.code === 14) startWatch();
+      else showError(e);
     });
 }
 
@@ -137,12 +142,7 @@ function onWatch(ev) {
   S.revision = Number(ev.revision);
   S.watchReady = true;
   renderValues();
-  if (S.awaiting && S.revision >= S.awaiting.revision) {
-    // The charts show the change: how long since the input event that asked for it.
-    const m = performance.measure('param-redraw', { start: S.awaiting.t0, end: performance.now() });
-    $('perf').textContent = `redrawn ${Math.round(m.duration)} ms after the input`;
-    S.awaiting = null;
-  }
+  if (S.awaiting && S.revision >= S.awaiting.revision) redrawn();
   if (!ev.initial) {
     loadState();
     loadWarnings();
@@ -150,6 +150,13 @@ function onWatch(ev) {
 }
 
 // ---- the bin: state at bin ------------------------------------------------------------------
+
+/** The charts show the awaited change: how long since the input event that asked for it. */
+function redrawn() {
+  const m = performance.measure('param-redraw', { start: S.awaiting.t0, end: performance.now() });
+  $('perf').textContent = `redrawn ${Math.round(m.duration)} ms after the input`;
+  S.awaiting = null;
+}
 
 let stateRunning = false;
 let stateAgain = false;
@@ -168,7 +175,7 @@ async function loadState() {
     } while (stateAgain);
     renderExplore();
   } catch (e) {
-    if (!(e instanceof ApiError && e.code === 14)) showError(e);
+    if (!(e instanceof ApiError && e.network)) showError(e);
   } finally {
     stateRunning = false;
     S.loading--;
@@ -228,15 +235,17 @@ async function flushEdits() {
           const v = await call('flowtime.v1.SessionService/UpdateVariant', { sessionId: target.session, name: target.variant, parameters });
           Object.assign(S.overrides, parameters);
           S.awaiting = { revision: Number(v.revision), t0 };
+          // The watch event may have come (and been drawn) before this reply.
+          if (S.revision >= S.awaiting.revision) redrawn();
         } else {
           const name = newVariantName();
           await call('flowtime.v1.SessionService/CreateVariant', { sessionId: target.session, name, parameters });
           $('variant-name').value = '';
           await refreshSessions();
-          await open({ session: target.session, variant: name });
+          await open({ session: target.session, variant: name }, true);
         }
       } catch (e) {
-        if (!(e instanceof ApiError) || e.code === 14) throw e;
+        if (!(e instanceof ApiError) || e.network) throw e;
         // The server's located message next to each control of the rejected request.
         for (const name of Object.keys(parameters)) paramsUi.error(name, e.located());
       }
@@ -368,6 +377,17 @@ async function reconnect() {
 
 onConnection((ok) => { if (!ok) lost(); });
 
+// A link or the address bar naming another target (#session or #session/variant) opens it.
+window.addEventListener('hashchange', () => {
+  const asked = decodeURIComponent(location.hash.slice(1));
+  if (asked && (!S.target || asked !== targetName(S.target))) {
+    busy(async () => {
+      await refreshSessions();
+      await open(parseTarget(asked));
+    });
+  }
+});
+
 // ---- start ----------------------------------------------------------------------------------
 
 function theme() {
@@ -398,6 +418,7 @@ async function start() {
 window.flowtime = {
   state: S,
   idle: () => pending() === 0 && S.loading === 0 && !edit.running && !S.awaiting && !S.lost && S.watchReady === true,
+  debug: () => ({ target: S.target, pending: pending(), loading: S.loading, editing: edit.running, awaiting: S.awaiting, revision: S.revision, lost: S.lost, watchReady: S.watchReady }),
   redraws: () => performance.getEntriesByName('param-redraw').map((e) => e.duration),
 };
 
