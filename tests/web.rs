@@ -477,7 +477,7 @@ fn dechunk(mut s: &str) -> String {
 
 /// The gateway on the gRPC port: the page, JSON replies, errors as the gRPC status with its
 /// located details, streams as NDJSON; gRPC keeps working on the same listener.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_speaks_json_on_the_grpc_port() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Serve::start(&tmp.path().join("g.redb"), tmp.path());
@@ -559,5 +559,6 @@ async fn the_gateway_speaks_json_on_the_grpc_port() {
     let api = Client::connect(&addr).await.unwrap();
     let n = api.sessions().list_sessions(pb::ListSessionsRequest {}).await.unwrap().into_inner().sessions.len();
     assert_eq!(n, 3);
+    drop(api);
     server.stop();
 }
