@@ -14,6 +14,7 @@ mod fixtures;
 mod incremental;
 mod inference;
 mod load;
+mod plot;
 mod readme;
 mod reclaim;
 mod seed;

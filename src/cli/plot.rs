@@ -304,6 +304,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
         .x_labels(8)
         .y_labels(6)
         .x_label_formatter(&|b| time_label(chart, *b))
+        .y_label_formatter(&|v| crate::artifacts::fmt_value(*v))
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 14))
         .light_line_style(RGBColor(0xee, 0xef, 0xf1))
