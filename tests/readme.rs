@@ -8,8 +8,9 @@
 //! repository's (created there by the README's command when it is missing), so the client's
 //! dependencies are installed once, not in every run. The README has no other command to leave
 //! out (`cargo bench` appears only as prose). Where the text starts a server (`flowtime serve`),
-//! it runs in the background until the last block has run, and must then stop cleanly on
-//! SIGTERM.
+//! it runs in the background until the next server starts (the text says to stop it first) or
+//! the last block has run, and must then stop cleanly on SIGTERM; while it runs, its web page is
+//! fetched once.
 
 use std::path::Path;
 use std::process::Command;
@@ -57,7 +58,8 @@ fn steps(readme: &str) -> Vec<Step> {
                 }
             }
         }
-        let serve = text.split_whitespace().take(2).eq(["flowtime", "serve"]);
+        let serve = text.split(" #").next().unwrap_or("").trim_end().ends_with(" serve")
+            || text.split_whitespace().take(2).eq(["flowtime", "serve"]);
         // The server's line runs with its output redirected: its comment must not swallow that.
         let text = if serve { code.to_string() } else { text };
         out.push(Step { serve, text });
@@ -81,14 +83,26 @@ const CARGO_SHIM: &str = r#"cargo() {
 }
 "#;
 
-/// The script: the shim, then each step preceded by a marker line `@@@ <index>`. The server step
-/// runs in its own process group in the background; the end stops it with SIGTERM.
+/// The script: the shim, then each step preceded by a marker line `@@@ <index>`. A server step
+/// runs in its own process group in the background; the next server step, or the end, stops it
+/// with SIGTERM (as Ctrl-C would) and waits for its `stopped`.
 fn script(steps: &[Step]) -> String {
     let mut s = String::from("set -euo pipefail\nset -m\n");
     s.push_str(CARGO_SHIM);
+    // Stops the running server (if any) and shows its log.
+    s.push_str(
+        "stop_server() {\n\
+           if [ -n \"${server:-}\" ]; then\n\
+             trap - EXIT; kill -TERM -- \"-$server\"; wait \"$server\" || true\n\
+             for _ in $(seq 1 300); do grep -q '^stopped' serve.log && break; sleep 0.1; done\n\
+             cat serve.log; server=\n\
+           fi\n\
+         }\n",
+    );
     for (i, st) in steps.iter().enumerate() {
         s.push_str(&format!("echo '@@@ {i}'\n"));
         if st.serve {
+            s.push_str("stop_server\n");
             s.push_str(&format!("{} > serve.log 2>&1 &\nserver=$!\n", st.text));
             // A failing command ends the script: the server must not outlive it.
             s.push_str("trap 'kill -TERM -- \"-$server\" 2>/dev/null || true' EXIT\n");
@@ -97,19 +111,20 @@ fn script(steps: &[Step]) -> String {
                  grep -q '^listening on' serve.log || { cat serve.log; exit 1; }\n\
                  cat serve.log\n",
             );
+            // The page on the address it prints: its title, fetched over plain HTTP/1.1.
+            s.push_str(
+                "addr=\"$(sed -n 's/^listening on //p' serve.log)\"\n\
+                 exec 3<>\"/dev/tcp/${addr%:*}/${addr##*:}\"\n\
+                 printf 'GET / HTTP/1.1\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n' \"$addr\" >&3\n\
+                 echo \"page: $(grep -o '<title>[^<]*</title>' <&3)\"\n\
+                 exec 3<&-\n",
+            );
         } else {
             s.push_str(&st.text);
             s.push('\n');
         }
     }
-    s.push_str(
-        "echo '@@@ end'\n\
-         if [ -n \"${server:-}\" ]; then\n\
-           trap - EXIT; kill -TERM -- \"-$server\"; wait \"$server\" || true\n\
-           for _ in $(seq 1 300); do grep -q '^stopped' serve.log && break; sleep 0.1; done\n\
-           cat serve.log\n\
-         fi\n",
-    );
+    s.push_str("echo '@@@ end'\nstop_server\n");
     s
 }
 
@@ -187,7 +202,7 @@ fn the_readme_tour_works_as_written() {
     let before = all.len();
     all.retain(|s| s.text.split(" #").next().unwrap_or("").trim() != "scripts/test.sh");
     assert_eq!(before - all.len(), 1, "the README's test command `scripts/test.sh` is in a sh block once");
-    assert_eq!(all.iter().filter(|s| s.serve).count(), 1, "the README starts one server");
+    assert_eq!(all.iter().filter(|s| s.serve).count(), 2, "the README starts a server for the page, then for gRPC");
     // The server listens on the README's address: it must be free.
     if let Err(e) = std::net::TcpListener::bind("127.0.0.1:50051") {
         panic!("the README's server address 127.0.0.1:50051 is taken ({e}); stop what listens there");
@@ -215,6 +230,14 @@ fn the_readme_tour_works_as_written() {
     let log = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(log.contains("@@@ end"), "{log}");
 
+    // The tour starts with the page: the server prints its address and serves the workbench.
+    let page = output(&log, &all, "cargo run --release -- --db web.redb serve", 0);
+    assert!(page.contains("listening on 127.0.0.1:50051"), "{page}");
+    assert!(page.contains("page: <title>flowtime workbench</title>"), "{page}");
+    let next = output(&log, &all, "flowtime serve", 0);
+    let stopped = next.find("stopped").unwrap_or(usize::MAX);
+    assert!(stopped < next.find("lacked").unwrap_or(0), "the page's server stops before section 5's starts: {next}");
+
     // 0. The replay: the backlog builds to 800 at 10:25; OrderService's capacity is 110/bin.
     let (cols, rows) = table(output(&log, &all, "flowtime query replay orders_backlog", 0));
     assert_eq!(cols, ["orders_backlog"]);
@@ -225,6 +248,9 @@ fn the_readme_tour_works_as_written() {
     assert_eq!(rows[0].2[0], 110.0);
     assert!(rows[0].2[1].is_nan());
     assert!(out.contains("order_capacity_inferred: inferred (saturation, confidence"), "{out}");
+    let plot = output(&log, &all, "flowtime plot replay/more-capacity", 0);
+    assert!(plot.contains("wrote backlog.png (replay/more-capacity (revision"), "{plot}");
+    assert!(std::fs::read(tmp.path().join("backlog.png")).unwrap().starts_with(b"\x89PNG"));
     // With 150/bin: orders peak at 43 (09:40) and are gone by 10:15; billing builds to 437
     // (10:20) and its capacity, 125/bin, is inferred.
     let (cols, rows) = table(output(&log, &all, "flowtime query replay/more-capacity '*_backlog'", 0));
