@@ -26,7 +26,10 @@ fn plot_writes_png_and_svg_for_a_target_and_a_run() {
     let dir = tmp.path();
     let tpl = repo().join("templates/order-pipeline.yaml");
     ok(&["session", "open", tpl.to_str().unwrap(), "--name", "p"], dir);
-    ok(&["variant", "create", "p", "w", "-p", "order_capacity=150", "-p", "order_served_source=order_served_modeled"], dir);
+    ok(
+        &["variant", "create", "p", "w", "-p", "order_capacity=150", "-p", "order_served_source=order_served_modeled"],
+        dir,
+    );
 
     // A variant, through the API: both formats, a window, a pattern.
     let said = ok(&["plot", "p/w", "*_backlog", "--bins", "96..160", "--out", "w.png"], dir);

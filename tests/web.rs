@@ -313,6 +313,20 @@ async fn the_workbench_in_a_real_browser() {
     assert_eq!(overlay, json!(3), "a differing series: both sides overlaid, and their difference");
     b.shot("compare").await;
 
+    // 4b. Analyses: a sweep of the capacity (100 to 200 in 4 steps) draws max(orders_backlog) at each value; at 150 it
+    //     is the README's peak, 43.
+    b.click("#tabs [data-view='analyses']").await;
+    b.js("const f = document.querySelector('.analysis-form'); f.param.value = 'order_capacity'; f.lo.value = '100'; \
+          f.hi.value = '200'; f.steps.value = '4'; f.metric.value = 'max(orders_backlog)'")
+        .await;
+    b.click(".analysis-form button[type='submit']").await;
+    b.settle("sweeping").await;
+    let curve = b.chart_values("max(orders_backlog)").await;
+    assert_eq!(curve.len(), 5, "{curve:?}");
+    assert_eq!(curve[2], Some(43.0), "{curve:?}");
+    assert!(curve[0] > curve[4], "more capacity, less backlog: {curve:?}");
+    b.shot("analyses").await;
+
     // 5. An invalid value shows the server's located message and stores nothing.
     b.client.goto(&format!("{page}#replay")).await.unwrap();
     b.settle("reopening replay").await;

@@ -21,6 +21,7 @@ pub const ASSETS: &[(&str, &[u8])] = &[
     ("compare.js", include_bytes!("assets/compare.js")),
     ("warnings.js", include_bytes!("assets/warnings.js")),
     ("heatmap.js", include_bytes!("assets/heatmap.js")),
+    ("analyses.js", include_bytes!("assets/analyses.js")),
 ];
 
 fn content_type(path: &str) -> &'static str {

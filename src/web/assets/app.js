@@ -11,6 +11,7 @@ import { sessions } from './sessions.js';
 import { compare } from './compare.js';
 import { warnings } from './warnings.js';
 import { heatmap } from './heatmap.js';
+import { analyses } from './analyses.js';
 
 const $ = (id) => document.getElementById(id);
 const S = {
@@ -342,14 +343,58 @@ function renderCompare() {
   compare({ ...S.compare, kinds: S.kinds, selected: S.compareSel, onSelect: (id) => { S.compareSel = id; renderCompare(); } }, $('compare'));
 }
 
+// ---- analyses ---------------------------------------------------------------------------
+
+const ANALYSES = {
+  Sweep: 'flowtime.v1.AnalysisService/Sweep',
+  GoalSeek: 'flowtime.v1.AnalysisService/GoalSeek',
+  Optimize: 'flowtime.v1.AnalysisService/Optimize',
+  MonteCarlo: 'flowtime.v1.AnalysisService/MonteCarlo',
+  Fit: 'flowtime.v1.AnalysisService/Fit',
+};
+const analysis = { mode: 'Sweep', ui: null, ctl: null };
+
+function renderAnalyses() {
+  if (!S.graph) return;
+  analysis.ui = analyses({
+    decls: S.decls, seriesIds: S.graph.series.map((s) => s.id), kinds: S.kinds, grid: S.grid, mode: analysis.mode,
+    onMode: (m) => { analysis.mode = m; renderAnalyses(); },
+    onRun: runAnalysis,
+  }, $('analyses'));
+}
+
+/** Runs an analysis on the current target: progress while it runs, then its result. */
+async function runAnalysis(mode, body) {
+  if (analysis.ctl) analysis.ctl.abort();
+  const ctl = new AbortController();
+  analysis.ctl = ctl;
+  const ui = analysis.ui;
+  ui.show('running…', null);
+  S.loading++;
+  try {
+    await stream(ANALYSES[mode], { options: { target: S.target }, ...body }, (ev) => {
+      if (ev.result) ui.show('', ev.result);
+      else if (ev.progress) ui.show(`${ev.progress.pointsDone} of ${ev.progress.pointsTotal} points`, null);
+    }, ctl.signal);
+  } catch (e) {
+    if (!ctl.signal.aborted) ui.show(e instanceof ApiError ? `${e.codeName}: ${e.located()}` : String(e), null);
+  } finally {
+    S.loading--;
+  }
+}
+
 function setView(view) {
   S.view = view;
   for (const b of document.querySelectorAll('#tabs button')) b.classList.toggle('active', b.dataset.view === view);
-  for (const v of ['explore', 'heatmap', 'compare', 'warnings']) $(`view-${v}`).hidden = v !== view;
+  for (const v of ['explore', 'heatmap', 'compare', 'warnings', 'analyses']) $(`view-${v}`).hidden = v !== view;
   if (view === 'explore') renderExplore();
   if (view === 'heatmap') renderHeatmap();
   if (view === 'compare') renderCompare();
   if (view === 'warnings') renderWarnings();
+  if (view === 'analyses' && (!analysis.ui || analysis.target !== S.target)) {
+    analysis.target = S.target;
+    renderAnalyses();
+  }
 }
 
 // ---- connection -----------------------------------------------------------------------------

@@ -131,3 +131,45 @@ export function lineChart(data, node) {
   root.append(overlay);
   node.replaceChildren(el('figure', { class: 'chart-box', 'data-chart': data.id || data.title }, root, readout));
 }
+
+/**
+ * An x–y chart (analysis curves and traces): data {id, title, xLabel, yLabel, lines: [{id,
+ * label, xs, ys}]}; NaN is a gap, points are marked.
+ */
+export function xyChart(data, node) {
+  const xs = data.lines.flatMap((l) => l.xs);
+  let [x0, x1] = extent([xs]);
+  if (x0 === x1) x1 = x0 + 1;
+  let [y0, y1] = extent(data.lines.map((l) => l.ys));
+  if (y0 === y1) y1 = y0 + 1;
+  const yt = niceTicks(y0, y1, 4);
+  const xt = niceTicks(x0, x1, 6);
+  y0 = Math.min(y0, yt[0]);
+  y1 = Math.max(y1, yt[yt.length - 1]);
+  const x = (v) => M.l + ((W - M.l - M.r) * (v - x0)) / (x1 - x0);
+  const y = (v) => M.t + (H - M.t - M.b) * (1 - (v - y0) / (y1 - y0));
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': data.title });
+  for (const v of yt) {
+    root.append(svg('line', { class: 'grid', x1: M.l, x2: W - M.r, y1: y(v), y2: y(v) }));
+    root.append(svg('text', { class: 'tick', x: M.l - 4, y: y(v) + 3, 'text-anchor': 'end', text: fmt(v) }));
+  }
+  for (const v of xt.filter((t) => t >= x0 && t <= x1)) {
+    root.append(svg('line', { class: 'grid', x1: x(v), x2: x(v), y1: M.t, y2: H - M.b }));
+    root.append(svg('text', { class: 'tick', x: x(v), y: H - M.b + 12, 'text-anchor': 'middle', text: fmt(v) }));
+  }
+  root.append(svg('text', { class: 'axis', x: W - M.r, y: H - 4, 'text-anchor': 'end', text: data.xLabel }));
+  root.append(svg('text', { class: 'axis', x: 4, y: 12, text: `${data.title} (${data.yLabel})` }));
+  data.lines.forEach((l, k) => {
+    let d = '';
+    let open = false;
+    l.xs.forEach((xv, i) => {
+      const yv = l.ys[i];
+      if (!Number.isFinite(yv)) { open = false; return; }
+      d += `${open ? 'L' : 'M'}${x(xv).toFixed(1)},${y(yv).toFixed(1)}`;
+      open = true;
+      root.append(svg('circle', { class: `dot s${k % 6}`, cx: x(xv).toFixed(1), cy: y(yv).toFixed(1), r: 2 }));
+    });
+    root.append(svg('path', { class: `line s${k % 6}`, d, 'data-series': l.id, 'data-values': JSON.stringify(l.ys.map((v) => (Number.isFinite(v) ? v : null))) }));
+  });
+  node.replaceChildren(el('figure', { class: 'chart-box', 'data-chart': data.id }, root));
+}
