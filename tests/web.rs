@@ -238,7 +238,7 @@ async fn the_workbench_in_a_real_browser() {
     // The arrow keys move the slider one step per press: 40 input events, 110 → 150, a key
     // every 10 ms (a drag's pace).
     b.js("document.querySelector(\"[data-param='order_capacity'] input[type='range']\").focus()").await;
-    let right = char::from(Key::Right.chars().next().unwrap());
+    let right = Key::Right.chars().next().unwrap();
     let mut keys = fantoccini::actions::KeyActions::new("keyboard".into());
     for _ in 0..40 {
         use fantoccini::actions::{InputSource as _, KeyAction};
