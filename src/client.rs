@@ -131,3 +131,15 @@ impl Client {
         RunServiceClient::new(self.transport.clone()).max_decoding_message_size(max).max_encoding_message_size(max)
     }
 }
+
+/// The name gRPC documents for a status code (`INVALID_ARGUMENT` for `Code::InvalidArgument`),
+/// as the CLI prints it and the web gateway answers it.
+pub fn code_name(c: tonic::Code) -> String {
+    format!("{c:?}").chars().fold(String::new(), |mut out, ch| {
+        if ch.is_uppercase() && !out.is_empty() {
+            out.push('_');
+        }
+        out.push(ch.to_ascii_uppercase());
+        out
+    })
+}

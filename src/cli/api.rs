@@ -192,19 +192,9 @@ pub(crate) fn status(s: tonic::Status) -> Failure {
         Code::FailedPrecondition => "failed_precondition",
         Code::OutOfRange => "out_of_range",
         Code::ResourceExhausted => "resource_exhausted",
-        other => return Failure::Runtime(anyhow::anyhow!("{}: {}", code_name(other), s.message())),
+        other => return Failure::Runtime(anyhow::anyhow!("{}: {}", crate::client::code_name(other), s.message())),
     };
     Failure::bad(code, s.message())
-}
-
-fn code_name(c: Code) -> String {
-    format!("{c:?}").chars().fold(String::new(), |mut out, ch| {
-        if ch.is_uppercase() && !out.is_empty() {
-            out.push('_');
-        }
-        out.push(ch.to_ascii_uppercase());
-        out
-    })
 }
 
 /// The located diagnostics an INVALID_ARGUMENT status carries (`flowtime.v1.Diagnostics`).

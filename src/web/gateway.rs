@@ -99,7 +99,7 @@ impl Failure {
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "code": self.code as i32,
-            "codeName": code_name(self.code),
+            "codeName": crate::client::code_name(self.code),
             "message": self.message,
             "fieldViolations": self.field_violations,
             "diagnostics": self.diagnostics,
@@ -131,17 +131,6 @@ fn http_status(code: Code) -> StatusCode {
         Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
     }
-}
-
-/// `INVALID_ARGUMENT` for [`Code::InvalidArgument`]: the names gRPC documents.
-fn code_name(c: Code) -> String {
-    format!("{c:?}").chars().fold(String::new(), |mut out, ch| {
-        if ch.is_uppercase() && !out.is_empty() {
-            out.push('_');
-        }
-        out.push(ch.to_ascii_uppercase());
-        out
-    })
 }
 
 fn serialize_options() -> SerializeOptions {
