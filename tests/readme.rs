@@ -1,12 +1,13 @@
-//! The README works exactly as written: every `sh` block, in order, run by bash in a temporary
-//! copy of the repository's `templates/` and `data/`, with the numbers the text claims checked.
+//! The README works exactly as written: every `sh` block, in order, run by bash in a fresh copy
+//! of the repository's `templates/`, `data/` and `clients/python/` (under
+//! `target/readme-tour/`), with the numbers the text claims checked.
 //!
 //! Three things are not the README's text: a `cargo` shell function (defined before the blocks)
 //! answers `cargo run [--release] [--quiet] [--locked] -- ARGS` with the binary under test, so
 //! nothing is built twice; the README's own test command (`scripts/test.sh`) is left out, since
-//! this test is part of it; and the Python client's virtual environment, `target/py`, is the
-//! repository's (created there by the README's command when it is missing), so the client's
-//! dependencies are installed once, not in every run. The README has no other command to leave
+//! this test is part of it; and the Python client's virtual environment, `target/py` there, is
+//! kept between runs (created by the README's command on the first), so the client's
+//! dependencies are installed once per checkout, not in every run. The README has no other command to leave
 //! out (`cargo bench` appears only as prose). Where the text starts a server (`flowtime serve`),
 //! it runs in the background until the next server starts (the text says to stop it first) or
 //! the last block has run, and must then stop cleanly on SIGTERM; while it runs, its web page is
@@ -107,8 +108,8 @@ fn script(steps: &[Step]) -> String {
             // A failing command ends the script: the server must not outlive it.
             s.push_str("trap 'kill -TERM -- \"-$server\" 2>/dev/null || true' EXIT\n");
             s.push_str(
-                "for _ in $(seq 1 300); do grep -q '^listening on' serve.log && break; sleep 0.1; done\n\
-                 grep -q '^listening on' serve.log || { cat serve.log; exit 1; }\n\
+                "for _ in $(seq 1 1200); do grep -q '^listening on' serve.log && break; sleep 0.1; done\n\
+                 grep -q '^listening on' serve.log || { echo 'no `listening on` in 120 s:'; cat serve.log; exit 1; }\n\
                  cat serve.log\n",
             );
             // The page on the address it prints: its title, fetched over plain HTTP/1.1.
@@ -208,21 +209,28 @@ fn the_readme_tour_works_as_written() {
         panic!("the README's server address 127.0.0.1:50051 is taken ({e}); stop what listens there");
     }
 
-    let tmp = tempfile::tempdir().unwrap();
-    for d in ["templates", "data", "clients/python"] {
-        copy_dir(&repo().join(d), &tmp.path().join(d));
+    // The tour's directory: fixed, so the virtual environment it creates (see the module doc)
+    // keeps valid paths in its scripts from one run to the next; everything else is fresh.
+    let dir = repo().join("target").join("readme-tour");
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.map(Result::unwrap).filter(|e| e.file_name() != "target") {
+            let path = e.path();
+            if e.file_type().unwrap().is_dir() {
+                std::fs::remove_dir_all(&path).unwrap();
+            } else {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
     }
-    // The client's virtual environment is the repository's (see the module doc).
-    // `target` itself is the link: venv refuses a link as its directory, and on a clean clone
-    // `target/py` does not exist until the README's command creates it.
-    let target = repo().join("target");
-    std::fs::create_dir_all(&target).unwrap();
-    std::os::unix::fs::symlink(&target, tmp.path().join("target")).unwrap();
+    std::fs::create_dir_all(dir.join("target")).unwrap();
+    for d in ["templates", "data", "clients/python"] {
+        copy_dir(&repo().join(d), &dir.join(d));
+    }
     let out = Command::new("bash")
         .arg("-c")
         .arg(script(&all))
         .env("FLOWTIME_BIN", env!("CARGO_BIN_EXE_flowtime"))
-        .current_dir(tmp.path())
+        .current_dir(&dir)
         .output()
         .unwrap();
     let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -250,7 +258,7 @@ fn the_readme_tour_works_as_written() {
     assert!(out.contains("order_capacity_inferred: inferred (saturation, confidence"), "{out}");
     let plot = output(&log, &all, "flowtime plot replay/more-capacity", 0);
     assert!(plot.contains("wrote backlog.png (replay/more-capacity (revision"), "{plot}");
-    assert!(std::fs::read(tmp.path().join("backlog.png")).unwrap().starts_with(b"\x89PNG"));
+    assert!(std::fs::read(dir.join("backlog.png")).unwrap().starts_with(b"\x89PNG"));
     // With 150/bin: orders peak at 43 (09:40) and are gone by 10:15; billing builds to 437
     // (10:20) and its capacity, 125/bin, is inferred.
     let (cols, rows) = table(output(&log, &all, "flowtime query replay/more-capacity '*_backlog'", 0));
