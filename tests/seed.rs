@@ -39,8 +39,15 @@ fn a_seed_killed_at_random_moments_is_finished_by_the_next_start() {
     let full = t0.elapsed();
     s.stop();
     let mut rng = Rng(0x5eed_f10e);
+    // Ten trials at least; more (up to 40) while fewer than three kills interrupted a seed, since
+    // on a loaded machine a start's length varies from the one measured.
     let mut cut_short = 0;
-    for trial in 0..10 {
+    let mut trials = 0;
+    for trial in 0..40 {
+        if trial >= 10 && cut_short >= 3 {
+            break;
+        }
+        trials += 1;
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("seed.redb");
         let mut child = flowtime()
@@ -69,7 +76,7 @@ fn a_seed_killed_at_random_moments_is_finished_by_the_next_start() {
         s.stop();
     }
     // The kills landed during seeding, not only before it began or after it ended.
-    assert!(cut_short >= 3, "only {cut_short} of 10 kills interrupted a seed (a full start takes {full:?})");
+    assert!(cut_short >= 3, "only {cut_short} of {trials} kills interrupted a seed (a full start takes {full:?})");
 }
 
 /// A database made by the CLI (a session of one bundled template) gets the others, and the
