@@ -4,8 +4,10 @@
 //! never touches files, the clock, redb or the network.
 
 pub mod cexpr;
+pub mod classes;
 pub mod db;
 pub mod inference;
+pub mod mix;
 pub mod ops;
 pub mod plan;
 pub mod topology;

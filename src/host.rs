@@ -390,10 +390,31 @@ impl Host {
         Ok(ev)
     }
 
-    /// Warnings of a full evaluation.
+    /// Adds the mixes of the classed series among `series` (every series of `ev` when None)
+    /// to `ev`, so that it can give per-class series (§6.1).
+    pub fn evaluate_mixes(&self, m: &Model, ev: &mut Evaluation, series: Option<&[u32]>) -> Result<(), Diagnostics> {
+        let all: Vec<u32> = match series {
+            Some(s) => s.to_vec(),
+            None => ev.series.keys().copied().collect(),
+        };
+        db::evaluate_mixes(&self.db, m.scenario, ev, &all).map_err(|d| with_file(d, &m.label))
+    }
+
+    /// Warnings of a full evaluation (with the class warnings of §6.1 when the model declares
+    /// classes: their mixes are computed here).
     pub fn warnings(&self, m: &Model, ev: &Evaluation) -> Vec<Warning> {
         let inputs = m.input_data();
         let params = m.numeric_params();
+        let mut with_mixes;
+        let ev = if ev.compiled.classes.is_some() && ev.mixes.is_empty() {
+            with_mixes = ev.clone();
+            if self.evaluate_mixes(m, &mut with_mixes, None).is_err() {
+                return validate::warnings(ev, &ValidationInputs { inputs: &inputs, params: &params });
+            }
+            &with_mixes
+        } else {
+            ev
+        };
         validate::warnings(ev, &ValidationInputs { inputs: &inputs, params: &params })
     }
 

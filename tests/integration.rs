@@ -4,6 +4,7 @@ mod analysis;
 mod analysis_api;
 mod artifacts;
 mod bad_input;
+mod classes;
 mod cli;
 mod client;
 mod cold_path;

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use salsa::{Durability, Setter};
 
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::engine::classes::KeyNode;
+use crate::engine::mix::{MixDef, MixEnv, MixSrc};
 use crate::engine::plan::Compiled;
 use crate::engine::unit::{Src, UnitDef, UnitEnv};
 use crate::model::params::ParamValue;
@@ -265,6 +267,25 @@ pub struct UnitKey<'db> {
     pub params: Vec<ParamCell>,
     #[returns(ref)]
     pub inputs: Vec<SeriesCell>,
+    /// §6.1: the mix units a router target with class routes reads (`def.mix_outs` gives the
+    /// output of each); empty for every other unit.
+    #[returns(ref)]
+    pub mixes: Vec<MixKey<'db>>,
+}
+
+/// A mix unit's effective definition (§6.1): what it computes and exactly what it reads (value
+/// units, other mix units, parameter cells). Share changes re-execute only mix units, so no
+/// total is re-evaluated unless a class route reads the mix.
+#[salsa::interned(revisions = 256, debug)]
+pub struct MixKey<'db> {
+    #[returns(ref)]
+    pub def: Arc<MixDef>,
+    #[returns(ref)]
+    pub units: Vec<UnitKey<'db>>,
+    #[returns(ref)]
+    pub mixes: Vec<MixKey<'db>>,
+    #[returns(ref)]
+    pub params: Vec<ParamCell>,
 }
 
 /// One output of a multi-output unit. Interned by `unit_keys` next to the key of the unit reading
@@ -288,6 +309,12 @@ pub fn unit_keys<'db>(db: &'db dyn Db, s: Scenario) -> Option<Vec<UnitKey<'db>>>
     build_keys(db, s.plan(db), s.params(db), s.inputs(db)).into_iter().collect()
 }
 
+/// The keys of every mix unit of scenario `s` (§6.1), in mix plan order; empty without classes.
+#[salsa::tracked(returns(ref))]
+pub fn mix_keys<'db>(db: &'db dyn Db, s: Scenario) -> Option<Vec<MixKey<'db>>> {
+    build_all_keys(db, s.plan(db), s.params(db), s.inputs(db)).1.into_iter().collect()
+}
+
 /// The key of every unit of plan `c` reading the cells `params` and `inputs`, in evaluation
 /// order; None for a unit that reads a cell the maps lack, or whose dependency is None (an
 /// analysis leaves out the cells its points vary, so exactly their cones come back None).
@@ -297,8 +324,56 @@ pub fn build_keys<'db>(
     params: &BTreeMap<String, ParamCell>,
     inputs: &BTreeMap<String, SeriesCell>,
 ) -> Vec<Option<UnitKey<'db>>> {
-    let mut keys: Vec<Option<UnitKey<'db>>> = Vec::with_capacity(c.units.len());
-    for plan in &c.units {
+    build_all_keys(db, c, params, inputs).0
+}
+
+/// [`build_keys`] and the keys of the mix units (§6.1), built in the plan's combined order.
+#[allow(clippy::type_complexity)]
+pub fn build_all_keys<'db>(
+    db: &'db dyn Db,
+    c: &Compiled,
+    params: &BTreeMap<String, ParamCell>,
+    inputs: &BTreeMap<String, SeriesCell>,
+) -> (Vec<Option<UnitKey<'db>>>, Vec<Option<MixKey<'db>>>) {
+    let Some(cp) = &c.classes else {
+        let mut keys: Vec<Option<UnitKey<'db>>> = Vec::with_capacity(c.units.len());
+        for u in 0..c.units.len() {
+            let k = unit_key(db, c, u, &keys, &[], params, inputs);
+            keys.push(k);
+        }
+        return (keys, Vec::new());
+    };
+    let mut keys: Vec<Option<UnitKey<'db>>> = vec![None; c.units.len()];
+    let mut mkeys: Vec<Option<MixKey<'db>>> = vec![None; cp.units.len()];
+    for n in &cp.order {
+        match *n {
+            KeyNode::Unit(u) => keys[u as usize] = unit_key(db, c, u as usize, &keys, &mkeys, params, inputs),
+            KeyNode::Mix(m) => {
+                let plan = &cp.units[m as usize];
+                mkeys[m as usize] = (|| {
+                    let units = plan.units.iter().map(|d| keys[*d as usize]).collect::<Option<Vec<_>>>()?;
+                    let mixes = plan.mixes.iter().map(|d| mkeys[*d as usize]).collect::<Option<Vec<_>>>()?;
+                    let p = plan.params.iter().map(|p| params.get(p).copied()).collect::<Option<Vec<_>>>()?;
+                    Some(MixKey::new(db, plan.def.clone(), units, mixes, p))
+                })();
+            }
+        }
+    }
+    (keys, mkeys)
+}
+
+/// The key of unit `u`, from the keys of its dependencies (None when one is missing).
+fn unit_key<'db>(
+    db: &'db dyn Db,
+    c: &Compiled,
+    u: usize,
+    keys: &[Option<UnitKey<'db>>],
+    mkeys: &[Option<MixKey<'db>>],
+    params: &BTreeMap<String, ParamCell>,
+    inputs: &BTreeMap<String, SeriesCell>,
+) -> Option<UnitKey<'db>> {
+    let plan = &c.units[u];
+    {
         let key = (|| {
             let deps = plan.deps.iter().map(|d| keys[*d as usize]).collect::<Option<Vec<_>>>()?;
             let outs: Vec<Option<OutputKey<'db>>> = plan
@@ -314,11 +389,15 @@ pub fn build_keys<'db>(
                 .collect();
             let p = plan.params.iter().map(|p| params.get(p).copied()).collect::<Option<Vec<_>>>()?;
             let i = plan.inputs.iter().map(|k| inputs.get(k).copied()).collect::<Option<Vec<_>>>()?;
-            Some(UnitKey::new(db, plan.def.clone(), deps, outs, p, i))
+            let m = plan
+                .mixes
+                .iter()
+                .map(|(m, _)| mkeys.get(*m as usize).copied().flatten())
+                .collect::<Option<Vec<_>>>()?;
+            Some(UnitKey::new(db, plan.def.clone(), deps, outs, p, i, m))
         })();
-        keys.push(key);
+        key
     }
-    keys
 }
 
 /// Evaluates `keys` in order (each unit's dependencies before it, so no query recurses) and
@@ -347,10 +426,31 @@ pub fn keep_keys(db: &mut Database, scenarios: &[Scenario]) {
         outs: Vec<Option<(salsa::Id, u16)>>,
         params: Vec<ParamCell>,
         inputs: Vec<SeriesCell>,
+        mixes: Vec<salsa::Id>,
+    }
+    struct MixFields {
+        def: Arc<MixDef>,
+        units: Vec<salsa::Id>,
+        mixes: Vec<salsa::Id>,
+        params: Vec<ParamCell>,
     }
     let mut seen = std::collections::HashSet::new();
     let mut all = Vec::new();
+    let mut all_mixes = Vec::new();
     for s in scenarios {
+        if s.plan(db).classes.is_some() {
+            for k in mix_keys(db, *s).iter().flatten() {
+                if !seen.insert(k.as_id()) {
+                    continue;
+                }
+                all_mixes.push(MixFields {
+                    def: k.def(db).clone(),
+                    units: k.units(db).iter().map(AsId::as_id).collect(),
+                    mixes: k.mixes(db).iter().map(AsId::as_id).collect(),
+                    params: k.params(db).clone(),
+                });
+            }
+        }
         for k in unit_keys(db, *s).iter().flatten() {
             if !seen.insert(k.as_id()) {
                 continue;
@@ -361,15 +461,22 @@ pub fn keep_keys(db: &mut Database, scenarios: &[Scenario]) {
                 outs: k.outs(db).iter().map(|o| o.map(|o| (o.unit(db).as_id(), *o.output(db)))).collect(),
                 params: k.params(db).clone(),
                 inputs: k.inputs(db).clone(),
+                mixes: k.mixes(db).iter().map(AsId::as_id).collect(),
             });
         }
     }
     salsa::Database::synthetic_write(db, Durability::LOW);
+    for f in all_mixes {
+        let units: Vec<UnitKey<'_>> = f.units.into_iter().map(UnitKey::from_id).collect();
+        let mixes: Vec<MixKey<'_>> = f.mixes.into_iter().map(MixKey::from_id).collect();
+        MixKey::new(&*db, f.def, units, mixes, f.params);
+    }
     for f in all {
         let deps: Vec<UnitKey<'_>> = f.deps.into_iter().map(UnitKey::from_id).collect();
         let outs: Vec<Option<OutputKey<'_>>> =
             f.outs.into_iter().map(|o| o.map(|(u, out)| OutputKey::new(&*db, UnitKey::from_id(u), out))).collect();
-        UnitKey::new(&*db, f.def, deps, outs, f.params, f.inputs);
+        let mixes: Vec<MixKey<'_>> = f.mixes.into_iter().map(MixKey::from_id).collect();
+        UnitKey::new(&*db, f.def, deps, outs, f.params, f.inputs, mixes);
     }
 }
 
@@ -416,6 +523,8 @@ pub struct Outputs(pub Vec<Series>);
 thread_local! {
     /// Series definitions evaluated on this thread since the last reset (§9 accounting).
     static EVALUATED: Cell<u64> = const { Cell::new(0) };
+    /// Classed series whose mixes were evaluated on this thread since the last reset (§6.1).
+    static MIXES_EVALUATED: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Evaluates one unit from its dependencies' memoised series.
@@ -438,8 +547,37 @@ pub fn eval_unit<'db>(db: &'db dyn Db, key: UnitKey<'db>) -> Outputs {
         .collect();
     let params: Vec<f64> = key.params(db).iter().map(|c| c.value(db).as_f64().unwrap_or(f64::NAN)).collect();
     let inputs: Vec<&[f64]> = key.inputs(db).iter().map(|c| &c.data(db).values[..]).collect();
+    let mixes: Vec<&[f64]> =
+        key.mixes(db).iter().zip(&def.mix_outs).map(|(m, o)| &eval_mix(db, *m).0[*o as usize][..]).collect();
     EVALUATED.with(|e| e.set(e.get() + def.members.len() as u64));
-    let out = def.eval(&UnitEnv { ext: &ext, params: &params, inputs: &inputs });
+    let out = def.eval(&UnitEnv { ext: &ext, params: &params, inputs: &inputs, mixes: &mixes });
+    Outputs(out.into_iter().map(Series).collect())
+}
+
+/// Evaluates one mix unit (§6.1) from the memoised values and mixes it reads.
+#[salsa::tracked(returns(ref))]
+pub fn eval_mix<'db>(db: &'db dyn Db, key: MixKey<'db>) -> Outputs {
+    let def = key.def(db);
+    let units = key.units(db);
+    let vals: Vec<&[f64]> = def
+        .vals
+        .iter()
+        .map(|s| match *s {
+            Src::Ext { dep, output } => &eval_unit(db, units[dep as usize]).0[output as usize][..],
+            Src::Own(_) => &[][..],
+        })
+        .collect();
+    let mixes: Vec<&[f64]> = def
+        .mixes
+        .iter()
+        .map(|s| match *s {
+            MixSrc::Ext { dep, output } => &eval_mix(db, key.mixes(db)[dep as usize]).0[output as usize][..],
+            MixSrc::Own(_) => &[][..],
+        })
+        .collect();
+    let params: Vec<f64> = key.params(db).iter().map(|c| c.value(db).as_f64().unwrap_or(f64::NAN)).collect();
+    MIXES_EVALUATED.with(|e| e.set(e.get() + def.members.len() as u64));
+    let out = def.eval(&MixEnv { vals: &vals, params: &params, mixes: &mixes });
     Outputs(out.into_iter().map(Series).collect())
 }
 
@@ -473,12 +611,105 @@ pub struct Evaluation {
     /// Series index → value: the requested series (every series when none were named).
     pub series: BTreeMap<u32, Series>,
     pub accounting: Accounting,
+    /// §6.1: series index → its mix (`bins × k`), for the classed series a request asked
+    /// per-class series of ([`evaluate_mixes`]); empty otherwise.
+    pub mixes: BTreeMap<u32, Series>,
+    /// Classed series whose mixes were computed (not reused) for this request.
+    pub mixes_evaluated: u64,
+}
+
+/// Which class a per-class series is of: a declared class (index) or `_unattributed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ClassId {
+    Declared(usize),
+    Unattributed,
 }
 
 impl Evaluation {
     pub fn get(&self, id: &str) -> Option<&Series> {
         self.compiled.by_id.get(id).and_then(|s| self.series.get(s))
     }
+
+    /// `x@c[t] = x[t] · m_x[t][c]` (§6.1) of a series whose value and mix this evaluation holds.
+    pub fn class_series(&self, s: u32, class: ClassId) -> Option<Vec<f64>> {
+        let x = self.series.get(&s)?;
+        let m = self.mixes.get(&s)?;
+        let k = self.compiled.classes.as_ref()?.k();
+        Some(match class {
+            ClassId::Declared(c) => x.iter().enumerate().map(|(t, v)| v * m[t * k + c]).collect(),
+            ClassId::Unattributed => x
+                .iter()
+                .enumerate()
+                .map(|(t, v)| v * crate::engine::mix::unattributed(&m[t * k..(t + 1) * k]))
+                .collect(),
+        })
+    }
+
+    /// The classes series `s` has per-class series of: every declared class, and
+    /// `_unattributed` where it is non-zero somewhere (§6.1). Empty when `s` is not classed or
+    /// its mix was not computed.
+    pub fn classes_of(&self, s: u32) -> Vec<ClassId> {
+        let (Some(x), Some(m), Some(cp)) = (self.series.get(&s), self.mixes.get(&s), self.compiled.classes.as_ref())
+        else {
+            return Vec::new();
+        };
+        let k = cp.k();
+        let mut out: Vec<ClassId> = (0..k).map(ClassId::Declared).collect();
+        if x.iter()
+            .enumerate()
+            .any(|(t, v)| *v != 0.0 && crate::engine::mix::unattributed(&m[t * k..(t + 1) * k]) > 0.0)
+        {
+            out.push(ClassId::Unattributed);
+        }
+        out
+    }
+
+    /// The id of a per-class series, `<series id>@<class id>`.
+    pub fn class_series_id(&self, s: u32, class: ClassId) -> String {
+        let c = match class {
+            ClassId::Declared(c) => self.compiled.classes.as_ref().map_or("", |cp| cp.ids[c].as_str()),
+            ClassId::Unattributed => crate::model::doc::UNATTRIBUTED,
+        };
+        format!("{}@{c}", self.compiled.series_id(s))
+    }
+}
+
+/// Adds the mixes of the classed series among `series` to `ev` (§6.1), evaluating the mix
+/// units they need bottom-up (each after everything it reads, so no query recurses deeply).
+/// Nothing happens for a plan without classes. Totals are not recomputed: mix units read the
+/// memoised values.
+pub fn evaluate_mixes(db: &dyn Db, s: Scenario, ev: &mut Evaluation, series: &[u32]) -> Result<(), Diagnostics> {
+    let compiled = ev.compiled.clone();
+    let Some(cp) = &compiled.classes else { return Ok(()) };
+    let classed: Vec<u32> = series.iter().copied().filter(|s| cp.series_mix[*s as usize].is_some()).collect();
+    if classed.is_empty() {
+        return Ok(());
+    }
+    let (Some(units), Some(mixes)) = (unit_keys(db, s), mix_keys(db, s)) else {
+        return Err(missing_input(db, s, &compiled));
+    };
+    let order = cp.closure(&compiled.units, &[], &classed);
+    MIXES_EVALUATED.with(|e| e.set(0));
+    for n in order {
+        match n {
+            KeyNode::Unit(u) => {
+                eval_unit(db, units[u as usize]);
+            }
+            KeyNode::Mix(m) => {
+                eval_mix(db, mixes[m as usize]);
+            }
+        }
+    }
+    ev.mixes_evaluated += MIXES_EVALUATED.with(|e| e.get());
+    for sidx in classed {
+        let (m, o) = cp.series_mix[sidx as usize].unwrap_or((0, 0));
+        ev.mixes.insert(sidx, eval_mix(db, mixes[m as usize]).0[o as usize].clone());
+        if !ev.series.contains_key(&sidx) {
+            let info = &compiled.series[sidx as usize];
+            ev.series.insert(sidx, eval_unit(db, units[info.unit as usize]).0[info.output as usize].clone());
+        }
+    }
+    Ok(())
 }
 
 /// Evaluates the units needed for `targets` (every series when None) bottom-up, so that each
@@ -491,8 +722,36 @@ pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Eva
         return Err(missing_input(db, s, &compiled));
     };
     let keys: Vec<UnitKey<'_>> = closure.iter().map(|u| all[*u as usize]).collect();
-    let nodes_evaluated = evaluate_in_order(db, keys.iter().copied());
-    let nodes_total: u64 = closure.iter().map(|u| compiled.units[*u as usize].weight as u64).sum();
+    let class_routes = closure.iter().any(|u| !compiled.units[*u as usize].mixes.is_empty());
+    let (nodes_evaluated, nodes_total, mixes_evaluated) = match (&compiled.classes, class_routes) {
+        // Routers with class routes read mixes: evaluate value units and the mix units they
+        // need in one order, bottom-up.
+        (Some(cp), true) => {
+            let Some(mkeys) = mix_keys(db, s) else {
+                return Err(missing_input(db, s, &compiled));
+            };
+            let order = cp.closure(&compiled.units, &closure, &[]);
+            EVALUATED.with(|e| e.set(0));
+            MIXES_EVALUATED.with(|e| e.set(0));
+            let mut total = 0u64;
+            for n in order {
+                match n {
+                    KeyNode::Unit(u) => {
+                        total += compiled.units[u as usize].weight as u64;
+                        eval_unit(db, all[u as usize]);
+                    }
+                    KeyNode::Mix(m) => {
+                        eval_mix(db, mkeys[m as usize]);
+                    }
+                }
+            }
+            (EVALUATED.with(|e| e.get()), total, MIXES_EVALUATED.with(|e| e.get()))
+        }
+        _ => {
+            let evaluated = evaluate_in_order(db, keys.iter().copied());
+            (evaluated, closure.iter().map(|u| compiled.units[*u as usize].weight as u64).sum(), 0)
+        }
+    };
     // Return the requested series (all of them when no targets are given); the rest of the
     // closure was evaluated only as their dependencies.
     let mut series = BTreeMap::new();
@@ -519,7 +778,7 @@ pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Eva
         nodes_reused: nodes_total.saturating_sub(nodes_evaluated),
         elapsed_us: 0,
     };
-    Ok(Evaluation { compiled, series, accounting })
+    Ok(Evaluation { compiled, series, accounting, mixes: BTreeMap::new(), mixes_evaluated })
 }
 
 /// Values a scenario that is not a salsa input reads (an analysis point): parameters by name,
@@ -590,7 +849,13 @@ pub fn evaluate_point<'db>(
             .iter()
             .map(|k| (values.inputs)(k).ok_or_else(|| format!("input `{k}`")))
             .collect::<Result<Vec<&[f64]>, String>>()?;
-        let out = def.eval(&UnitEnv { ext: &ext, params: &params, inputs: &inputs });
+        if !plan.mixes.is_empty() {
+            return Err(
+                "a router with class routes (its targets depend on class mixes, which analysis points do not evaluate)"
+                    .to_string(),
+            );
+        }
+        let out = def.eval(&UnitEnv { ext: &ext, params: &params, inputs: &inputs, mixes: &[] });
         computed += def.members.len() as u64;
         for &d in plan.deps.iter().filter(|d| known[**d as usize].is_none()) {
             if let Some(n) = readers.get_mut(&d) {

@@ -76,6 +76,8 @@ pub struct UnitPlan {
     pub inputs: Vec<String>,
     /// Series definitions in this unit (the accounting weight).
     pub weight: u32,
+    /// §6.1: the (mix unit, output) per mix slot of the definition (routers with class routes).
+    pub mixes: Vec<(u32, u16)>,
     /// Output slot → series index.
     pub series: Vec<u32>,
 }
@@ -106,6 +108,8 @@ pub struct Compiled {
     pub checks: Vec<CheckPlan>,
     pub static_warnings: Vec<Warning>,
     pub topology: topology::TopologyPlan,
+    /// §6.1: the class plan, when the document declares classes.
+    pub classes: Option<Arc<crate::engine::classes::ClassPlan>>,
 }
 
 impl Compiled {
@@ -378,6 +382,7 @@ pub fn compile(document: Arc<Document>, overrides: &BTreeSet<String>) -> Result<
         }
     }
     let topo_plan = topology::add_topology(doc, &mut t, &mut inputs);
+    let share_series = crate::engine::classes::add_share_inputs(doc, &mut t, &mut inputs);
     if !t.diags.is_empty() {
         return Err(Diagnostics(t.diags));
     }
@@ -497,6 +502,11 @@ pub fn compile(document: Arc<Document>, overrides: &BTreeSet<String>) -> Result<
         units.push(lower_unit(&t, &ordered, u as u32, looped[u], grid.bins));
     }
     crate::engine::inference::add_guards(&mut units, &doc.parameters);
+    let classes = if doc.classes.is_empty() {
+        None
+    } else {
+        Some(Arc::new(crate::engine::classes::plan(doc, &t, &mut units, &topo_plan, &share_series)?))
+    };
 
     let by_id: BTreeMap<String, u32> = t.series.iter().enumerate().map(|(i, s)| (s.id.clone(), i as u32)).collect();
     let outputs = select_outputs(doc, &t, &by_id)?;
@@ -512,6 +522,7 @@ pub fn compile(document: Arc<Document>, overrides: &BTreeSet<String>) -> Result<
         checks,
         static_warnings,
         topology: topo_plan,
+        classes,
     })
 }
 
@@ -626,7 +637,7 @@ fn check_inference(t: &Table, d: usize, looped: bool) -> Result<Option<(u32, u32
 
 /// Finds a cycle in `g` (reader → dependency), iteratively. Returns it as `a, b, …, a`,
 /// each entry reading the next.
-fn find_cycle(g: &[Vec<usize>]) -> Option<Vec<usize>> {
+pub(crate) fn find_cycle(g: &[Vec<usize>]) -> Option<Vec<usize>> {
     let n = g.len();
     let mut color = vec![0u8; n]; // 0 unvisited, 1 on the DFS stack, 2 finished
     for root in 0..n {
@@ -665,7 +676,7 @@ fn find_cycle(g: &[Vec<usize>]) -> Option<Vec<usize>> {
 
 /// Tarjan's strongly connected components, iteratively. With edges reader → dependency, the
 /// components come out dependencies first: evaluation order.
-fn tarjan(g: &[Vec<usize>]) -> Vec<Vec<usize>> {
+pub(crate) fn tarjan(g: &[Vec<usize>]) -> Vec<Vec<usize>> {
     let n = g.len();
     let mut index = vec![usize::MAX; n];
     let mut low = vec![0usize; n];
@@ -723,7 +734,7 @@ fn tarjan(g: &[Vec<usize>]) -> Vec<Vec<usize>> {
 }
 
 /// Orders a component's members so that same-bin dependencies come first (stable by index).
-fn order_members(scc: &[usize], same: &[Vec<usize>]) -> Vec<usize> {
+pub(crate) fn order_members(scc: &[usize], same: &[Vec<usize>]) -> Vec<usize> {
     if scc.len() == 1 {
         return scc.to_vec();
     }
@@ -761,7 +772,25 @@ pub(crate) struct Lower<'a> {
     inputs: Vec<String>,
 }
 
-impl Lower<'_> {
+impl<'a> Lower<'a> {
+    /// A lowering that owns no series: every read is external (checks, mix units).
+    pub(crate) fn global(t: &'a Table) -> Lower<'a> {
+        Lower {
+            t,
+            unit: u32::MAX,
+            srcs: Vec::new(),
+            src_of: FxHashMap::default(),
+            deps: Vec::new(),
+            params: Vec::new(),
+            inputs: Vec::new(),
+        }
+    }
+
+    /// The source slots, the units they read and the parameters.
+    pub(crate) fn finish(self) -> (Vec<Src>, Vec<u32>, Vec<String>) {
+        (self.srcs, self.deps, self.params)
+    }
+
     pub(crate) fn src(&mut self, series: u32) -> u16 {
         if let Some(&s) = self.src_of.get(&series) {
             return s;
@@ -932,6 +961,7 @@ fn lower_unit(t: &Table, ordered: &[usize], u: u32, looped: bool, bins: u32) -> 
         inputs: l.inputs,
         weight: ordered.len() as u32,
         series,
+        mixes: Vec::new(),
     }
 }
 
@@ -1033,15 +1063,7 @@ fn compile_checks(doc: &Document, t: &Table, topo: &topology::TopologyPlan) -> R
 /// Lowers a check expression against the whole series table: `Src(i)` reads `srcs[i]`.
 fn lower_global(expr: &Expr, t: &Table, srcs: &mut Vec<u32>, params: &mut Vec<String>) -> CExpr {
     // Reuse the unit lowering with a pseudo unit that owns nothing: every read becomes Ext.
-    let mut l = Lower {
-        t,
-        unit: u32::MAX,
-        srcs: Vec::new(),
-        src_of: FxHashMap::default(),
-        deps: Vec::new(),
-        params: Vec::new(),
-        inputs: Vec::new(),
-    };
+    let mut l = Lower::global(t);
     let e = l.expr(expr);
     // Map each source slot back to its series index.
     let mut by_slot = vec![0u32; l.srcs.len()];

@@ -30,6 +30,9 @@ pub struct UnitDef {
     pub n_outputs: u16,
     /// Evaluate bin by bin (feedback loops and queues) rather than series by series.
     pub sequential: bool,
+    /// Per mix slot (§6.1 class routes): the output of the mix unit it reads. Empty for all
+    /// other units.
+    pub mix_outs: Vec<u16>,
 }
 
 impl std::hash::Hash for UnitDef {
@@ -77,6 +80,13 @@ pub enum MemberDef {
         src: u16,
         weights: Vec<Bits>,
         total: Bits,
+    },
+    /// §6.1 router target with class routes: `Σ_c src · m_c · frac_c` over the source's mix
+    /// (`mix`: a slot of the unit's mix reads; `frac`: per class, `_unattributed` last).
+    ClassRouter {
+        src: u16,
+        mix: u16,
+        frac: Vec<Bits>,
     },
     /// §7.2 capacity inference, NaN when a guard trips (see `engine::inference`).
     Infer {
@@ -132,6 +142,8 @@ pub struct UnitEnv<'a> {
     pub ext: &'a [&'a [f64]],
     pub params: &'a [f64],
     pub inputs: &'a [&'a [f64]],
+    /// The class mixes the unit reads (`bins × k` each; only routers with class routes).
+    pub mixes: &'a [&'a [f64]],
 }
 
 /// What a member reads: the unit's sources, and its own outputs so far (growing vectors in a
@@ -166,7 +178,15 @@ impl UnitDef {
         // (interning compares whole definitions on a digest match, so collisions only cost time).
         let mut h = rustc_hash::FxHasher::default();
         (bins, &srcs, &members, n_outputs, sequential).hash(&mut h);
-        UnitDef { digest: h.finish(), bins, srcs, members, n_outputs, sequential }
+        UnitDef { digest: h.finish(), bins, srcs, members, n_outputs, sequential, mix_outs: Vec::new() }
+    }
+
+    /// This definition reading class mixes (`mix_outs`: the mix output per mix slot).
+    pub fn with_mixes(self, members: Vec<Member>, mix_outs: Vec<u16>) -> UnitDef {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        (self.bins, &self.srcs, &members, self.n_outputs, self.sequential, &mix_outs).hash(&mut h);
+        UnitDef { digest: h.finish(), members, mix_outs, ..self }
     }
 
     /// Evaluates every output of the unit.
@@ -231,7 +251,7 @@ impl Resolved<'_> {
 }
 
 #[inline]
-fn finite(x: f64) -> f64 {
+pub(crate) fn finite(x: f64) -> f64 {
     if x.is_finite() { x } else { 0.0 }
 }
 
@@ -302,6 +322,15 @@ impl MemberDef {
                 }
                 out
             }
+            MemberDef::ClassRouter { src, mix, frac } => {
+                let k = frac.len() - 1;
+                let m = env.env.mixes[*mix as usize];
+                env.src(*src)
+                    .iter()
+                    .enumerate()
+                    .map(|(t, &x)| crate::engine::mix::class_route(x, &m[t * k..(t + 1) * k], frac))
+                    .collect()
+            }
             MemberDef::RouterTarget { src, weights, total } => {
                 let total = total.get();
                 env.src(*src)
@@ -334,9 +363,9 @@ impl MemberDef {
                 [one] => one.value(env),
                 many => many[t].value(env),
             },
-            MemberDef::Input(_) | MemberDef::Infer { .. } => {
-                // Inputs and inference never take part in a feedback loop (the compiler
-                // guarantees it), so they are evaluated whole-series only.
+            MemberDef::Input(_) | MemberDef::Infer { .. } | MemberDef::ClassRouter { .. } => {
+                // Inputs, inference and class routes never take part in a feedback loop (the
+                // compiler guarantees it), so they are evaluated whole-series only.
                 debug_assert!(false, "input/inference member evaluated bin by bin");
                 f64::NAN
             }
@@ -384,14 +413,19 @@ impl MemberDef {
 }
 
 impl QueueDef {
-    /// One bin of §6 queue synthesis: returns `(Q[t], overflow[t])`.
-    fn step<E: Env + ?Sized>(&self, t: usize, env: &E) -> (f64, f64) {
-        let prev = if t == 0 { self.initial.value(env) } else { env.src(self.own)[t - 1] };
-        let arrivals = self.arrivals.map_or(0.0, |a| finite(env.src(a)[t]));
-        let mut inflow = arrivals;
+    /// The arrivals entering the queue at bin `t`, after every shared-capacity constraint.
+    pub(crate) fn capped_arrivals<E: Env + ?Sized>(&self, t: usize, env: &E) -> f64 {
+        let mut inflow = self.arrivals.map_or(0.0, |a| finite(env.src(a)[t]));
         for c in &self.constraints {
             inflow = ops::min(inflow, c.allocation(t, env));
         }
+        inflow
+    }
+
+    /// One bin of §6 queue synthesis: returns `(Q[t], overflow[t])`.
+    fn step<E: Env + ?Sized>(&self, t: usize, env: &E) -> (f64, f64) {
+        let prev = if t == 0 { self.initial.value(env) } else { env.src(self.own)[t - 1] };
+        let inflow = self.capped_arrivals(t, env);
         let mut routed = 0.0;
         for o in &self.overflow_in {
             routed += finite(env.src(*o)[t]);

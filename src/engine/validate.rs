@@ -23,6 +23,74 @@ pub struct ValidationInputs<'a> {
     pub params: &'a BTreeMap<String, f64>,
 }
 
+/// §6.1 warnings from the mixes in `ev` (present only when the caller computed them):
+/// `router_class_unrouted` (class flow a router drops) and `class_unattributed` (a classed
+/// series with flow of unknown class, with its bins and the largest share).
+pub fn class_warnings(ev: &Evaluation) -> Vec<Warning> {
+    let c = &ev.compiled;
+    let Some(cp) = &c.classes else { return Vec::new() };
+    let k = cp.k();
+    let mut out = Vec::new();
+    for r in &cp.routers {
+        let (Some(x), Some(m)) = (ev.series.get(&r.src), ev.mixes.get(&r.src)) else { continue };
+        if r.dropped.is_empty() {
+            continue;
+        }
+        let mut bins = Vec::new();
+        let mut worst = 0.0f64;
+        for (t, v) in x.iter().enumerate() {
+            let row = &m[t * k..(t + 1) * k];
+            let share: f64 =
+                r.dropped.iter().map(|&c| if c == k { crate::engine::mix::unattributed(row) } else { row[c] }).sum();
+            let flow = v * share;
+            if flow.abs() > 1e-9 * v.abs().max(1.0) {
+                bins.push(t as u32);
+                worst = worst.max(flow.abs());
+            }
+        }
+        if !bins.is_empty() {
+            let names: Vec<&str> = r
+                .dropped
+                .iter()
+                .map(|&c| if c == k { crate::model::doc::UNATTRIBUTED } else { cp.ids[c].as_str() })
+                .collect();
+            let msg = format!(
+                "router `{}` has no route for class {} of `{}`; that flow is dropped in {} bins",
+                r.router,
+                names.join(", "),
+                c.series_id(r.src),
+                bins.len()
+            );
+            out.push(
+                Warning::new("router_class_unrouted", Severity::Warning, &r.router, msg).with_bins(&bins, Some(worst)),
+            );
+        }
+    }
+    for (&s, m) in &ev.mixes {
+        let Some(x) = ev.series.get(&s) else { continue };
+        let mut bins = Vec::new();
+        let mut worst = 0.0f64;
+        for (t, v) in x.iter().enumerate() {
+            let u = crate::engine::mix::unattributed(&m[t * k..(t + 1) * k]);
+            if u > 0.0 && *v != 0.0 && !v.is_nan() {
+                bins.push(t as u32);
+                worst = worst.max(u);
+            }
+        }
+        if !bins.is_empty() {
+            let id = c.series_id(s);
+            let msg = format!(
+                "`{id}` carries flow of unknown class (`{id}@{}`) in {} bins, up to {:.3} of it",
+                crate::model::doc::UNATTRIBUTED,
+                bins.len(),
+                worst
+            );
+            out.push(Warning::new("class_unattributed", Severity::Info, id, msg).with_bins(&bins, Some(worst)));
+        }
+    }
+    out
+}
+
 /// All warnings of a fully evaluated scenario, in §7.1 order.
 pub fn warnings(ev: &Evaluation, vi: &ValidationInputs<'_>) -> Vec<Warning> {
     let c = &ev.compiled;
@@ -212,6 +280,7 @@ pub fn warnings(ev: &Evaluation, vi: &ValidationInputs<'_>) -> Vec<Warning> {
             }
         }
     }
+    out.extend(class_warnings(ev));
     sort(&mut out);
     out
 }

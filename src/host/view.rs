@@ -144,10 +144,25 @@ impl View<'_> {
             sc.inputs(self.db).iter().map(|(k, c)| (k.clone(), c.data(self.db).clone())).collect();
         let params: BTreeMap<String, f64> =
             sc.params(self.db).iter().filter_map(|(k, c)| c.value(self.db).as_f64().map(|x| (k.clone(), x))).collect();
+        let mut with_mixes;
+        let ev = if ev.compiled.classes.is_some() && ev.mixes.is_empty() {
+            with_mixes = ev.clone();
+            let all: Vec<u32> = ev.series.keys().copied().collect();
+            edb::evaluate_mixes(self.db, sc, &mut with_mixes, &all).map_err(HostError::from)?;
+            &with_mixes
+        } else {
+            ev
+        };
         Ok(crate::engine::validate::warnings(
             ev,
             &crate::engine::validate::ValidationInputs { inputs: &inputs, params: &params },
         ))
+    }
+
+    /// Adds the mixes of the classed series among `series` to `ev` (§6.1).
+    pub fn evaluate_mixes(&self, t: &Target, ev: &mut Evaluation, series: &[u32]) -> Result<(), HostError> {
+        let (sc, _) = self.scenario(t)?;
+        edb::evaluate_mixes(self.db, sc, ev, series).map_err(HostError::from)
     }
 
     /// The effective overrides of a target: overridden parameters and bound const nodes.

@@ -12,6 +12,8 @@
 //! carries its position, so every error names a place without looking anything up.
 
 mod checks;
+mod classes;
+pub use classes::{MAX_CLASSES, UNATTRIBUTED};
 mod expr;
 mod nodes;
 mod read;
@@ -70,6 +72,31 @@ pub struct Document {
     pub outputs: Vec<OutputSpec>,
     pub validation: Vec<CheckSpec>,
     pub provenance: Option<serde_json::Value>,
+    /// §6.1: the declared flow classes, in declaration order (empty: no per-class series).
+    pub classes: Vec<ClassSpec>,
+}
+
+/// A declared flow class (§6.1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassSpec {
+    pub id: String,
+    pub display_name: Option<String>,
+    pub loc: Loc,
+}
+
+/// One share of a `classMix` (§6.1): a number (possibly a parameter) or a series.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Share {
+    Num(Num),
+    Series(SeriesRef),
+}
+
+/// A `classMix` or `initialClassMix`: per declared class (by index into
+/// [`Document::classes`]), its share, in the order written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassMix {
+    pub shares: Vec<(usize, Share)>,
+    pub loc: Loc,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -77,6 +104,8 @@ pub struct NodeSpec {
     pub id: String,
     pub loc: Loc,
     pub def: NodeDef,
+    /// §6.1: makes this node a class source.
+    pub class_mix: Option<ClassMix>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -93,6 +122,8 @@ pub struct Route {
     pub target: String,
     pub weight: f64,
     pub loc: Loc,
+    /// §6.1 class route: the classes (indices into [`Document::classes`]) this route carries.
+    pub classes: Option<Vec<usize>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -234,6 +265,8 @@ pub struct TopoNode {
     pub wip_overflow: Option<String>,
     pub dispatch: Option<Dispatch>,
     pub constraints: Vec<String>,
+    /// §6.1: the class mix of the queue's initial content (numbers only).
+    pub initial_class_mix: Option<ClassMix>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -49,9 +49,13 @@ impl Reader<'_> {
                 continue;
             }
             seen.insert(id.clone(), i);
+            let class_mix = match o.get("classMix") {
+                Some(v) => self.class_mix(v, &o.field_label("classMix"), false),
+                None => None,
+            };
             if let Some(def) = self.node_def(&o) {
                 let loc = self.loc(o.pos, &o.label);
-                out.push(NodeSpec { id, loc, def });
+                out.push(NodeSpec { id, loc, def, class_mix });
             }
         }
         Some(out)
@@ -76,7 +80,7 @@ impl Reader<'_> {
         match kind.as_str() {
             "const" => self.const_node(o),
             "expr" => {
-                self.check_keys(o, &["id", "kind", "expr", "initial"]);
+                self.check_keys(o, &["id", "kind", "expr", "initial", "classMix"]);
                 let label = o.field_label("expr");
                 let Some(raw) = o.get("expr") else {
                     self.err(o.pos, &o.label, "missing_key", "an expr node needs `expr`", None);
@@ -111,7 +115,7 @@ impl Reader<'_> {
     }
 
     fn const_node(&mut self, o: &Obj<'_>) -> Option<NodeDef> {
-        self.check_keys(o, &["id", "kind", "values", "source"]);
+        self.check_keys(o, &["id", "kind", "values", "source", "classMix"]);
         match (o.get("values"), o.get("source")) {
             (Some(_), Some(_)) => {
                 self.err(
@@ -159,7 +163,7 @@ impl Reader<'_> {
     }
 
     fn pmf_node(&mut self, o: &Obj<'_>) -> Option<NodeDef> {
-        self.check_keys(o, &["id", "kind", "pmf"]);
+        self.check_keys(o, &["id", "kind", "pmf", "classMix"]);
         let Some(v) = o.get("pmf") else {
             self.err(o.pos, &o.label, "missing_key", "a pmf node needs `pmf: {values, probabilities}`", None);
             return None;
@@ -194,7 +198,7 @@ impl Reader<'_> {
     }
 
     fn router_node(&mut self, o: &Obj<'_>) -> Option<NodeDef> {
-        self.check_keys(o, &["id", "kind", "router"]);
+        self.check_keys(o, &["id", "kind", "router", "classMix"]);
         let Some(v) = o.get("router") else {
             self.err(
                 o.pos,
@@ -222,13 +226,17 @@ impl Reader<'_> {
         let mut routes = Vec::new();
         for (j, it) in items.iter().enumerate() {
             let ro = self.obj(it, format!("{rlabel}[{j}]"), "a route")?;
-            self.check_keys(&ro, &["target", "weight"]);
+            self.check_keys(&ro, &["target", "weight", "classes"]);
             let Some(target) = self.string(&ro, "target") else {
                 self.err(ro.pos, &ro.label, "missing_key", "a route needs a `target`", None);
                 return None;
             };
             let weight = if ro.get("weight").is_some() { self.number(&ro, "weight")? } else { 1.0 };
-            routes.push(Route { target, weight, loc: self.loc(ro.pos, &ro.label) });
+            let classes = match ro.get("classes") {
+                Some(cv) => Some(self.route_classes(cv, &ro.field_label("classes"))?),
+                None => None,
+            };
+            routes.push(Route { target, weight, loc: self.loc(ro.pos, &ro.label), classes });
         }
         Some(NodeDef::Router { source, source_loc, routes })
     }

@@ -43,6 +43,8 @@ pub(super) struct Reader<'a> {
     pub(super) diags: Vec<Diagnostic>,
     pub(super) decls: BTreeMap<String, ParamDecl>,
     pub(super) lookup: &'a dyn ParamLookup,
+    /// The declared class ids (§6.1), read before the nodes so that mixes can be checked.
+    pub(super) classes: Vec<String>,
 }
 
 /// A map being read, with the human label of where it is (`nodes[3] (id x)`).
@@ -83,7 +85,7 @@ fn param_scalar(v: &ParamValue) -> Value {
 
 impl<'a> Reader<'a> {
     pub(super) fn new(lookup: &'a dyn ParamLookup) -> Reader<'a> {
-        Reader { diags: Vec::new(), decls: BTreeMap::new(), lookup }
+        Reader { diags: Vec::new(), decls: BTreeMap::new(), lookup, classes: Vec::new() }
     }
 
     pub(super) fn into_diags(self) -> Vec<Diagnostic> {
@@ -355,16 +357,14 @@ impl<'a> Reader<'a> {
     pub(super) fn document(&mut self, root: &[(Node, Node)], pos: Pos) -> Option<Document> {
         let obj = Obj { map: root, pos, label: String::new() };
         self.check_keys(&obj, ROOT_KEYS);
-        for key in ["classes", "traffic"] {
-            if obj.get(key).is_some() {
-                self.err(
-                    obj.at(key),
-                    key,
-                    "unsupported",
-                    format!("`{key}`: per-class decomposition is not supported yet"),
-                    Some("remove `classes`/`traffic` and model the aggregate flow"),
-                );
-            }
+        if obj.get("traffic").is_some() {
+            self.err(
+                obj.at("traffic"),
+                "traffic",
+                "unsupported",
+                "`traffic` is not supported: use `classes` and `classMix` (§6.1)",
+                Some("declare `classes: [{id: orders}, {id: refunds}]` and give source nodes `classMix: {orders: 0.7, refunds: 0.3}`"),
+            );
         }
         if let Some(v) = obj.get("schemaVersion")
             && v.as_i64() != Some(1)
@@ -378,6 +378,7 @@ impl<'a> Reader<'a> {
             );
         }
         let parameters = self.parameters(root);
+        let classes = self.classes(&obj);
         let meta = self.meta(&obj);
         let grid = self.grid(&obj);
         let nodes = self.nodes(&obj);
@@ -394,7 +395,17 @@ impl<'a> Reader<'a> {
                 None
             }
         });
-        Some(Document { meta, parameters, grid: grid?, nodes: nodes?, topology, outputs, validation, provenance })
+        Some(Document {
+            meta,
+            parameters,
+            grid: grid?,
+            nodes: nodes?,
+            topology,
+            outputs,
+            validation,
+            provenance,
+            classes,
+        })
     }
 
     fn meta(&mut self, obj: &Obj<'_>) -> Meta {

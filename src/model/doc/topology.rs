@@ -23,6 +23,7 @@ const TOPO_NODE_KEYS: &[&str] = &[
     "dispatchSchedule",
     "parallelism",
     "constraints",
+    "initialClassMix",
 ];
 
 impl Reader<'_> {
@@ -158,7 +159,24 @@ impl Reader<'_> {
             }
             None => Vec::new(),
         };
+        let initial_class_mix = match o.get("initialClassMix") {
+            Some(v) => {
+                let label = o.field_label("initialClassMix");
+                if !kind.is_queue() {
+                    self.err(
+                        v.pos,
+                        &label,
+                        "bad_class_mix",
+                        format!("initialClassMix applies to queue kinds; `{id}` is a {}", kind.name()),
+                        Some("remove it, or make the node a queue, serviceWithBuffer or dlq"),
+                    );
+                }
+                self.class_mix(v, &label, true)
+            }
+            None => None,
+        };
         Some(TopoNode {
+            initial_class_mix,
             id,
             loc: self.loc(o.pos, &o.label),
             kind,
