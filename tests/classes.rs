@@ -182,3 +182,241 @@ fn queue_matches_the_well_mixed_recursion() {
     }
     assert_sums(&ev);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Random topologies with random mixes.
+
+#[derive(Clone, Debug)]
+struct Case {
+    k: usize,
+    bins: usize,
+    /// s1, s2, s3 (unclassed), served1, errors1, served2, cap, served3.
+    series: Vec<Vec<f64>>,
+    /// Shares of s1 and s2 per class.
+    shares: [Vec<f64>; 2],
+    limit: f64,
+    class_routes: bool,
+    weights: (f64, f64),
+    initial_mix: bool,
+}
+
+fn config(seed: u64, cases: u32) -> ProptestConfig {
+    ProptestConfig { cases, rng_seed: RngSeed::Fixed(seed), failure_persistence: None, ..ProptestConfig::default() }
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (1usize..=4, 4usize..=16).prop_flat_map(|(k, bins)| {
+        let v = || prop::collection::vec(prop_oneof![Just(0.0), 0.0..30.0f64], bins);
+        let share = || prop::collection::vec(prop_oneof![Just(0.0), Just(1.0), 0.0..5.0f64], k);
+        (
+            prop::collection::vec(v(), 8),
+            share(),
+            share(),
+            prop_oneof![Just(f64::INFINITY), 5.0..40.0f64],
+            any::<bool>(),
+            (0.1..3.0f64, 0.1..3.0f64),
+            any::<bool>(),
+        )
+            .prop_map(move |(series, a, b, limit, class_routes, weights, initial_mix)| Case {
+                k,
+                bins,
+                series,
+                shares: [a, b],
+                limit,
+                class_routes,
+                weights,
+                initial_mix,
+            })
+    })
+}
+
+impl Case {
+    fn mix(&self, which: usize) -> String {
+        let parts: Vec<String> = self.shares[which].iter().enumerate().map(|(c, w)| format!("C{c}: {w:?}")).collect();
+        format!(", classMix: {{{}}}", parts.join(", "))
+    }
+
+    /// The model, with or without its classes.
+    fn yaml(&self, classes: bool) -> String {
+        let mut y = grid(self.bins);
+        if classes {
+            let ids: Vec<String> = (0..self.k).map(|c| format!("{{id: C{c}}}")).collect();
+            y += &format!("classes: [{}]\n", ids.join(", "));
+        }
+        let names = ["s1", "s2", "s3", "served1", "errors1", "served2", "cap", "served3"];
+        y += "nodes:\n";
+        for (i, (n, v)) in names.iter().zip(&self.series).enumerate() {
+            let mix = if classes && i < 2 { self.mix(i) } else { String::new() };
+            y += &format!("  - {{id: {n}, kind: const, values: {}{mix}}}\n", yaml_list(v));
+        }
+        y += "  - {id: e1, kind: expr, expr: \"s1 * 0.5 + SHIFT(s2, 1) + s3\"}\n";
+        y += "  - {id: e2, kind: expr, expr: \"CONV(e1, [0.5, 0.3, 0.2]) + MAX(s2 - s3, 0)\"}\n";
+        y += "  - {id: fb, kind: expr, expr: \"0.3 * SHIFT(fb, 1) + e2\", initial: 1}\n";
+        y += "  - {id: arr1, kind: expr, expr: \"fb + q1_retry_echo\"}\n";
+        y += "  - {id: arr2, kind: expr, expr: \"ra + s2 + SHIFT(q2_queue, 2)\"}\n";
+        y += "  - {id: down, kind: expr, expr: \"served1 + rb * 2\"}\n";
+        let (wa, wb) = self.weights;
+        let routes = if classes && self.class_routes {
+            format!("[{{target: ra, classes: [C0]}}, {{target: rb, weight: {wb:?}}}]")
+        } else {
+            format!("[{{target: ra, weight: {wa:?}}}, {{target: rb, weight: {wb:?}}}]")
+        };
+        y += &format!("  - {{id: r, kind: router, router: {{inputs: {{queue: s1}}, routes: {routes}}}}}\n");
+        let limit = if self.limit.is_finite() {
+            format!("wipLimit: {:?}, wipOverflow: Q2, ", self.limit)
+        } else {
+            String::new()
+        };
+        let imix = if classes && self.initial_mix { ", initialClassMix: {C0: 1}" } else { "" };
+        y += &format!(
+            "topology:\n  nodes:\n    - {{id: Q1, kind: queue, {limit}constraints: [c1], semantics: {{arrivals: arr1, served: served1, errors: errors1, retryKernel: [0, 0.3, 0.1]}}}}\n    - {{id: Q2, kind: serviceWithBuffer, constraints: [c1], initialCondition: {{queueDepth: 3}}{imix}, semantics: {{arrivals: arr2, served: served2}}}}\n    - {{id: S, kind: service, semantics: {{arrivals: down, served: served3}}}}\n  constraints: [{{id: c1, semantics: {{served: cap}}}}]\n"
+        );
+        y
+    }
+}
+
+proptest! {
+    #![proptest_config(config(0x5eed_0016, 300))]
+
+    /// Σ_c x@c = x for every classed series and bin; without class routes, every total equals
+    /// the classless model's bit for bit.
+    #[test]
+    fn per_class_series_sum_to_totals_and_totals_do_not_change(case in case()) {
+        let (host, model) = load(&case.yaml(true));
+        let ev = eval_classes(&host, &model);
+        assert_sums(&ev);
+        let cp = ev.compiled.classes.as_ref().expect("classes");
+        // Classed through expressions, loops, queues (with overflow, constraints, retry echo),
+        // borrowed served/errors and routers.
+        for id in ["e2", "fb", "arr1", "q1_queue", "q1_retry_echo", "served1", "errors1", "q2_queue", "ra", "down", "served3", "q1_overflow"] {
+            if id == "q1_overflow" && !case.limit.is_finite() {
+                continue;
+            }
+            prop_assert!(cp.series_mix[ev.compiled.by_id[id] as usize].is_some(), "{id} is not classed");
+        }
+        if !case.class_routes {
+            let (h0, m0) = load(&case.yaml(false));
+            let plain = h0.evaluate(&m0, None).expect("classless evaluates");
+            for (id, &s) in &ev.compiled.by_id {
+                let a = &ev.series[&s];
+                let b = plain.get(id).expect("same series ids");
+                prop_assert!(a.iter().zip(b.iter()).all(|(x, y)| x.to_bits() == y.to_bits()), "{id} differs: {a:?} vs {b:?}");
+            }
+            prop_assert_eq!(ev.compiled.by_id.len(), plain.compiled.by_id.len());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Incrementality and errors.
+
+const SHARED: &str = "parameters:\n  - {name: share_a, type: number, default: 1}\nclasses: [{id: A}, {id: B}]\n";
+
+/// A chain of expressions and a queue fed by a source whose class share is a parameter, plus
+/// an independent classed branch that the share does not reach.
+fn share_model(class_route: bool) -> String {
+    let route = if class_route {
+        "  - {id: r, kind: router, router: {inputs: {queue: c3}, routes: [{target: ra, classes: [A]}, {target: rb}]}}\n  - {id: after_route, kind: expr, expr: \"ra * 2\"}\n"
+    } else {
+        ""
+    };
+    format!(
+        "{}{SHARED}nodes:\n  - {{id: src, kind: const, values: [5, 7, 9, 2, 4, 6], classMix: {{A: \"{{{{share_a}}}}\", B: 1}}}}\n  - {{id: other, kind: const, values: [1, 2, 3, 4, 5, 6], classMix: {{B: 1}}}}\n  - {{id: c1, kind: expr, expr: \"src * 2\"}}\n  - {{id: c2, kind: expr, expr: \"c1 + SHIFT(c1, 1)\"}}\n  - {{id: c3, kind: expr, expr: \"c2 + 1\"}}\n  - {{id: lone, kind: expr, expr: \"other * 3\"}}\n  - {{id: served, kind: const, values: [4]}}\n{route}topology:\n  nodes:\n    - {{id: Q, kind: queue, semantics: {{arrivals: c3, served: served}}}}\n",
+        grid(6)
+    )
+}
+
+#[test]
+fn a_share_change_reevaluates_mixes_only() {
+    let (mut host, mut model) = load(&share_model(false));
+    let ev = eval_classes(&host, &model);
+    let total_units = ev.accounting.nodes_total;
+    assert!(ev.mixes_evaluated > 0);
+    host.set_param(&mut model, "share_a", ParamValue::Number(3.0)).expect("set");
+    let mut ev = host.evaluate(&model, None).expect("evaluates");
+    assert_eq!(ev.accounting.nodes_evaluated, 0, "a share change re-evaluated a total");
+    assert_eq!(ev.accounting.nodes_reused, total_units);
+    host.evaluate_mixes(&model, &mut ev, None).expect("mixes");
+    // Downstream of src: src, c1, c2, c3, q_queue (and served, which borrows the queue's mix,
+    // is the same mix). `other` and `lone` are not recomputed.
+    assert_eq!(ev.mixes_evaluated, 5, "mixes outside the share's cone were recomputed");
+    // The per-class series match a fresh evaluation with the new share.
+    let fresh_text = share_model(false).replace("default: 1}", "default: 3}");
+    let (h2, m2) = load(&fresh_text);
+    let fresh = eval_classes(&h2, &m2);
+    for id in ["src", "c1", "c2", "c3", "q_queue", "served", "lone"] {
+        for class in ["A", "B"] {
+            let a = per_class(&ev, id, class);
+            let b = per_class(&fresh, id, class);
+            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{id}@{class}: {a:?} vs {b:?}");
+        }
+    }
+    // A = 3/4 of src now.
+    assert_series(&per_class(&ev, "src", "A"), &[3.75, 5.25, 6.75, 1.5, 3.0, 4.5], "src@A");
+}
+
+#[test]
+fn a_share_change_reevaluates_totals_only_downstream_of_a_class_route() {
+    let (mut host, mut model) = load(&share_model(true));
+    let ev = host.evaluate(&model, None).expect("evaluates");
+    // c3 = [11, 25, 33, 23, 13, 21] carries src's mix (A: 1/2), so A's half goes to ra.
+    assert_series(&get(&ev, "ra"), &[5.5, 12.5, 16.5, 11.5, 6.5, 10.5], "ra");
+    host.set_param(&mut model, "share_a", ParamValue::Number(3.0)).expect("set");
+    let ev = host.evaluate(&model, None).expect("evaluates");
+    // Only the class-routed targets and their reader: ra, rb, after_route.
+    assert_eq!(ev.accounting.nodes_evaluated, 3);
+    let c3 = get(&ev, "c3");
+    let ra = get(&ev, "ra");
+    let rb = get(&ev, "rb");
+    for t in 0..6 {
+        // c3 = 2 src + 2 src[t-1] + 1 carries src's mix weighted with the unclassed constant
+        // ignored: A share 3/4 wherever src is classed (always here).
+        assert!((ra[t] - c3[t] * 0.75).abs() < 1e-9, "ra[{t}] = {} vs {}", ra[t], c3[t] * 0.75);
+        assert!((ra[t] + rb[t] - c3[t]).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn bad_class_input_gets_located_errors() {
+    let base = |classes: &str, node_extra: &str| {
+        format!("{}{classes}nodes:\n  - {{id: a, kind: const, values: [1]{node_extra}}}\n", grid(2))
+    };
+    let cases: Vec<(String, &str, &str)> = vec![
+        (base(CLASSES, ", classMix: {Gamma: 1}"), "unknown_class", "nodes[0] (id a).classMix.Gamma"),
+        (base(CLASSES, ", classMix: {Alpha: -1}"), "bad_share", "nodes[0] (id a).classMix.Alpha"),
+        (base(CLASSES, ", classMix: {Alpha: .nan}"), "bad_share", "nodes[0] (id a).classMix.Alpha"),
+        (base(CLASSES, ", classMix: {Alpha: .inf}"), "bad_share", "nodes[0] (id a).classMix.Alpha"),
+        (base("", ", classMix: {Alpha: 1}"), "unknown_class", "nodes[0] (id a).classMix.Alpha"),
+        (base("classes: [{id: A}, {id: A}]\n", ""), "duplicate_id", "classes[1].id"),
+        (base("classes: [{id: _unattributed}]\n", ""), "duplicate_id", "classes[0].id"),
+        (base("traffic: {arrivals: {}}\n", ""), "unsupported", "traffic"),
+        (
+            format!(
+                "{}{CLASSES}nodes:\n  - {{id: a, kind: const, values: [1], classMix: {{Alpha: 1}}}}\n  - {{id: r, kind: router, router: {{inputs: {{queue: a}}, routes: [{{target: x, classes: [Alpha, Beta, Alpha]}}]}}}}\n",
+                grid(2)
+            ),
+            "duplicate_class",
+            "nodes[1] (id r).router.routes[0].classes[2]",
+        ),
+        (
+            format!(
+                "{}{CLASSES}nodes:\n  - {{id: a, kind: const, values: [1]}}\n  - {{id: r, kind: router, router: {{inputs: {{queue: a}}, routes: [{{target: x, classes: [Alpha]}}]}}}}\n",
+                grid(2)
+            ),
+            "unclassed_router",
+            "nodes[1] (id r).router.routes[0]",
+        ),
+    ];
+    for (yaml, code, path) in cases {
+        let d = load_err(&yaml);
+        let x = diag(&d, code);
+        assert_eq!(x.path.as_deref(), Some(path), "{code}: {}", d.render());
+        assert!(x.line.is_some(), "{code} has no line: {}", d.render());
+        assert!(x.help.is_some(), "{code} has no help: {}", d.render());
+    }
+    let many: Vec<String> = (0..65).map(|c| format!("{{id: c{c}}}")).collect();
+    let d = load_err(&base(&format!("classes: [{}]\n", many.join(", ")), ""));
+    assert!(diag(&d, "too_many_classes").message.contains("at most 64"), "{}", d.render());
+    let traffic = load_err(&base("traffic: {}\n", ""));
+    assert!(diag(&traffic, "unsupported").message.contains("§6.1"));
+}

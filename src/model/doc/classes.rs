@@ -59,7 +59,13 @@ impl Reader<'_> {
                 } else {
                     format!("class `{id}` is declared twice")
                 };
-                self.err(pos, &label, "duplicate_id", msg, None);
+                self.err(
+                    pos,
+                    &label,
+                    "duplicate_id",
+                    msg,
+                    Some("class ids must be unique; `_unattributed` is implicit"),
+                );
                 continue;
             }
             out.push(ClassSpec { id, display_name, loc: self.loc(pos, &label) });
