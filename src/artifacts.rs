@@ -363,12 +363,34 @@ pub fn write_run(runs: &Path, r: &RunInput<'_>) -> Result<RunOutput, Diagnostics
         r.params.iter().filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), x))).collect();
 
     // The series files first (streamed, hashed, in parallel), then the small files.
-    let series: Vec<(u32, String, &[f64])> = c
+    let mut series: Vec<(u32, String, &[f64], Option<String>)> = c
         .outputs
         .iter()
-        .filter_map(|o| ev.series.get(&o.series).map(|v| (o.series, format!("series/{}", o.file_name), &v[..])))
+        .filter_map(|o| ev.series.get(&o.series).map(|v| (o.series, format!("series/{}", o.file_name), &v[..], None)))
         .collect();
-    let jobs: Vec<(String, &[f64])> = series.iter().map(|(_, p, v)| (p.clone(), *v)).collect();
+    // §6.1: every selected classed series' per-class series, `series/<id>@<class>.csv`.
+    let per_class: Vec<(u32, String, Vec<f64>)> = c
+        .outputs
+        .iter()
+        .flat_map(|o| {
+            ev.classes_of(o.series)
+                .into_iter()
+                .filter_map(move |k| Some((o.series, ev.class_series_id(o.series, k), ev.class_series(o.series, k)?)))
+        })
+        .collect();
+    for (s, id, v) in &per_class {
+        let class = id.rsplit_once('@').map(|x| x.1.to_string());
+        series.push((*s, format!("series/{id}.csv"), &v[..], class));
+    }
+    if !per_class.is_empty() {
+        // Series in id order (§8), per-class ids among them.
+        let key = |s: &(u32, String, &[f64], Option<String>)| match &s.3 {
+            Some(k) => format!("{}@{k}", c.series_id(s.0)),
+            None => c.series_id(s.0).to_string(),
+        };
+        series.sort_by_key(key);
+    }
+    let jobs: Vec<(String, &[f64])> = series.iter().map(|(_, p, v, _)| (p.clone(), *v)).collect();
     let shas =
         write_series_files(&tmp, &jobs, writer_threads(&jobs)).map_err(|e| io("cannot write the series files", e))?;
     let written: Vec<PathBuf> = jobs.iter().map(|(p, _)| tmp.join(p)).collect();
@@ -377,19 +399,28 @@ pub fn write_run(runs: &Path, r: &RunInput<'_>) -> Result<RunOutput, Diagnostics
     let mut manifest: BTreeMap<String, String> = BTreeMap::new();
     let mut index = Vec::new();
     let mut listed = Vec::new();
-    for ((s, path, values), file_sha) in series.iter().zip(shas) {
+    for ((s, path, values, class), file_sha) in series.iter().zip(shas) {
         let info = &c.series[*s as usize];
         let mut entry = Map::new();
-        entry.insert("id".into(), info.id.clone().into());
+        let id = match class {
+            Some(k) => format!("{}@{k}", info.id),
+            None => info.id.clone(),
+        };
+        if let Some(k) = class {
+            entry.insert("class".into(), k.clone().into());
+        }
+        entry.insert("id".into(), id.clone().into());
         entry.insert("path".into(), path.clone().into());
         entry.insert("kind".into(), artifact_kind(c, *s).into());
         entry.insert("points".into(), values.len().into());
         entry.insert("sha256".into(), file_sha.clone().into());
-        if let Some(inf) = inference_json(ev, *s, &params_f64) {
+        if class.is_none()
+            && let Some(inf) = inference_json(ev, *s, &params_f64)
+        {
             entry.insert("inference".into(), inf);
         }
         index.push(Value::Object(entry));
-        listed.push(json!({"id": info.id, "path": path}));
+        listed.push(json!({"id": id, "path": path}));
         manifest.insert(path.clone(), file_sha);
     }
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();

@@ -180,13 +180,12 @@ fn both_nodes_and_expressions_is_an_error() {
 }
 
 #[test]
-fn classes_and_traffic_are_not_supported_yet() {
-    for key in ["classes", "traffic"] {
-        let e = rejected(&format!("{GRID}{key}: [gold, silver]\nnodes:\n  - {{id: a, kind: const, values: [1]}}\n"));
-        // The value on line 2 starts after `<key>: `.
-        let column = key.len() as u32 + 3;
-        assert_at(only(&e, "unsupported"), &[key, "not supported yet"], Some(key), Some((2, column)));
-    }
+fn traffic_is_rejected_pointing_at_classes() {
+    let key = "traffic";
+    let e = rejected(&format!("{GRID}{key}: [gold, silver]\nnodes:\n  - {{id: a, kind: const, values: [1]}}\n"));
+    // The value on line 2 starts after `<key>: `.
+    let column = key.len() as u32 + 3;
+    assert_at(only(&e, "unsupported"), &[key, "use `classes` and `classMix` (§6.1)"], Some(key), Some((2, column)));
 }
 
 #[test]

@@ -420,3 +420,119 @@ fn bad_class_input_gets_located_errors() {
     let traffic = load_err(&base("traffic: {}\n", ""));
     assert!(diag(&traffic, "unsupported").message.contains("§6.1"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Through the API: GetSeries (ids and patterns with `@`), GetState, runs, rejected templates.
+
+const API_TEMPLATE: &str = "id: classy\nversion: \"1\"\nparameters:\n  - {name: refund_share, type: number, default: 1}\ngrid: {bins: 4, binSize: 1, binUnit: hours, start: \"2026-01-01T00:00:00Z\"}\nclasses: [{id: order}, {id: refund}]\nnodes:\n  - {id: orders, kind: const, values: [6, 6, 3, 0], classMix: {order: 3, refund: \"{{refund_share}}\"}}\n  - {id: served, kind: const, values: [2]}\ntopology:\n  nodes:\n    - {id: Svc, kind: queue, semantics: {arrivals: orders, served: served}}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_class_series_through_the_api_and_in_runs() {
+    use flowtime::client::Client;
+    use flowtime::host::SharedHost;
+    use flowtime::server::{ServerOptions, pb};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let host = Host::open(&dir.path().join("db.redb"), "test", root).unwrap();
+    let opts = ServerOptions { runs_dir: dir.path().join("runs"), ..ServerOptions::default() };
+    let local = Client::in_process(Arc::new(SharedHost::new(host)), opts).await;
+    let c = &local.client;
+
+    // A template with a bad class is rejected and stores nothing.
+    let bad = API_TEMPLATE.replace("refund: \"{{refund_share}}\"", "refnd: 1");
+    let e = c.templates().put_template(pb::PutTemplateRequest { text: bad, ..Default::default() }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("unknown class `refnd`"), "{}", e.message());
+    let listed = c.templates().list_templates(pb::ListTemplatesRequest {}).await.unwrap().into_inner();
+    assert!(listed.templates.iter().all(|t| t.id != "classy"), "a rejected template was stored");
+
+    c.templates()
+        .put_template(pb::PutTemplateRequest { text: API_TEMPLATE.into(), ..Default::default() })
+        .await
+        .unwrap();
+    c.sessions()
+        .open_session(pb::OpenSessionRequest {
+            template_id: "classy".into(),
+            session_id: "s".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let target = Some(pb::Target { session: "s".into(), variant: String::new() });
+    let get = |ids: Vec<&str>, pattern: &str| {
+        let req = pb::GetSeriesRequest {
+            target: target.clone(),
+            ids: ids.into_iter().map(String::from).collect(),
+            pattern: pattern.into(),
+            ..Default::default()
+        };
+        let c = c.clone();
+        async move { c.queries().get_series(req).await }
+    };
+    // Q = [4, 8, 9, 7]; its mix is orders' (3:1), so refund is a quarter.
+    let r = get(vec![], "svc_queue@*").await.unwrap().into_inner();
+    let ids: Vec<&str> = r.series.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["svc_queue@order", "svc_queue@refund"]);
+    assert_eq!(r.series[1].class_id, "refund");
+    assert_eq!(r.series[1].kind, "stock");
+    assert_eq!(r.series[1].values, vec![1.0, 2.0, 2.25, 1.75]);
+    assert_eq!(r.series[0].values, vec![3.0, 6.0, 6.75, 5.25]);
+    let r = get(vec!["served@order", "svc_queue"], "").await.unwrap().into_inner();
+    assert_eq!(r.series.len(), 2);
+    assert_eq!(r.series[0].id, "svc_queue");
+    assert_eq!(r.series[0].class_id, "");
+    assert_eq!(r.series[1].values, vec![1.5; 4]);
+    let r = get(vec![], "*@refund").await.unwrap().into_inner();
+    let ids: Vec<&str> = r.series.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["orders@refund", "served@refund", "svc_queue@refund"]);
+    // Totals-only patterns do not list per-class series.
+    let r = get(vec![], "*").await.unwrap().into_inner();
+    assert!(r.series.iter().all(|s| !s.id.contains('@')));
+    assert_eq!(get(vec!["svc_queue@gold"], "").await.unwrap_err().code(), tonic::Code::NotFound);
+    assert_eq!(get(vec!["svc_queue_latency_min@order"], "").await.unwrap_err().code(), tonic::Code::NotFound);
+
+    // A share change: the totals are reused, the per-class series follow.
+    c.sessions()
+        .set_session_parameters(pb::SetSessionParametersRequest {
+            session_id: "s".into(),
+            parameters: [(
+                "refund_share".to_string(),
+                pb::ParamValue { kind: Some(pb::param_value::Kind::Number(3.0)) },
+            )]
+            .into(),
+        })
+        .await
+        .unwrap();
+    let r = get(vec!["svc_queue", "svc_queue@refund"], "").await.unwrap().into_inner();
+    assert_eq!(r.info.as_ref().and_then(|i| i.accounting.as_ref()).map(|a| a.nodes_evaluated), Some(0));
+    assert_eq!(r.series[1].values, vec![2.0, 4.0, 4.5, 3.5]);
+
+    // GetState lists per-class series with the totals.
+    let st = c
+        .queries()
+        .get_state(pb::GetStateRequest { target: target.clone(), at: Some(pb::get_state_request::At::Bin(2)) })
+        .await
+        .unwrap()
+        .into_inner();
+    let series = st.state.unwrap().series;
+    assert_eq!(series["svc_queue"], 9.0);
+    assert_eq!(series["svc_queue@order"], 4.5);
+    assert_eq!(series["svc_queue@refund"], 4.5);
+
+    // A run writes series/<id>@<class>.csv, listed in the index with its class.
+    let run = c.runs().create_run(pb::CreateRunRequest { target: target.clone() }).await.unwrap().into_inner();
+    let rdir = std::path::PathBuf::from(&run.dir);
+    let csv = std::fs::read_to_string(rdir.join("series/svc_queue@refund.csv")).unwrap();
+    assert_eq!(csv, "bin_index,value\n0,2\n1,4\n2,4.5\n3,3.5\n");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rdir.join("series/index.json")).unwrap()).unwrap();
+    let entry = index["series"].as_array().unwrap().iter().find(|e| e["id"] == "svc_queue@refund").expect("indexed");
+    assert_eq!(entry["class"], "refund");
+    assert_eq!(entry["path"], "series/svc_queue@refund.csv");
+    let ids: Vec<&str> = index["series"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted, "index in id order");
+}

@@ -45,7 +45,9 @@ pub(crate) fn run(a: &RunArgs, data_root: Option<&std::path::Path>, json: bool) 
     refuse_urls(&a.out)?;
     let mut host = Host::new();
     let model = load(&mut host, &a.file, &a.params, data_root)?;
-    let ev = host.evaluate(&model, None)?;
+    let mut ev = host.evaluate(&model, None)?;
+    // Per-class series are written with the totals (§6.1, §8).
+    host.evaluate_mixes(&model, &mut ev, None)?;
     let warnings = host.warnings(&model, &ev);
     let inputs = model.input_data();
     let out = artifacts::write_run(

@@ -645,6 +645,18 @@ impl Evaluation {
         })
     }
 
+    /// `x@c[t]` at one bin.
+    pub fn class_value(&self, s: u32, class: ClassId, t: usize) -> Option<f64> {
+        let x = *self.series.get(&s)?.get(t)?;
+        let m = self.mixes.get(&s)?;
+        let k = self.compiled.classes.as_ref()?.k();
+        let row = m.get(t * k..(t + 1) * k)?;
+        Some(match class {
+            ClassId::Declared(c) => x * row[c],
+            ClassId::Unattributed => x * crate::engine::mix::unattributed(row),
+        })
+    }
+
     /// The classes series `s` has per-class series of: every declared class, and
     /// `_unattributed` where it is non-zero somewhere (§6.1). Empty when `s` is not classed or
     /// its mix was not computed.

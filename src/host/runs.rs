@@ -146,7 +146,10 @@ impl Host {
 impl View<'_> {
     /// Everything a run directory is written from, evaluated on this snapshot.
     pub fn run_material(&self, t: &Target) -> Result<RunMaterial, HostError> {
-        let ev = self.evaluate_target(t, None)?;
+        let mut ev = self.evaluate_target(t, None)?;
+        // Per-class series are written with the totals (§6.1, §8).
+        let all: Vec<u32> = ev.series.keys().copied().collect();
+        self.evaluate_mixes(t, &mut ev, &all)?;
         let warnings = self.warnings(t, &ev)?;
         let (sc, _) = self.scenario(t)?;
         let inputs: BTreeMap<String, InputSeries> =

@@ -183,7 +183,13 @@ fn point(p: &analysis::PointResult) -> pb::PointResult {
         series: p
             .series
             .iter()
-            .map(|(id, v)| pb::Series { id: id.clone(), kind: String::new(), values: v.to_vec(), inference: None })
+            .map(|(id, v)| pb::Series {
+                id: id.clone(),
+                kind: String::new(),
+                values: v.to_vec(),
+                inference: None,
+                class_id: String::new(),
+            })
             .collect(),
         accounting: Some(convert::accounting(&p.accounting)),
         structural: p.structural,

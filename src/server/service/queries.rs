@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 
 use crate::artifacts;
 use crate::engine::Evaluation;
+use crate::engine::db::ClassId;
 use crate::engine::plan::Compiled;
 use crate::host::{HostError, Target, View};
 use crate::model::doc::Role;
@@ -43,7 +44,7 @@ fn window(w: Option<&pb::BinWindow>, bins: u32, field: &str) -> Result<(u32, u32
 
 fn matching(c: &Compiled, ids: &[String], pattern: &str) -> Result<Vec<u32>, HostError> {
     let mut out = std::collections::BTreeSet::new();
-    for id in ids {
+    for id in ids.iter().filter(|id| !id.contains('@')) {
         match c.by_id.get(id) {
             Some(s) => {
                 out.insert(*s);
@@ -53,10 +54,94 @@ fn matching(c: &Compiled, ids: &[String], pattern: &str) -> Result<Vec<u32>, Hos
             }
         }
     }
-    if !pattern.is_empty() {
+    if !pattern.is_empty() && !pattern.contains('@') {
         out.extend(c.by_id.iter().filter(|(id, _)| crate::model::series::glob(pattern, id)).map(|(_, s)| *s));
     }
     Ok(out.into_iter().collect())
+}
+
+/// Which classes of a classed series a request asks for (§6.1).
+#[derive(Clone, Debug)]
+enum ClassSel {
+    /// One class by id (a declared class or `_unattributed`).
+    Exact(ClassId),
+    /// A glob over class ids; `_unattributed` only where it is non-zero.
+    Glob(String),
+}
+
+/// The per-class series a request names: `<id>@<class>` ids and a pattern with `@`.
+fn matching_classes(c: &Compiled, ids: &[String], pattern: &str) -> Result<Vec<(u32, ClassSel)>, HostError> {
+    let mut out = Vec::new();
+    let classed = |s: u32| c.classes.as_ref().is_some_and(|cp| cp.series_mix[s as usize].is_some());
+    for id in ids.iter().filter(|id| id.contains('@')) {
+        let (base, class) = id.rsplit_once('@').unwrap_or((id, ""));
+        let Some(&s) = c.by_id.get(base) else {
+            return Err(HostError::not_found(format!("series `{base}` (of `{id}`)")));
+        };
+        if !classed(s) {
+            return Err(HostError::not_found(format!("per-class series `{id}`: `{base}` carries no class (§6.1)")));
+        }
+        out.push((s, ClassSel::Exact(class_id(c, class).ok_or_else(|| unknown_class(c, id, class))?)));
+    }
+    if let Some((bp, cp)) = pattern.rsplit_once('@') {
+        for (id, &s) in &c.by_id {
+            if classed(s) && crate::model::series::glob(bp, id) {
+                out.push((s, ClassSel::Glob(cp.to_string())));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn class_id(c: &Compiled, class: &str) -> Option<ClassId> {
+    if class == crate::model::doc::UNATTRIBUTED {
+        return Some(ClassId::Unattributed);
+    }
+    c.classes.as_ref()?.ids.iter().position(|x| x == class).map(ClassId::Declared)
+}
+
+fn unknown_class(c: &Compiled, id: &str, class: &str) -> HostError {
+    let ids: Vec<&str> = c.classes.as_ref().map_or_else(Vec::new, |cp| cp.ids.iter().map(String::as_str).collect());
+    HostError::not_found(format!(
+        "per-class series `{id}`: no class `{class}`; classes: {}, {}",
+        ids.join(", "),
+        crate::model::doc::UNATTRIBUTED
+    ))
+}
+
+/// The per-class series messages of `sel`, in request order, windowed.
+fn class_msgs(ev: &Evaluation, sel: &[(u32, ClassSel)], a: u32, b: u32) -> Vec<pb::Series> {
+    let c = &ev.compiled;
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (s, which) in sel {
+        let classes: Vec<ClassId> = match which {
+            ClassSel::Exact(k) => vec![*k],
+            ClassSel::Glob(g) => ev
+                .classes_of(*s)
+                .into_iter()
+                .filter(|k| {
+                    crate::model::series::glob(g, ev.class_series_id(*s, *k).rsplit_once('@').map_or("", |x| x.1))
+                })
+                .collect(),
+        };
+        for k in classes {
+            if !seen.insert((*s, k)) {
+                continue;
+            }
+            let Some(v) = ev.class_series(*s, k) else { continue };
+            let id = ev.class_series_id(*s, k);
+            let class = id.rsplit_once('@').map_or("", |x| x.1).to_string();
+            out.push(pb::Series {
+                id,
+                kind: artifacts::artifact_kind(c, *s).to_string(),
+                values: v[a as usize..b as usize].to_vec(),
+                inference: None,
+                class_id: class,
+            });
+        }
+    }
+    out
 }
 
 fn series_msg(ev: &Evaluation, s: u32, a: u32, b: u32, params: &BTreeMap<String, f64>) -> pb::Series {
@@ -66,6 +151,7 @@ fn series_msg(ev: &Evaluation, s: u32, a: u32, b: u32, params: &BTreeMap<String,
         kind: artifacts::artifact_kind(c, s).to_string(),
         values: ev.series.get(&s).map_or_else(Vec::new, |v| v[a as usize..b as usize].to_vec()),
         inference: artifacts::inference_json(ev, s, params).map(|j| convert::inference(&j)),
+        class_id: String::new(),
     }
 }
 
@@ -75,8 +161,19 @@ fn numeric_params(view: &View<'_>, t: &Target) -> Result<BTreeMap<String, f64>, 
 }
 
 /// The state of one bin: topology roles and derived metrics, every series, touching warnings.
+/// Per classed series, its classes and per-class ids (§6.1), found once for many bins.
+type ClassIds = Vec<(u32, Vec<(ClassId, String)>)>;
+
+fn class_ids(ev: &Evaluation) -> ClassIds {
+    ev.mixes
+        .keys()
+        .map(|s| (*s, ev.classes_of(*s).into_iter().map(|k| (k, ev.class_series_id(*s, k))).collect()))
+        .collect()
+}
+
 fn bin_state(
     ev: &Evaluation,
+    classes: &ClassIds,
     warnings: &[crate::engine::warnings::Warning],
     params: &BTreeMap<String, f64>,
     t: u32,
@@ -107,7 +204,14 @@ fn bin_state(
     pb::BinState {
         bin: Some(bin),
         nodes,
-        series: ev.series.iter().map(|(s, v)| (c.series_id(*s).to_string(), v[t as usize])).collect(),
+        series: ev
+            .series
+            .iter()
+            .map(|(s, v)| (c.series_id(*s).to_string(), v[t as usize]))
+            .chain(classes.iter().flat_map(|(s, ks)| {
+                ks.iter().filter_map(move |(k, id)| Some((id.clone(), ev.class_value(*s, *k, t as usize)?)))
+            }))
+            .collect(),
         warnings: warnings.iter().filter(|w| w.bins.contains(&t)).map(convert::warning).collect(),
     }
 }
@@ -117,6 +221,7 @@ fn bin_state(
 struct Full {
     c: Arc<Compiled>,
     ev: Evaluation,
+    classes: ClassIds,
     warnings: Vec<crate::engine::warnings::Warning>,
     params: BTreeMap<String, f64>,
 }
@@ -124,10 +229,15 @@ struct Full {
 fn full(v: &View<'_>, t: &Target, budget: u64) -> Result<Full, HostError> {
     let c = v.compiled_target(t)?;
     check_budget(&c, None, budget)?;
-    let ev = v.evaluate_target(t, None)?;
+    let mut ev = v.evaluate_target(t, None)?;
+    if c.classes.is_some() {
+        let all: Vec<u32> = ev.series.keys().copied().collect();
+        v.evaluate_mixes(t, &mut ev, &all)?;
+    }
     let warnings = v.warnings(t, &ev)?;
     let params = numeric_params(v, t)?;
-    Ok(Full { c, ev, warnings, params })
+    let classes = class_ids(&ev);
+    Ok(Full { c, ev, classes, warnings, params })
 }
 
 fn stats(v: &[f64]) -> pb::Stats {
@@ -155,16 +265,20 @@ impl pb::query_service_server::QueryService for Api {
             .read("target", move |v| {
                 let c = v.compiled_target(&t)?;
                 let ids = matching(&c, &r.ids, &r.pattern)?;
-                if ids.is_empty() {
+                let per_class = matching_classes(&c, &r.ids, &r.pattern)?;
+                if ids.is_empty() && per_class.is_empty() {
                     return Err(no_match(&c, &t, &r.pattern));
                 }
                 let (a, b) = window(r.window.as_ref(), c.grid.bins, "window").map_err(to_host)?;
-                if ids.len() as u64 * (b - a) as u64 * 8 > max_bytes {
+                let k = c.classes.as_ref().map_or(0, |cp| cp.k() as u64 + 1);
+                let count = ids.len() as u64 + per_class.len() as u64 * k;
+                if count * (b - a) as u64 * 8 > max_bytes {
                     return Err(exhausted(format!("{} series × {} bins exceed the message size limit of {max_bytes} bytes; narrow the window or the pattern", ids.len(), b - a)));
                 }
                 // An inferred capacity carries its label (§7.2), which needs the series it is
                 // inferred from: evaluate those too.
                 let mut needed = ids.clone();
+                needed.extend(per_class.iter().map(|(s, _)| *s));
                 for s in &ids {
                     if let Some((served, queue, _)) = &c.series[*s as usize].inference {
                         needed.extend([*served, *queue]);
@@ -173,12 +287,18 @@ impl pb::query_service_server::QueryService for Api {
                 needed.sort_unstable();
                 needed.dedup();
                 check_budget(&c, Some(&needed), budget)?;
-                let ev = v.evaluate_target(&t, Some(&needed))?;
+                let mut ev = v.evaluate_target(&t, Some(&needed))?;
+                if !per_class.is_empty() {
+                    let bases: Vec<u32> = per_class.iter().map(|(s, _)| *s).collect();
+                    v.evaluate_mixes(&t, &mut ev, &bases)?;
+                }
                 let params = numeric_params(&v, &t)?;
+                let mut series: Vec<pb::Series> = ids.iter().map(|s| series_msg(&ev, *s, a, b, &params)).collect();
+                series.extend(class_msgs(&ev, &per_class, a, b));
                 Ok(pb::GetSeriesResponse {
                     grid: Some(convert::grid(&c.grid)),
                     window: Some(pb::BinWindow { start: a, end: b }),
-                    series: ids.iter().map(|s| series_msg(&ev, *s, a, b, &params)).collect(),
+                    series,
                     info: Some(info(&v, &t, &ev)?),
                 })
             })
@@ -196,7 +316,7 @@ impl pb::query_service_server::QueryService for Api {
                 let f = full(&v, &t, budget)?;
                 Ok(pb::GetStateResponse {
                     grid: Some(convert::grid(&f.c.grid)),
-                    state: Some(bin_state(&f.ev, &f.warnings, &f.params, bin)),
+                    state: Some(bin_state(&f.ev, &f.classes, &f.warnings, &f.params, bin)),
                     info: Some(info(&v, &t, &f.ev)?),
                 })
             })
@@ -222,7 +342,7 @@ impl pb::query_service_server::QueryService for Api {
                 let f = full(&v, &t, budget)?;
                 Ok(pb::GetStateWindowResponse {
                     grid: Some(convert::grid(&c.grid)),
-                    states: (a..b).map(|bin| bin_state(&f.ev, &f.warnings, &f.params, bin)).collect(),
+                    states: (a..b).map(|bin| bin_state(&f.ev, &f.classes, &f.warnings, &f.params, bin)).collect(),
                     info: Some(info(&v, &t, &f.ev)?),
                 })
             })

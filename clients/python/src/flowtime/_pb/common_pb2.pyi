@@ -260,10 +260,17 @@ class Series(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     VALUES_FIELD_NUMBER: _builtins.int
     INFERENCE_FIELD_NUMBER: _builtins.int
+    CLASS_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Series id (node id, or a synthesised id such as "order_service_queue")."""
     kind: _builtins.str
     """"flow", "stock", "ratio" or "time" (SPEC §8)."""
+    class_id: _builtins.str
+    """SPEC §6.1: for a per-class series (`id` is "<series id>@<class id>") the class id (named
+    `class_id`, not `class`, which Python cannot use as an attribute), one of the
+    model's declared classes or "_unattributed" (flow of unknown class); empty for a total.
+    Per-class series of a classed series sum to its total in every bin.
+    """
     @_builtins.property
     def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """Values for the requested window, one per bin, in the unit of `kind`; NaN = undefined."""
@@ -279,10 +286,11 @@ class Series(_message.Message):
         kind: _builtins.str = ...,
         values: _abc.Iterable[_builtins.float] | None = ...,
         inference: Global___Inference | None = ...,
+        class_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_inference", b"_inference", "inference", b"inference"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_inference", b"_inference", "id", b"id", "inference", b"inference", "kind", b"kind", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_inference", b"_inference", "class_id", b"class_id", "id", b"id", "inference", b"inference", "kind", b"kind", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__inference: _TypeAlias = _typing.Literal["inference"]  # noqa: Y015
     _WhichOneofArgType__inference: _TypeAlias = _typing.Literal["_inference", b"_inference"]  # noqa: Y015

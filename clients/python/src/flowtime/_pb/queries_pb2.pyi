@@ -91,7 +91,13 @@ class GetSeriesRequest(_message.Message):
     PATTERN_FIELD_NUMBER: _builtins.int
     WINDOW_FIELD_NUMBER: _builtins.int
     pattern: _builtins.str
-    """A pattern such as "order_*" or "*_queue"; empty matches nothing (use "*" for all)."""
+    """A pattern such as "order_*" or "*_queue"; empty matches nothing (use "*" for all).
+    SPEC §6.1 per-class series: an id "<series id>@<class id>" names one (NOT_FOUND when the
+    series carries no class or the class is not declared; "_unattributed" is always accepted),
+    and a pattern with "@" matches per-class series only: "svc_queue@*" is every class of
+    svc_queue, "*@refund" the refund part of every classed series. "_unattributed" series match
+    a class pattern only where they are non-zero somewhere. Patterns without "@" match totals.
+    """
     @_builtins.property
     def target(self) -> _common_pb2.Target: ...
     @_builtins.property
