@@ -69,6 +69,8 @@ impl Window {
 pub struct LoadedSeries {
     pub node: String,
     pub metric: String,
+    /// §6.1: the class of a per-class series (from the export's optional `class` column).
+    pub class: Option<String>,
     pub values: Vec<f64>,
     /// Bins with no row for this node (zero-filled), or no value for this metric.
     pub gaps: Vec<u32>,
@@ -77,9 +79,12 @@ pub struct LoadedSeries {
 }
 
 impl LoadedSeries {
-    /// `<node>_<metric>`, the file stem and stored series name.
+    /// `<node>_<metric>` (or `<node>_<metric>@<class>`), the file stem and stored series name.
     pub fn name(&self) -> String {
-        format!("{}_{}", self.node, self.metric)
+        match &self.class {
+            Some(c) => format!("{}_{}@{c}", self.node, self.metric),
+            None => format!("{}_{}", self.node, self.metric),
+        }
     }
 }
 
@@ -100,6 +105,8 @@ struct Row {
     line: u64,
     ts: String,
     node: String,
+    /// The optional `class` column (§6.1); empty or absent is the node's total.
+    class: Option<String>,
     /// Metric → value; absent keys are missing values, null/empty are NaN.
     values: Vec<(usize, Option<f64>)>,
 }
@@ -167,6 +174,7 @@ fn for_each_row(
                 .map(|h| h.trim_start_matches('\u{feff}').to_ascii_lowercase())
                 .collect();
             let col = |n: &str| headers.iter().position(|h| h == n);
+            let class_col = col("class");
             let (Some(ts), Some(node)) = (col("ts"), col("node")) else {
                 return Err(err(
                     1,
@@ -187,7 +195,7 @@ fn for_each_row(
                 METRICS.iter().enumerate().filter_map(|(m, name)| col(name).map(|c| (m, c))).collect();
             let extra: Vec<String> = headers
                 .iter()
-                .filter(|h| *h != "ts" && *h != "node" && !METRICS.contains(&h.as_str()))
+                .filter(|h| *h != "ts" && *h != "node" && *h != "class" && !METRICS.contains(&h.as_str()))
                 .cloned()
                 .collect();
             let mut rec = csv::StringRecord::new();
@@ -230,6 +238,7 @@ fn for_each_row(
                     line,
                     ts: rec.get(ts).unwrap_or("").to_string(),
                     node: rec.get(node).unwrap_or("").to_string(),
+                    class: class_col.and_then(|c| rec.get(c)).filter(|c| !c.is_empty()).map(str::to_string),
                     values,
                 })?;
             }
@@ -289,11 +298,12 @@ fn for_each_row(
                     }
                 }
                 for k in obj.keys() {
-                    if k != "ts" && k != "node" && !METRICS.contains(&k.as_str()) {
+                    if k != "ts" && k != "node" && k != "class" && !METRICS.contains(&k.as_str()) {
                         extra.insert(k.clone());
                     }
                 }
-                f(Row { line, ts, node, values })?;
+                let class = text("class").map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+                f(Row { line, ts, node, class, values })?;
             }
             Ok(extra.into_iter().collect())
         }
@@ -431,6 +441,15 @@ pub fn load(src: &mut dyn Source, opts: &LoadOptions, progress: &mut dyn FnMut(u
                 "node names use letters, digits, `_`, `-` and `.` (not first); rename the node in the export",
             ));
         }
+        if let Some(c) = &row.class
+            && (c.starts_with('.') || !c.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        {
+            return Err(err(
+                row.line,
+                format!("class `{c}` cannot name a series or file"),
+                "class ids use letters, digits, `_`, `-` and `.` (not first)",
+            ));
+        }
         let m = parse_utc_minutes(&row.ts)
             .map_err(|e| err(row.line, e, "timestamps are RFC 3339 UTC, e.g. 2025-10-07T00:05:00Z"))?;
         let off = m - window.start_minutes;
@@ -452,7 +471,12 @@ pub fn load(src: &mut dyn Source, opts: &LoadOptions, progress: &mut dyn FnMut(u
             return Ok(());
         }
         let b = b as usize;
-        let nd = nodes.entry(row.node.clone()).or_insert_with(|| NodeData {
+        // Per-class rows are kept under `<node>@<class>` (`@` cannot be in a node name).
+        let key = match &row.class {
+            Some(c) => format!("{}@{c}", row.node),
+            None => row.node.clone(),
+        };
+        let nd = nodes.entry(key).or_insert_with(|| NodeData {
             seen: vec![0; n.div_ceil(64)],
             metrics: Default::default(),
             present: std::array::from_fn(|_| vec![0; n.div_ceil(64)]),
@@ -482,9 +506,14 @@ pub fn load(src: &mut dyn Source, opts: &LoadOptions, progress: &mut dyn FnMut(u
 
     let mut series = Vec::new();
     let mut warnings = Vec::new();
-    for (node, mut nd) in nodes {
+    for (key, mut nd) in nodes {
+        let (node, class) = match key.split_once('@') {
+            Some((n, c)) => (n.to_string(), Some(c.to_string())),
+            None => (key.clone(), None),
+        };
         let node_gaps: Vec<u32> = (0..n).filter(|b| nd.seen[b / 64] & (1 << (b % 64)) == 0).map(|b| b as u32).collect();
-        if !node_gaps.is_empty() {
+        // A class absent from a bin had no flow there: no gap to report.
+        if !node_gaps.is_empty() && class.is_none() {
             warnings.push(
                 Warning::new(
                     "data_gap",
@@ -506,7 +535,7 @@ pub fn load(src: &mut dyn Source, opts: &LoadOptions, progress: &mut dyn FnMut(u
             let gaps: Vec<u32> =
                 (0..n).filter(|b| nd.present[m][b / 64] & (1 << (b % 64)) == 0).map(|b| b as u32).collect();
             // Bins with a row that lacks this metric (the missing rows are reported above).
-            if required || had {
+            if (required || had) && class.is_none() {
                 let missing: Vec<u32> = gaps.iter().copied().filter(|b| node_gaps.binary_search(b).is_err()).collect();
                 if !missing.is_empty() {
                     warnings.push(
@@ -533,9 +562,17 @@ pub fn load(src: &mut dyn Source, opts: &LoadOptions, progress: &mut dyn FnMut(u
                     .with_bins(&nans, Some(nans.len() as f64)),
                 );
             }
-            series.push(LoadedSeries { node: node.clone(), metric: name.to_string(), values, gaps, nans });
+            series.push(LoadedSeries {
+                node: node.clone(),
+                metric: name.to_string(),
+                class: class.clone(),
+                values,
+                gaps,
+                nans,
+            });
         }
     }
+    class_totals(&mut series, &mut warnings, n);
     if outside > 0 {
         warnings.push(
             Warning::new(
@@ -565,6 +602,74 @@ pub fn load(src: &mut dyn Source, opts: &LoadOptions, progress: &mut dyn FnMut(u
     }
     crate::engine::warnings::sort(&mut warnings);
     Ok(Loaded { window, bin_inferred, series, warnings, rows, rows_outside: outside, extra_columns: extra })
+}
+
+/// §6.1 per-class telemetry: a node with per-class rows but no total rows gets totals that are
+/// the sum of its classes (class id order; bins no class reports are gaps); a node with both is
+/// checked, bin by bin where the total has a value, and a total that disagrees with the sum of
+/// its classes (beyond `1e-9 · max(1, |total|)`) is a `class_total_mismatch` warning naming the
+/// node, the metric and the bins.
+fn class_totals(series: &mut Vec<LoadedSeries>, warnings: &mut Vec<Warning>, n: usize) {
+    // (node, metric) → indices of its per-class series.
+    let mut by: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for (i, s) in series.iter().enumerate() {
+        if s.class.is_some() {
+            by.entry((s.node.clone(), s.metric.clone())).or_default().push(i);
+        }
+    }
+    if by.is_empty() {
+        return;
+    }
+    for ((node, metric), idx) in by {
+        let mut sum = vec![0.0; n];
+        for &i in &idx {
+            for (a, v) in sum.iter_mut().zip(&series[i].values) {
+                *a += v;
+            }
+        }
+        match series.iter().position(|s| s.class.is_none() && s.node == node && s.metric == metric) {
+            Some(t) => {
+                let total = &series[t];
+                let mut bins = Vec::new();
+                let mut worst = 0.0f64;
+                for b in 0..n {
+                    let x = total.values[b];
+                    if total.gaps.binary_search(&(b as u32)).is_ok() || x.is_nan() || sum[b].is_nan() {
+                        continue;
+                    }
+                    let d = (x - sum[b]).abs();
+                    if d > 1e-9 * x.abs().max(1.0) {
+                        bins.push(b as u32);
+                        worst = worst.max(d);
+                    }
+                }
+                if !bins.is_empty() {
+                    warnings.push(
+                        Warning::new(
+                            "class_total_mismatch",
+                            Severity::Warning,
+                            &node,
+                            format!(
+                                "`{node}` {metric} differs from the sum of its classes in {} bins (by up to {worst})",
+                                bins.len()
+                            ),
+                        )
+                        .with_bins(&bins, Some(worst)),
+                    );
+                }
+            }
+            None => {
+                let gaps: Vec<u32> =
+                    (0..n as u32).filter(|b| idx.iter().all(|&i| series[i].gaps.binary_search(b).is_ok())).collect();
+                let mut nans: Vec<u32> = idx.iter().flat_map(|&i| series[i].nans.iter().copied()).collect();
+                nans.sort_unstable();
+                nans.dedup();
+                series.push(LoadedSeries { node, metric, class: None, values: sum, gaps, nans });
+            }
+        }
+    }
+    series.sort_by(|a, b| (&a.node, &a.metric, &a.class).cmp(&(&b.node, &b.metric, &b.class)));
+    crate::engine::warnings::sort(warnings);
 }
 
 /// Counts bytes read, for progress.
@@ -671,11 +776,15 @@ pub fn write_files(
     for s in &loaded.series {
         let csv = crate::artifacts::series_csv(&s.values);
         let path = format!("{}.csv", s.name());
-        listed.push(json!({
+        let mut entry = json!({
             "node": s.node, "metric": s.metric, "path": path,
             "sha256": crate::model::params::hex(&<sha2::Sha256 as sha2::Digest>::digest(csv.as_bytes())),
             "points": s.values.len(),
-        }));
+        });
+        if let (Some(c), Some(o)) = (&s.class, entry.as_object_mut()) {
+            o.insert("class".into(), c.clone().into());
+        }
+        listed.push(entry);
         write(&path, csv.as_bytes())?;
     }
     let manifest = json!({

@@ -536,3 +536,45 @@ async fn per_class_series_through_the_api_and_in_runs() {
     sorted.sort_unstable();
     assert_eq!(ids, sorted, "index in id order");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Telemetry with a `class` column.
+
+#[test]
+fn gold_class_column_gives_per_class_series_and_checks_totals() {
+    use flowtime::telemetry::{Bytes, LoadOptions, load};
+    let opts =
+        LoadOptions { start_minutes: Some(29_329_920), bins: Some(2), bin_minutes: Some(5), ..Default::default() };
+    // Svc: per-class rows only (totals are their sums); Db: totals and classes, bin 1 disagrees.
+    let csv = "ts,node,class,arrivals,served,errors\n\
+2025-10-07T00:00:00Z,Svc,order,6,5,0\n\
+2025-10-07T00:00:00Z,Svc,refund,2,1,0\n\
+2025-10-07T00:05:00Z,Svc,order,4,4,1\n\
+2025-10-07T00:00:00Z,Db,,3,3,0\n\
+2025-10-07T00:05:00Z,Db,,9,3,0\n\
+2025-10-07T00:00:00Z,Db,order,3,3,0\n\
+2025-10-07T00:05:00Z,Db,order,4,3,0\n";
+    let l = load(&mut Bytes(csv.as_bytes()), &opts, &mut |_| {}).unwrap();
+    let find = |name: &str| l.series.iter().find(|s| s.name() == name).unwrap_or_else(|| panic!("no {name}"));
+    assert_eq!(find("Svc_arrivals@order").values, vec![6.0, 4.0]);
+    assert_eq!(find("Svc_arrivals@refund").values, vec![2.0, 0.0]);
+    assert_eq!(find("Svc_arrivals").values, vec![8.0, 4.0]);
+    assert_eq!(find("Svc_errors").values, vec![0.0, 1.0]);
+    assert_eq!(find("Db_arrivals").values, vec![3.0, 9.0]);
+    let w: Vec<_> = l.warnings.iter().filter(|w| w.code == "class_total_mismatch").collect();
+    assert_eq!(w.len(), 1, "{:?}", l.warnings);
+    assert_eq!(w[0].node_id, "Db");
+    assert_eq!(w[0].bins, vec![1]);
+    assert_eq!(w[0].value, Some(5.0));
+    assert!(w[0].message.contains("arrivals"));
+    // A refund absent from a bin is no gap.
+    assert!(l.warnings.iter().all(|w| w.code != "data_gap"), "{:?}", l.warnings);
+
+    // NDJSON carries the class the same way; a class that cannot name a file is an error.
+    let nd = "{\"ts\":\"2025-10-07T00:00:00Z\",\"node\":\"Svc\",\"class\":\"refund\",\"arrivals\":2,\"served\":1,\"errors\":0}\n";
+    let l = load(&mut Bytes(nd.as_bytes()), &opts, &mut |_| {}).unwrap();
+    assert_eq!(l.series.iter().find(|s| s.name() == "Svc_arrivals@refund").unwrap().values, vec![2.0, 0.0]);
+    let bad = "ts,node,class,arrivals,served,errors\n2025-10-07T00:00:00Z,Svc,a/b,1,1,0\n";
+    let e = load(&mut Bytes(bad.as_bytes()), &opts, &mut |_| {}).unwrap_err();
+    assert!(e.render().contains("class `a/b`"), "{}", e.render());
+}

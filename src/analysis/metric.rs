@@ -387,6 +387,17 @@ impl Metric {
                 Resolution::Param(name.clone())
             }
             MetricKind::Reduce { reducer, series, window, series_span, window_span } => {
+                if let Some((base, _)) = series.split_once('@')
+                    && c.by_id.contains_key(base)
+                {
+                    return Err(error(
+                        text,
+                        series_span.0,
+                        series_span.1,
+                        format!("per-class series (`{series}`) are not supported in analysis metrics yet"),
+                    )
+                    .with_help(format!("reduce the total `{base}`, or query `{series}` with GetSeries")));
+                }
                 if !c.by_id.contains_key(series) {
                     let ids: Vec<&str> = c.by_id.keys().map(String::as_str).collect();
                     let help = match closest(series, &ids) {

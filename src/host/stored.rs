@@ -172,11 +172,12 @@ impl Host {
     ) -> Result<Vec<String>, HostError> {
         for it in items {
             let name = &it.name;
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+            if name.is_empty()
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '@'))
             {
                 return Err(Diagnostic::error(
                     "bad_id",
-                    format!("series name `{name}` must be letters, digits, `_`, `-`, `.` or `/`"),
+                    format!("series name `{name}` must be letters, digits, `_`, `-`, `.`, `/` or `@`"),
                 )
                 .into());
             }

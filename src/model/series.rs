@@ -48,8 +48,10 @@ pub fn parse_ref(s: &str) -> Result<SeriesRef, String> {
     }
     if let Some(name) = s.strip_prefix("series:") {
         let name = name.trim();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/')) {
-            return Err(format!("`{s}` is not a valid stored series name (letters, digits, `_`, `-`, `.`, `/`)"));
+        if name.is_empty()
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '@'))
+        {
+            return Err(format!("`{s}` is not a valid stored series name (letters, digits, `_`, `-`, `.`, `/`, `@`)"));
         }
         return Ok(SeriesRef::Stored(name.to_string()));
     }
