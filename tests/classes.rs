@@ -521,6 +521,39 @@ async fn per_class_series_through_the_api_and_in_runs() {
     assert_eq!(series["svc_queue@order"], 4.5);
     assert_eq!(series["svc_queue@refund"], 4.5);
 
+    // Compare per class: a variant with another share leaves every total identical by
+    // construction and changes the per-class series.
+    c.sessions()
+        .create_variant(pb::CreateVariantRequest {
+            session_id: "s".into(),
+            name: "more-orders".into(),
+            parameters: [(
+                "refund_share".to_string(),
+                pb::ParamValue { kind: Some(pb::param_value::Kind::Number(1.0)) },
+            )]
+            .into(),
+            series: vec![],
+        })
+        .await
+        .unwrap();
+    let operand = |variant: &str| pb::Operand {
+        kind: Some(pb::operand::Kind::Target(pb::Target { session: "s".into(), variant: variant.into() })),
+    };
+    let cmp = c
+        .queries()
+        .compare(pb::CompareRequest { a: Some(operand("")), b: Some(operand("more-orders")), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let row = |id: &str| cmp.series.iter().find(|r| r.id == id).unwrap_or_else(|| panic!("no {id} in compare"));
+    assert!(row("svc_queue").not_downstream_of_any_difference);
+    let refund = row("svc_queue@refund");
+    assert!(!refund.identical);
+    assert_eq!(refund.bins_differ, 4);
+    // Q = [4, 8, 9, 7]: refund is 1/2 of it in the session (share 3:3), 1/4 in the variant.
+    assert_eq!(refund.max_abs_diff, 4.5 - 2.25);
+    assert!(row("orders@order").bins_differ > 0);
+
     // A run writes series/<id>@<class>.csv, listed in the index with its class.
     let run = c.runs().create_run(pb::CreateRunRequest { target: target.clone() }).await.unwrap().into_inner();
     let rdir = std::path::PathBuf::from(&run.dir);

@@ -295,9 +295,42 @@ impl View<'_> {
                 (None, None) => {}
             }
         }
+        // §6.1 per-class series `x@c`: identical by construction when both the value unit and
+        // the mix unit of `x` have the same keys on both sides; otherwise both mixes are computed.
+        let classed = |c: &crate::engine::plan::Compiled, s: u32| {
+            c.classes.as_ref().and_then(|cp| cp.series_mix[s as usize]).map(|(m, o)| (m, o, cp_ids(c)))
+        };
+        fn cp_ids(c: &crate::engine::plan::Compiled) -> Vec<String> {
+            c.classes.as_ref().map_or_else(Vec::new, |cp| cp.ids.clone())
+        }
+        let (ma, mb) = (edb::mix_keys(self.db, sa).clone(), edb::mix_keys(self.db, sb).clone());
+        let mut class_need_a = Vec::new();
+        let mut class_need_b = Vec::new();
+        // Base id → identical by construction.
+        let mut class_ids: BTreeMap<String, bool> = BTreeMap::new();
+        for id in &ids {
+            let x = ca.by_id.get(*id).and_then(|&x| classed(&ca, x).map(|m| (x, m)));
+            let y = cb.by_id.get(*id).and_then(|&y| classed(&cb, y).map(|m| (y, m)));
+            if x.is_none() && y.is_none() {
+                continue;
+            }
+            let identical = match (&x, &y, &ma, &mb) {
+                (Some((_, (mx, ox, cx))), Some((_, (my, oy, cy))), Some(ma), Some(mb)) => {
+                    same.contains(*id) && ma[*mx as usize] == mb[*my as usize] && ox == oy && cx == cy
+                }
+                _ => false,
+            };
+            if !identical {
+                class_need_a.extend(x.map(|(s, _)| s));
+                class_need_b.extend(y.map(|(s, _)| s));
+            }
+            class_ids.insert((*id).clone(), identical);
+        }
         let sw = sys::Stopwatch::start();
-        let ea = edb::evaluate(self.db, sa, Some(&need_a))?;
-        let eb = edb::evaluate(self.db, sb, Some(&need_b))?;
+        let mut ea = edb::evaluate(self.db, sa, Some(&need_a))?;
+        let mut eb = edb::evaluate(self.db, sb, Some(&need_b))?;
+        edb::evaluate_mixes(self.db, sa, &mut ea, &class_need_a)?;
+        edb::evaluate_mixes(self.db, sb, &mut eb, &class_need_b)?;
         let mut out = Vec::new();
         for id in ids {
             if same.contains(id) {
@@ -332,6 +365,52 @@ impl View<'_> {
             }
             out.push(d);
         }
+        for (id, identical) in &class_ids {
+            let per_class = |ev: &Evaluation| -> BTreeMap<String, crate::engine::Series> {
+                let Some(&s) = ev.compiled.by_id.get(id) else { return BTreeMap::new() };
+                ev.classes_of(s)
+                    .into_iter()
+                    .filter_map(|k| Some((ev.class_series_id(s, k), ev.class_series(s, k)?.into())))
+                    .collect()
+            };
+            if *identical {
+                for k in cp_ids(&ca) {
+                    out.push(SeriesDiff {
+                        id: format!("{id}@{k}"),
+                        identical_by_construction: true,
+                        a: None,
+                        b: None,
+                        max_abs_diff: 0.0,
+                        bins_differ: Vec::new(),
+                        total_a: f64::NAN,
+                        total_b: f64::NAN,
+                    });
+                }
+                continue;
+            }
+            let (pa, pb) = (per_class(&ea), per_class(&eb));
+            let keys: BTreeSet<&String> = pa.keys().chain(pb.keys()).collect();
+            for k in keys {
+                let (va, vb) = (pa.get(k).cloned(), pb.get(k).cloned());
+                let mut d = SeriesDiff {
+                    id: k.clone(),
+                    identical_by_construction: false,
+                    a: va.clone(),
+                    b: vb.clone(),
+                    max_abs_diff: f64::NAN,
+                    bins_differ: Vec::new(),
+                    total_a: f64::NAN,
+                    total_b: f64::NAN,
+                };
+                if let (Some(x), Some(y)) = (&va, &vb) {
+                    (d.bins_differ, d.max_abs_diff) = diff_bins(x, y, 0);
+                    d.total_a = x.iter().fold(0.0, |acc, v| acc + v);
+                    d.total_b = y.iter().fold(0.0, |acc, v| acc + v);
+                }
+                out.push(d);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
         let mut acc = ea.accounting;
         acc.nodes_total += eb.accounting.nodes_total;
         acc.nodes_evaluated += eb.accounting.nodes_evaluated;

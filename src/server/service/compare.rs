@@ -114,7 +114,12 @@ pub(super) fn compare_operands(
                     (Op::Target(t), _) => {
                         let c = v.compiled_target(t)?;
                         check_budget(&c, None, budget)?;
-                        let ev = v.evaluate_target(t, None)?;
+                        let mut ev = v.evaluate_target(t, None)?;
+                        // Per-class series (§6.1), as a run of this target lists them.
+                        if c.classes.is_some() {
+                            let all: Vec<u32> = ev.series.keys().copied().collect();
+                            v.evaluate_mixes(t, &mut ev, &all)?;
+                        }
                         acc.nodes_total += ev.accounting.nodes_total;
                         acc.nodes_evaluated += ev.accounting.nodes_evaluated;
                         acc.nodes_reused += ev.accounting.nodes_reused;
@@ -125,6 +130,12 @@ pub(super) fn compare_operands(
                                 .by_id
                                 .keys()
                                 .filter_map(|id| Some((id.clone(), ev.get(id)?.to_vec())))
+                                .chain(ev.mixes.keys().flat_map(|s| {
+                                    let ev = &ev;
+                                    ev.classes_of(*s)
+                                        .into_iter()
+                                        .filter_map(move |k| Some((ev.class_series_id(*s, k), ev.class_series(*s, k)?)))
+                                }))
                                 .collect(),
                         ))
                     }
