@@ -242,3 +242,30 @@ def test_metrics_summarise_each_node(replay: flowtime.Session) -> None:
     df = replay.metrics()
     row = df[(df.node == "OrdersQueue") & (df.quantity == "queueDepth")].iloc[0]
     assert row["max"] == 800.0 and row["bins"] == 288
+
+
+CLASSED = """id: classy-py
+version: "1"
+grid: {bins: 4, binSize: 1, binUnit: hours, start: "2026-01-01T00:00:00Z"}
+classes: [{id: order}, {id: refund}]
+nodes:
+  - {id: orders, kind: const, values: [6, 6, 3, 0], classMix: {order: 3, refund: 1}}
+  - {id: served, kind: const, values: [2]}
+topology:
+  nodes:
+    - {id: Svc, kind: queue, semantics: {arrivals: orders, served: served}}
+"""
+
+
+def test_per_class_series_with_classes_argument(client: flowtime.Client) -> None:
+    client.put_template(CLASSED)
+    s = client.open_session("classy-py", "classy-py")
+    df = s.series("svc_queue", classes=True)
+    assert list(df.columns) == ["svc_queue@order", "svc_queue@refund"]
+    assert list(df["svc_queue@refund"]) == [1.0, 2.0, 2.25, 1.75]
+    total = s.series("svc_queue")["svc_queue"]
+    assert list(df.sum(axis=1)) == list(total)
+    only = s.series("*", classes="refund")
+    assert list(only.columns) == ["orders@refund", "served@refund", "svc_queue@refund"]
+    with pytest.raises(TypeError):
+        s.series(["svc_queue"], classes=True)

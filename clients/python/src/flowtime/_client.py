@@ -376,16 +376,30 @@ class Target(Analyses):
             "overrides": {k: _frames.param_value(v) for k, v in sorted(info.overrides.items())},
         }
 
-    def series(self, pattern: Union[str, Sequence[str]] = "*", bins: Optional[slice] = None) -> pd.DataFrame:
+    def series(
+        self,
+        pattern: Union[str, Sequence[str]] = "*",
+        bins: Optional[slice] = None,
+        *,
+        classes: Union[bool, str] = False,
+    ) -> pd.DataFrame:
         """Series as columns over a UTC `DatetimeIndex` of bin starts (named `time`).
 
         `pattern` matches ids (`*` is any run of characters) or is a list of ids; `bins` is a
         slice of bin indices (`slice(118, 130)`). Columns come in model order for a pattern, in
-        the order given for a list. `df.attrs` carries the grid, the window, each
-        series' kind, `inference` (id → method, confidence, saturated bins, refusal) for
-        inferred capacities, the revision and the accounting.
+        the order given for a list. `classes=True` returns the per-class series of the matching
+        series instead of their totals (SPEC §6.1: columns `<id>@<class>`, summing to the total
+        in every bin); `classes="refund"` (or another class pattern) only those classes. Per-class
+        ids (`"svc_queue@refund"`) may also be given directly. `df.attrs` carries the grid, the
+        window, each series' kind, `inference` (id → method, confidence, saturated bins, refusal)
+        for inferred capacities, the revision and the accounting.
         """
         req = queries_pb2.GetSeriesRequest(target=self._proto())
+        if classes is not False:
+            if not isinstance(pattern, str):
+                raise TypeError("classes= needs a pattern, not a list of ids (give ids such as 'x@refund' instead)")
+            which = "*" if classes is True else str(classes)
+            pattern = f"{pattern}@{which}"
         if isinstance(pattern, str):
             req.pattern = pattern
         else:
