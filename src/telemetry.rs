@@ -632,12 +632,11 @@ fn class_totals(series: &mut Vec<LoadedSeries>, warnings: &mut Vec<Warning>, n: 
                 let total = &series[t];
                 let mut bins = Vec::new();
                 let mut worst = 0.0f64;
-                for b in 0..n {
-                    let x = total.values[b];
-                    if total.gaps.binary_search(&(b as u32)).is_ok() || x.is_nan() || sum[b].is_nan() {
+                for (b, (&x, &y)) in total.values.iter().zip(&sum).enumerate() {
+                    if total.gaps.binary_search(&(b as u32)).is_ok() || x.is_nan() || y.is_nan() {
                         continue;
                     }
-                    let d = (x - sum[b]).abs();
+                    let d = (x - y).abs();
                     if d > 1e-9 * x.abs().max(1.0) {
                         bins.push(b as u32);
                         worst = worst.max(d);

@@ -5,8 +5,6 @@
 //! Expectations are computed independently of the engine: by hand, or by a re-implementation of
 //! the §6.1 rule in the test.
 
-use std::collections::BTreeMap;
-
 use flowtime::engine::Evaluation;
 use flowtime::engine::db::ClassId;
 use flowtime::host::{Host, Model};

@@ -925,14 +925,13 @@ fn error_constraint_naming_missing_node_or_undeclared_id() {
 
 #[test]
 fn error_traffic_points_at_classes() {
-    for key in ["traffic"] {
-        let y = format!("{}{key}: [gold, silver]\nnodes:\n{}", grid(2), konst("a", &[1.0, 2.0]));
-        let d = load_err(&y);
-        let x = diag(&d, "unsupported");
-        assert!(x.message.contains("use `classes` and `classMix` (§6.1)"), "{}", x.render());
-        assert_eq!(x.path.as_deref(), Some(key));
-        assert_eq!(x.line, Some(line_of(&y, &format!("{key}:"))), "{}", x.render());
-    }
+    let key = "traffic";
+    let y = format!("{}{key}: [gold, silver]\nnodes:\n{}", grid(2), konst("a", &[1.0, 2.0]));
+    let d = load_err(&y);
+    let x = diag(&d, "unsupported");
+    assert!(x.message.contains("use `classes` and `classMix` (§6.1)"), "{}", x.render());
+    assert_eq!(x.path.as_deref(), Some(key));
+    assert_eq!(x.line, Some(line_of(&y, &format!("{key}:"))), "{}", x.render());
 }
 
 #[test]

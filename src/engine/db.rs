@@ -374,7 +374,7 @@ fn unit_key<'db>(
 ) -> Option<UnitKey<'db>> {
     let plan = &c.units[u];
     {
-        let key = (|| {
+        (|| {
             let deps = plan.deps.iter().map(|d| keys[*d as usize]).collect::<Option<Vec<_>>>()?;
             let outs: Vec<Option<OutputKey<'db>>> = plan
                 .def
@@ -395,8 +395,7 @@ fn unit_key<'db>(
                 .map(|(m, _)| mkeys.get(*m as usize).copied().flatten())
                 .collect::<Option<Vec<_>>>()?;
             Some(UnitKey::new(db, plan.def.clone(), deps, outs, p, i, m))
-        })();
-        key
+        })()
     }
 }
 
@@ -716,10 +715,10 @@ pub fn evaluate_mixes(db: &dyn Db, s: Scenario, ev: &mut Evaluation, series: &[u
     for sidx in classed {
         let (m, o) = cp.series_mix[sidx as usize].unwrap_or((0, 0));
         ev.mixes.insert(sidx, eval_mix(db, mixes[m as usize]).0[o as usize].clone());
-        if !ev.series.contains_key(&sidx) {
+        ev.series.entry(sidx).or_insert_with(|| {
             let info = &compiled.series[sidx as usize];
-            ev.series.insert(sidx, eval_unit(db, units[info.unit as usize]).0[info.output as usize].clone());
-        }
+            eval_unit(db, units[info.unit as usize]).0[info.output as usize].clone()
+        });
     }
     Ok(())
 }
