@@ -138,6 +138,14 @@ impl MixDef {
         let n = self.bins as usize;
         let k = self.k as usize;
         let vals = Vals { env, bins: n };
+        // A lone weighted member that reads only other units' mixes (no loop through itself):
+        // whole series, read by read, with the per-bin rule only where no read weighs anything.
+        // The sums run in the same order as the per-bin rule, so the bits are the same.
+        if let [MixMember::Weighted { reads }] = self.members.as_slice()
+            && reads.iter().all(|r| matches!(self.mixes[r.mix as usize], MixSrc::Ext { .. }))
+        {
+            return vec![Arc::from(self.weighted_series(reads, env, &vals))];
+        }
         let mut own: Vec<Vec<f64>> = vec![vec![0.0; n * k]; self.members.len()];
         let mut row = vec![0.0; k];
         let mut plain = vec![0.0; k];
@@ -149,6 +157,51 @@ impl MixDef {
             }
         }
         own.into_iter().map(Arc::from).collect()
+    }
+
+    fn weighted_series(&self, reads: &[MixRead], env: &MixEnv<'_>, vals: &Vals<'_>) -> Vec<f64> {
+        let n = self.bins as usize;
+        let k = self.k as usize;
+        let mut out = vec![0.0; n * k];
+        let mut wsum = vec![0.0; n];
+        for r in reads {
+            let lag = r.lag as usize;
+            let coef = r.coef.get();
+            if let Some((v, mix)) = &r.init {
+                let w = weight(coef * v.value(vals));
+                for t in 0..lag.min(n) {
+                    wsum[t] += w;
+                    for (o, m) in out[t * k..(t + 1) * k].iter_mut().zip(mix) {
+                        *o += w * m.get();
+                    }
+                }
+            }
+            if lag >= n {
+                continue;
+            }
+            let v = &env.vals[r.val as usize][..n - lag];
+            let m = &env.mixes[r.mix as usize][..(n - lag) * k];
+            for (i, (x, src)) in v.iter().zip(m.chunks_exact(k)).enumerate() {
+                let w = weight(coef * x);
+                let t = i + lag;
+                wsum[t] += w;
+                for (o, mc) in out[t * k..(t + 1) * k].iter_mut().zip(src) {
+                    *o += w * mc;
+                }
+            }
+        }
+        let mut row = vec![0.0; k];
+        let mut plain = vec![0.0; k];
+        for (t, (dst, w)) in out.chunks_exact_mut(k).zip(&wsum).enumerate() {
+            if *w > 0.0 {
+                dst.iter_mut().for_each(|x| *x /= w);
+            } else {
+                row.iter_mut().for_each(|x| *x = 0.0);
+                self.member_at(&self.members[0], t, env, vals, &[], &mut row, &mut plain);
+                dst.copy_from_slice(&row);
+            }
+        }
+        out
     }
 
     /// The mix row of slot `slot` at bin `s` (own rows only at bins already written).
