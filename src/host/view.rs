@@ -81,6 +81,42 @@ pub struct SeriesDiff {
     pub total_b: f64,
 }
 
+impl SeriesDiff {
+    /// A series not downstream of any difference: reported without evaluation.
+    fn by_construction(id: String) -> SeriesDiff {
+        SeriesDiff {
+            id,
+            identical_by_construction: true,
+            a: None,
+            b: None,
+            max_abs_diff: 0.0,
+            bins_differ: Vec::new(),
+            total_a: f64::NAN,
+            total_b: f64::NAN,
+        }
+    }
+
+    /// The differences between two evaluated sides (either may be absent).
+    fn of(id: String, a: Option<crate::engine::Series>, b: Option<crate::engine::Series>) -> SeriesDiff {
+        let mut d = SeriesDiff {
+            id,
+            identical_by_construction: false,
+            a,
+            b,
+            max_abs_diff: f64::NAN,
+            bins_differ: Vec::new(),
+            total_a: f64::NAN,
+            total_b: f64::NAN,
+        };
+        if let (Some(x), Some(y)) = (&d.a, &d.b) {
+            (d.bins_differ, d.max_abs_diff) = diff_bins(x, y, 0);
+            d.total_a = x.iter().fold(0.0, |acc, v| acc + v);
+            d.total_b = y.iter().fold(0.0, |acc, v| acc + v);
+        }
+        d
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Comparison {
     pub series: Vec<SeriesDiff>,
@@ -303,7 +339,11 @@ impl View<'_> {
         fn cp_ids(c: &crate::engine::plan::Compiled) -> Vec<String> {
             c.classes.as_ref().map_or_else(Vec::new, |cp| cp.ids.clone())
         }
-        let (ma, mb) = (edb::mix_keys(self.db, sa).clone(), edb::mix_keys(self.db, sb).clone());
+        let mixes = |sc: Scenario, c: &crate::engine::plan::Compiled| match c.classes {
+            Some(_) => edb::mix_keys(self.db, sc).clone(),
+            None => None,
+        };
+        let (ma, mb) = (mixes(sa, &ca), mixes(sb, &cb));
         let mut class_need_a = Vec::new();
         let mut class_need_b = Vec::new();
         // Base id → identical by construction.
@@ -334,36 +374,10 @@ impl View<'_> {
         let mut out = Vec::new();
         for id in ids {
             if same.contains(id) {
-                out.push(SeriesDiff {
-                    id: id.clone(),
-                    identical_by_construction: true,
-                    a: None,
-                    b: None,
-                    max_abs_diff: 0.0,
-                    bins_differ: Vec::new(),
-                    total_a: f64::NAN,
-                    total_b: f64::NAN,
-                });
+                out.push(SeriesDiff::by_construction(id.clone()));
                 continue;
             }
-            let va = ea.get(id).cloned();
-            let vb = eb.get(id).cloned();
-            let mut d = SeriesDiff {
-                id: id.clone(),
-                identical_by_construction: false,
-                a: va.clone(),
-                b: vb.clone(),
-                max_abs_diff: f64::NAN,
-                bins_differ: Vec::new(),
-                total_a: f64::NAN,
-                total_b: f64::NAN,
-            };
-            if let (Some(x), Some(y)) = (&va, &vb) {
-                (d.bins_differ, d.max_abs_diff) = diff_bins(x, y, 0);
-                d.total_a = x.iter().fold(0.0, |acc, v| acc + v);
-                d.total_b = y.iter().fold(0.0, |acc, v| acc + v);
-            }
-            out.push(d);
+            out.push(SeriesDiff::of(id.clone(), ea.get(id).cloned(), eb.get(id).cloned()));
         }
         for (id, identical) in &class_ids {
             let per_class = |ev: &Evaluation| -> BTreeMap<String, crate::engine::Series> {
@@ -374,40 +388,13 @@ impl View<'_> {
                     .collect()
             };
             if *identical {
-                for k in cp_ids(&ca) {
-                    out.push(SeriesDiff {
-                        id: format!("{id}@{k}"),
-                        identical_by_construction: true,
-                        a: None,
-                        b: None,
-                        max_abs_diff: 0.0,
-                        bins_differ: Vec::new(),
-                        total_a: f64::NAN,
-                        total_b: f64::NAN,
-                    });
-                }
+                out.extend(cp_ids(&ca).into_iter().map(|k| SeriesDiff::by_construction(format!("{id}@{k}"))));
                 continue;
             }
             let (pa, pb) = (per_class(&ea), per_class(&eb));
             let keys: BTreeSet<&String> = pa.keys().chain(pb.keys()).collect();
             for k in keys {
-                let (va, vb) = (pa.get(k).cloned(), pb.get(k).cloned());
-                let mut d = SeriesDiff {
-                    id: k.clone(),
-                    identical_by_construction: false,
-                    a: va.clone(),
-                    b: vb.clone(),
-                    max_abs_diff: f64::NAN,
-                    bins_differ: Vec::new(),
-                    total_a: f64::NAN,
-                    total_b: f64::NAN,
-                };
-                if let (Some(x), Some(y)) = (&va, &vb) {
-                    (d.bins_differ, d.max_abs_diff) = diff_bins(x, y, 0);
-                    d.total_a = x.iter().fold(0.0, |acc, v| acc + v);
-                    d.total_b = y.iter().fold(0.0, |acc, v| acc + v);
-                }
-                out.push(d);
+                out.push(SeriesDiff::of(k.clone(), pa.get(k).cloned(), pb.get(k).cloned()));
             }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
