@@ -60,6 +60,13 @@ pub struct Cli {
     /// current directory).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_root: Option<PathBuf>,
+    /// A file holding the bearer token: sent to `--server`, and required of every client by
+    /// `serve` (default: the FLOWTIME_TOKEN environment variable).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// PEM certificate of the CA that signed `--server`'s TLS certificate: connect with TLS.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -275,10 +282,46 @@ pub fn parse_params(raw: &[String]) -> Result<BTreeMap<String, Supplied>, Failur
     Ok(out)
 }
 
+/// The token (`--token-file`, else FLOWTIME_TOKEN) and the CA (`--tls-ca`) for reaching a
+/// server; `serve` requires the same token of its clients.
+fn connect_options(cli: &Cli) -> Result<crate::client::ConnectOptions, Failure> {
+    let token = match &cli.token_file {
+        Some(f) => {
+            let t = crate::sys::read_to_string(f)
+                .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot read the token file {}: {e}", f.display())))?;
+            Some(t.trim().to_string())
+        }
+        None => crate::sys::env_var("FLOWTIME_TOKEN").map(|t| t.trim().to_string()),
+    };
+    if token.as_ref().is_some_and(|t| t.is_empty()) {
+        return Err(Failure::bad("bad_argument", "the token is empty (--token-file or FLOWTIME_TOKEN)"));
+    }
+    let ca_pem = match &cli.tls_ca {
+        Some(f) => Some(
+            crate::sys::read(f)
+                .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot read the CA file {}: {e}", f.display())))?,
+        ),
+        None => None,
+    };
+    Ok(crate::client::ConnectOptions { token, ca_pem })
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    let res = match cli.command.into_db() {
+    let res = match connect_options(&cli) {
+        Ok(c) => {
+            api::set_connect_options(c);
+            run_command(cli)
+        }
+        Err(e) => Err(e),
+    };
+    finish(res, json)
+}
+
+fn run_command(cli: Cli) -> Result<ExitCode, Failure> {
+    let json = cli.json;
+    match cli.command.into_db() {
         Ok(cmd) => api::run_one(&cli.db, cli.server.as_deref(), cli.data_root.as_deref(), cmd, json),
         Err(Local::Run(a)) => run::run(&a, cli.data_root.as_deref(), json),
         Err(Local::Validate(a)) => run::validate(&a, cli.data_root.as_deref(), json),
@@ -290,7 +333,10 @@ pub fn main() -> ExitCode {
             analyze::run(a, &cli.db, cli.server.as_deref(), cli.data_root.as_deref(), json).map(|()| ExitCode::SUCCESS)
         }
         Err(Local::Db(c)) => admin::run(c, &cli.db, cli.server.as_deref(), cli.data_root.as_deref(), json),
-    };
+    }
+}
+
+fn finish(res: Result<ExitCode, Failure>, json: bool) -> ExitCode {
     match res {
         Ok(code) => code,
         Err(Failure::BadInput(d)) => {

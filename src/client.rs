@@ -50,6 +50,25 @@ impl Drop for InProcess {
     }
 }
 
+/// How to reach a server besides its address: the bearer token it asks for and the CA that
+/// signed its TLS certificate.
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    /// Sent as `authorization: Bearer <token>` with every request.
+    pub token: Option<String>,
+    /// PEM certificate(s) to trust for the server's certificate; connects with TLS (`https`).
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .field("tls", &self.ca_pem.is_some())
+            .finish()
+    }
+}
+
 impl Client {
     /// Connects to a server. `url` may omit the scheme (`127.0.0.1:50051` means
     /// `http://127.0.0.1:50051`).
@@ -57,6 +76,41 @@ impl Client {
         let url = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
         let channel = tonic::transport::Endpoint::from_shared(url)?.tcp_nodelay(true).connect().await?;
         let transport = BoxCloneSyncService::new(channel.map_err(|e| Box::new(e) as _));
+        Ok(Client { transport, max_message_bytes: ServerOptions::default().max_message_bytes })
+    }
+
+    /// Connects to a server with a token and/or TLS. With a CA, `url` may say `http://` or omit
+    /// the scheme: the connection is `https` either way, and the server's certificate must be
+    /// signed by that CA for the host name (or IP address) in `url`.
+    pub async fn connect_with(url: &str, opts: &ConnectOptions) -> anyhow::Result<Client> {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let url = match opts.ca_pem {
+            Some(_) => format!("https://{rest}"),
+            None if url.contains("://") => url.to_string(),
+            None => format!("http://{rest}"),
+        };
+        let mut endpoint = tonic::transport::Endpoint::from_shared(url)?.tcp_nodelay(true);
+        if let Some(ca) = &opts.ca_pem {
+            let tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca.clone()));
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        let channel = endpoint.connect().await?;
+        let transport = match &opts.token {
+            None => BoxCloneSyncService::new(channel.map_err(|e| Box::new(e) as _)),
+            Some(token) => {
+                let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| anyhow::anyhow!("the token must be printable ASCII"))?;
+                value.set_sensitive(true);
+                let authorised = tower::ServiceBuilder::new()
+                    .map_request(move |mut r: http::Request<tonic::body::Body>| {
+                        r.headers_mut().insert(http::header::AUTHORIZATION, value.clone());
+                        r
+                    })
+                    .service(channel);
+                BoxCloneSyncService::new(authorised.map_err(|e| Box::new(e) as _))
+            }
+        };
         Ok(Client { transport, max_message_bytes: ServerOptions::default().max_message_bytes })
     }
 

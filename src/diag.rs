@@ -3,6 +3,10 @@
 //!
 //! Problems in user content are values, not `Err`s: loaders and compilers return them in lists so
 //! that a user sees every problem at once, each with the place it occurred and a hint to fix it.
+//!
+//! Diagnostics never echo large input: every text a diagnostic carries is [`bounded`] (quoted
+//! input cut to [`EXCERPT`] characters with "…", the whole text to [`MAX_TEXT`]), and an
+//! expression is kept as a window around the offending token.
 
 use std::fmt;
 
@@ -70,8 +74,8 @@ impl Diagnostic {
     pub fn new(severity: Severity, code: &str, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity,
-            code: code.to_string(),
-            message: message.into(),
+            code: excerpt(code, EXCERPT),
+            message: bounded(&message.into()),
             file: None,
             path: None,
             line: None,
@@ -82,7 +86,7 @@ impl Diagnostic {
     }
 
     pub fn at_path(mut self, path: impl Into<String>) -> Diagnostic {
-        self.path = Some(path.into());
+        self.path = Some(bounded(&path.into()));
         self
     }
 
@@ -93,17 +97,19 @@ impl Diagnostic {
     }
 
     pub fn in_file(mut self, file: impl Into<String>) -> Diagnostic {
-        self.file = Some(file.into());
+        self.file = Some(bounded(&file.into()));
         self
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
-        self.help = Some(help.into());
+        self.help = Some(bounded(&help.into()));
         self
     }
 
+    /// The expression and the offending token's byte range; a long expression is kept as a
+    /// window of about [`EXCERPT`] characters around the token, with "…" where it was cut.
     pub fn with_expr(mut self, text: &str, offset: usize, len: usize) -> Diagnostic {
-        self.expr = Some(ExprSpan { text: text.to_string(), offset, len });
+        self.expr = Some(expr_window(text, offset, len));
         self
     }
 
@@ -203,5 +209,114 @@ impl std::error::Error for Diagnostics {}
 impl From<Diagnostic> for Diagnostics {
     fn from(d: Diagnostic) -> Diagnostics {
         Diagnostics(vec![d])
+    }
+}
+
+/// Most characters of user input one quote in a message may show.
+pub const EXCERPT: usize = 80;
+/// Most characters of one text a diagnostic or an error carries (message, help, path).
+pub const MAX_TEXT: usize = 500;
+
+/// `s` cut to `max` characters, with "…" where it was cut.
+pub fn excerpt(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((end, _)) => format!("{}…", &s[..end]),
+    }
+}
+
+/// A text fit to show a user however large the input it quotes: every `` `quoted` `` span and
+/// every unbroken run of characters longer than [`EXCERPT`] is cut to [`EXCERPT`] characters with
+/// "…", and the whole to [`MAX_TEXT`]. Texts within those bounds come back unchanged.
+pub fn bounded(s: &str) -> String {
+    if s.len() <= EXCERPT {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len().min(MAX_TEXT * 4));
+    let mut rest = s;
+    while !rest.is_empty() {
+        // The next quoted span or word, whichever comes first, and the text before it.
+        let cut = |piece: &str| excerpt(piece, EXCERPT);
+        if let Some(q) = rest.strip_prefix('`') {
+            match q.find('`') {
+                Some(end) => {
+                    out.push('`');
+                    out.push_str(&cut(&q[..end]));
+                    out.push('`');
+                    rest = &q[end + 1..];
+                }
+                None => {
+                    out.push('`');
+                    out.push_str(&cut(q));
+                    rest = "";
+                }
+            }
+            continue;
+        }
+        let word_end = rest.find(|c: char| c.is_whitespace() || c == '`').unwrap_or(rest.len());
+        if word_end == 0 {
+            let c = rest.chars().next().expect("not empty");
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        } else {
+            out.push_str(&cut(&rest[..word_end]));
+            rest = &rest[word_end..];
+        }
+        if out.len() > MAX_TEXT * 4 {
+            break;
+        }
+    }
+    excerpt(&out, MAX_TEXT)
+}
+
+/// A window of about [`EXCERPT`] characters of `text` around `offset..offset + len`.
+fn expr_window(text: &str, offset: usize, len: usize) -> ExprSpan {
+    let offset = offset.min(text.len());
+    if text.chars().count() <= EXCERPT {
+        return ExprSpan { text: text.to_string(), offset, len };
+    }
+    let floor = |mut i: usize| {
+        i = i.min(text.len());
+        while !text.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    // At most EXCERPT/4 bytes before the token, EXCERPT/4 of the token, EXCERPT/2 after it.
+    let len = len.min(EXCERPT / 4);
+    let start = floor(offset.saturating_sub(EXCERPT / 4));
+    let end = floor(offset + len + EXCERPT / 2);
+    let (head, tail) = (if start > 0 { "…" } else { "" }, if end < text.len() { "…" } else { "" });
+    let window = format!("{head}{}{tail}", &text[start..end]);
+    let token_end = floor(offset + len).min(end);
+    ExprSpan { text: window, offset: head.len() + offset - start, len: token_end.saturating_sub(offset) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_quotes_and_words_are_cut_and_short_texts_kept() {
+        let short = "parameter `k` is not declared";
+        assert_eq!(bounded(short), short);
+        let long = "x".repeat(1_000_000);
+        let m = bounded(&format!("session `{long}` not found; did you mean `s1`?"));
+        assert_eq!(m, format!("session `{}…` not found; did you mean `s1`?", "x".repeat(EXCERPT)));
+        let m = bounded(&format!("cannot read {long} here"));
+        assert_eq!(m, format!("cannot read {}… here", "x".repeat(EXCERPT)));
+        let many = "word ".repeat(10_000);
+        assert_eq!(bounded(&many).chars().count(), MAX_TEXT + 1);
+    }
+
+    #[test]
+    fn an_expression_window_keeps_the_caret_on_its_token() {
+        let text = format!("{} + bad_name + {}", "a + ".repeat(10_000), "b + ".repeat(10_000));
+        let offset = text.find("bad_name").unwrap();
+        let d = Diagnostic::error("unknown_reference", "x").with_expr(&text, offset, 8);
+        let e = d.expr.unwrap();
+        assert!(e.text.chars().count() <= EXCERPT + 2, "{}", e.text);
+        assert_eq!(&e.text[e.offset..e.offset + e.len], "bad_name");
+        assert!(e.text.starts_with('…') && e.text.ends_with('…'));
     }
 }

@@ -6,6 +6,7 @@
 //! No snapshot is held while a reply is streamed.
 
 mod convert;
+mod edge;
 pub mod pb;
 mod service;
 mod status;
@@ -41,6 +42,27 @@ pub struct ServerOptions {
     /// so this is also the loader's memory allowance over its output (§12); larger files load
     /// from the server's data root with `options.path`, which streams.
     pub max_upload_bytes: usize,
+    /// The longest a request may run on a socket (default 10 minutes); a client's shorter
+    /// `grpc-timeout` wins. Watch streams run as long as their client wants. Work past it stops
+    /// and is answered DEADLINE_EXCEEDED.
+    pub max_request_duration: Option<std::time::Duration>,
+    /// When set, every request on the socket needs `authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// TLS on the socket: the server's certificate chain and private key, PEM.
+    pub tls: Option<TlsIdentity>,
+}
+
+/// A server's TLS identity (PEM text as read from `--tls-cert` and `--tls-key`).
+#[derive(Clone)]
+pub struct TlsIdentity {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsIdentity").finish_non_exhaustive()
+    }
 }
 
 impl Default for ServerOptions {
@@ -52,6 +74,9 @@ impl Default for ServerOptions {
             runs_dir: PathBuf::from("runs"),
             read_retries: 1,
             max_upload_bytes: 64 * 1024 * 1024,
+            max_request_duration: Some(std::time::Duration::from_secs(600)),
+            token: None,
+            tls: None,
         }
     }
 }
@@ -128,6 +153,8 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let max = opts.max_message_bytes;
+    let edge = edge::Edge::new(opts.token.as_deref(), opts.max_request_duration);
+    let tls = opts.tls.clone();
     let routes = routes(host, opts, stop_rx).await;
     // The web page on the same listener (HTTP/1.1 next to gRPC's h2): its gateway calls this very
     // router in process, so the page has no operation of its own (see `web`).
@@ -138,8 +165,15 @@ pub async fn serve(
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    tonic::transport::Server::builder()
-        .accept_http1(true)
+    let mut builder = tonic::transport::Server::builder().accept_http1(true);
+    if let Some(t) = tls {
+        let identity = tonic::transport::Identity::from_pem(t.cert_pem, t.key_pem);
+        builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+    }
+    // The edge (token, deadline, log line) is outermost, so it sees the final status; the page's
+    // HTTP routes pass it too.
+    builder
+        .layer(edge)
         .layer(response_layer())
         .add_routes(routes)
         .serve_with_incoming_shutdown(

@@ -103,6 +103,11 @@ impl Stopwatch {
     }
 }
 
+/// An environment variable's value (None when unset or not UTF-8).
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 pub fn current_dir() -> io::Result<PathBuf> {
     std::env::current_dir()
 }

@@ -411,7 +411,7 @@ impl Evaluator {
         let sw = sys::Stopwatch::start();
         let closure = plan.closure(Some(&targets));
         let walk: Vec<UnitKey<'_>> = closure.iter().filter_map(|u| keys[*u as usize]).collect();
-        let evaluated = evaluate_in_order(db, walk.iter().copied());
+        let evaluated = evaluate_in_order(db, walk.iter().copied()).map_err(|i| HostError::BadInput(i.into()))?;
         let total: u64 = closure
             .iter()
             .filter(|u| keys[**u as usize].is_some())

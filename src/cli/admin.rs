@@ -43,12 +43,15 @@ pub(crate) fn run(
     rt.block_on(async move {
         let client = match server {
             Some(url) => {
-                let c = Client::connect(url)
-                    .await
-                    .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot reach {url}: {e}")))?;
+                let c = crate::cli::api::connect(url).await?;
                 return call(&c, cmd, json).await;
             }
             None => {
+                // Check, compact and gc look after a file: a missing one is a mistake, not a
+                // new database.
+                if !sys::exists(db) {
+                    return Err(crate::cli::api::missing_database(db));
+                }
                 let root = match data_root {
                     Some(r) => r.to_path_buf(),
                     None => sys::current_dir().map_err(|e| Failure::Runtime(e.into()))?,

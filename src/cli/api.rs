@@ -11,7 +11,7 @@ use tonic::Code;
 
 use crate::cli::output::emit;
 use crate::cli::{DbCommand, Failure, parse_params};
-use crate::client::{Client, InProcess};
+use crate::client::{Client, ConnectOptions, InProcess};
 use crate::diag::{Diagnostic, Diagnostics, ExprSpan, Severity};
 use crate::host::{Host, SharedHost, data_root_for};
 use crate::model::template::Supplied;
@@ -46,9 +46,7 @@ impl Api {
 
     /// Connects to a running server.
     pub(crate) async fn connect(url: &str) -> Result<Api, Failure> {
-        let client = Client::connect(url).await.map_err(|e| {
-            Failure::Runtime(anyhow::Error::new(e).context(format!("cannot reach the server at {url}")))
-        })?;
+        let client = connect(url).await?;
         Ok(Api { client, _local: None, server: Some(url.to_string()), data_root: None })
     }
 
@@ -72,6 +70,25 @@ impl Api {
     }
 }
 
+static CONNECT: std::sync::OnceLock<ConnectOptions> = std::sync::OnceLock::new();
+
+/// The token and CA every connection of this process uses (the CLI's global options, set once).
+pub(crate) fn set_connect_options(o: ConnectOptions) {
+    let _ = CONNECT.set(o);
+}
+
+/// The CLI's token and CA (`serve` requires that token of its clients).
+pub(crate) fn connect_options() -> ConnectOptions {
+    CONNECT.get().cloned().unwrap_or_default()
+}
+
+/// A client of the server at `url`, with the CLI's token and CA.
+pub(crate) async fn connect(url: &str) -> Result<Client, Failure> {
+    Client::connect_with(url, &connect_options())
+        .await
+        .map_err(|e| Failure::Runtime(e.context(format!("cannot reach the server at {url}"))))
+}
+
 /// The limits of the in-process API. The command line is its only client, so the limits that
 /// keep one request from starving others on a shared server (the evaluation budget, the message
 /// size) are lifted: a query that worked on a file before it went through the API still works.
@@ -85,7 +102,7 @@ fn local_options(runs_dir: &Path) -> ServerOptions {
 }
 
 /// "FILE does not exist", with the nearest database file next to it.
-fn missing_database(db: &Path) -> Failure {
+pub(crate) fn missing_database(db: &Path) -> Failure {
     let dir = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let names: Vec<String> = sys::list_dir(dir)
         .unwrap_or_default()

@@ -8,9 +8,10 @@
 //! a unit whose new series is bitwise equal to the old one is backdated, so its readers are not
 //! re-evaluated.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use salsa::{Durability, Setter};
 
@@ -401,12 +402,72 @@ fn unit_key<'db>(
 
 /// Evaluates `keys` in order (each unit's dependencies before it, so no query recurses) and
 /// returns the series definitions whose computation ran; the rest were memoised.
-pub fn evaluate_in_order<'db>(db: &'db dyn Db, keys: impl IntoIterator<Item = UnitKey<'db>>) -> u64 {
+/// Stops between two units when this thread's interrupt flag is set ([`interruptible`]).
+pub fn evaluate_in_order<'db>(
+    db: &'db dyn Db,
+    keys: impl IntoIterator<Item = UnitKey<'db>>,
+) -> Result<u64, Interrupted> {
     EVALUATED.with(|e| e.set(0));
     for k in keys {
+        check_interrupt()?;
         eval_unit(db, k);
     }
-    EVALUATED.with(|e| e.get())
+    Ok(EVALUATED.with(|e| e.get()))
+}
+
+/// An evaluation stopped because its caller's interrupt flag was set (the request's deadline
+/// passed, or its client went away).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interrupted;
+
+impl Interrupted {
+    /// The diagnostic code the server answers as DEADLINE_EXCEEDED.
+    pub const CODE: &'static str = "deadline_exceeded";
+
+    pub fn diagnostic(self) -> Diagnostic {
+        Diagnostic::error(Self::CODE, "the request's deadline passed before its evaluation finished")
+            .with_help("ask for fewer series or bins, or give the request a longer deadline")
+    }
+}
+
+impl From<Interrupted> for Diagnostics {
+    fn from(i: Interrupted) -> Diagnostics {
+        i.diagnostic().into()
+    }
+}
+
+thread_local! {
+    /// The interrupt flag of the work running on this thread (set by [`interruptible`]).
+    static INTERRUPT: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+    /// Series definitions evaluated on this thread, never reset (what a request evaluated is
+    /// the difference; [`interruptible`] reports it).
+    static EVALUATED_EVER: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Runs `f` on this thread with `stop` as its interrupt flag: the evaluation drivers check it
+/// between units and return [`Interrupted`] once it is set (the engine has no clock; whoever owns
+/// the deadline sets the flag). Returns `f`'s result and the series definitions this thread
+/// evaluated meanwhile.
+pub fn interruptible<T>(stop: Option<Arc<AtomicBool>>, f: impl FnOnce() -> T) -> (T, u64) {
+    let before = EVALUATED_EVER.with(|e| e.get());
+    let previous = INTERRUPT.with(|i| i.replace(stop));
+    struct Restore(Option<Option<Arc<AtomicBool>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take().flatten();
+            INTERRUPT.with(|i| *i.borrow_mut() = previous);
+        }
+    }
+    let restore = Restore(Some(previous));
+    let out = f();
+    drop(restore);
+    (out, EVALUATED_EVER.with(|e| e.get()) - before)
+}
+
+/// Err once this thread's interrupt flag is set.
+pub fn check_interrupt() -> Result<(), Interrupted> {
+    let set = INTERRUPT.with(|i| i.borrow().as_ref().is_some_and(|f| f.load(Ordering::Relaxed)));
+    if set { Err(Interrupted) } else { Ok(()) }
 }
 
 /// Keeps the keys of `scenarios` (and the memos attached to them) from being collected. The host
@@ -549,6 +610,7 @@ pub fn eval_unit<'db>(db: &'db dyn Db, key: UnitKey<'db>) -> Outputs {
     let mixes: Vec<&[f64]> =
         key.mixes(db).iter().zip(&def.mix_outs).map(|(m, o)| &eval_mix(db, *m).0[*o as usize][..]).collect();
     EVALUATED.with(|e| e.set(e.get() + def.members.len() as u64));
+    EVALUATED_EVER.with(|e| e.set(e.get() + def.members.len() as u64));
     let out = def.eval(&UnitEnv { ext: &ext, params: &params, inputs: &inputs, mixes: &mixes });
     Outputs(out.into_iter().map(Series).collect())
 }
@@ -746,6 +808,7 @@ pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Eva
             MIXES_EVALUATED.with(|e| e.set(0));
             let mut total = 0u64;
             for n in order {
+                check_interrupt()?;
                 match n {
                     KeyNode::Unit(u) => {
                         total += compiled.units[u as usize].weight as u64;
@@ -759,7 +822,7 @@ pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Eva
             (EVALUATED.with(|e| e.get()), total, MIXES_EVALUATED.with(|e| e.get()))
         }
         _ => {
-            let evaluated = evaluate_in_order(db, keys.iter().copied());
+            let evaluated = evaluate_in_order(db, keys.iter().copied())?;
             (evaluated, closure.iter().map(|u| compiled.units[*u as usize].weight as u64).sum(), 0)
         }
     };
@@ -868,6 +931,7 @@ pub fn evaluate_point<'db>(
         }
         let out = def.eval(&UnitEnv { ext: &ext, params: &params, inputs: &inputs, mixes: &[] });
         computed += def.members.len() as u64;
+        EVALUATED_EVER.with(|e| e.set(e.get() + def.members.len() as u64));
         for &d in plan.deps.iter().filter(|d| known[**d as usize].is_none()) {
             if let Some(n) = readers.get_mut(&d) {
                 *n -= 1;

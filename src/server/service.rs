@@ -19,6 +19,7 @@ use tonic::{Response, Status};
 use crate::engine::plan::Compiled;
 use crate::host::{Host, HostError, SharedHost, View};
 use crate::server::ServerOptions;
+use crate::server::edge::Call;
 use crate::server::status::{from_host, from_read};
 
 /// The state every service shares.
@@ -52,10 +53,7 @@ impl Api {
     ) -> Result<T, Status> {
         let host = self.host.clone();
         let retries = self.opts.read_retries;
-        tokio::task::spawn_blocking(move || host.read(retries, f))
-            .await
-            .map_err(|e| Status::internal(format!("read task failed: {e}")))?
-            .map_err(|e| from_read(field, e))
+        on_blocking_thread(move || host.read(retries, f)).await?.map_err(|e| from_read(field, e))
     }
 
     /// Runs a change under the host lock on a blocking thread; notifies watchers.
@@ -65,9 +63,7 @@ impl Api {
         f: impl FnOnce(&mut Host) -> Result<T, HostError> + Send + 'static,
     ) -> Result<T, Status> {
         let host = self.host.clone();
-        let res = tokio::task::spawn_blocking(move || host.write(f))
-            .await
-            .map_err(|e| Status::internal(format!("write task failed: {e}")))?;
+        let res = on_blocking_thread(move || host.write(f)).await?;
         if res.is_ok() {
             self.changes.send_modify(|g| *g += 1);
         }
@@ -81,11 +77,22 @@ impl Api {
         f: impl FnOnce(&Host) -> Result<T, HostError> + Send + 'static,
     ) -> Result<T, Status> {
         let host = self.host.clone();
-        tokio::task::spawn_blocking(move || f(&host.lock()))
-            .await
-            .map_err(|e| Status::internal(format!("task failed: {e}")))?
-            .map_err(|e| from_host(field, e))
+        on_blocking_thread(move || f(&host.lock())).await?.map_err(|e| from_host(field, e))
     }
+}
+
+/// Runs `f` on a blocking thread under the current request's stop flag (evaluations stop at its
+/// deadline), counting the series definitions it evaluates into the request's log line.
+pub(crate) async fn on_blocking_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
+    let call = Call::current();
+    let stop = call.as_ref().map(|c| c.stop.clone());
+    let (out, units) = tokio::task::spawn_blocking(move || crate::engine::db::interruptible(stop, f))
+        .await
+        .map_err(|e| Status::internal(format!("the request's task failed: {e}")))?;
+    if let Some(c) = call {
+        c.add_units(units);
+    }
+    Ok(out)
 }
 
 /// Rejects evaluations larger than the `bins × units` budget.

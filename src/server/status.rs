@@ -5,7 +5,7 @@ use prost::Message as _;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-use crate::diag::Diagnostics;
+use crate::diag::{Diagnostics, bounded};
 use crate::host::{HostError, ReadError};
 use crate::server::pb;
 
@@ -14,30 +14,46 @@ pub const DIAGNOSTICS_TYPE_URL: &str = "type.googleapis.com/flowtime.v1.Diagnost
 /// At most this many diagnostics travel in one status.
 const MAX_DIAGNOSTICS: usize = 100;
 
+/// The most bytes of details (google.rpc.Status, before base64) one status carries: with its
+/// message it stays under the 8 KiB of metadata default gRPC clients accept.
+pub(crate) const MAX_DETAILS_BYTES: usize = 4 * 1024;
+
 /// `INVALID_ARGUMENT` with one field violation per diagnostic (google.rpc.BadRequest) and the
 /// diagnostics themselves (`flowtime.v1.Diagnostics`). The field is the request field the
 /// problem is in (`field`), refined by the YAML path where there is one; the description carries
-/// the location (line/column, expression caret) and the fix.
+/// the location (line/column, expression caret) and the fix. Diagnostics are kept in order while
+/// they fit [`MAX_DETAILS_BYTES`] (at least one), and the message says how many were left out.
 pub(crate) fn invalid(field: &str, d: &Diagnostics) -> Status {
-    let violations: Vec<FieldViolation> =
-        d.0.iter()
-            .take(MAX_DIAGNOSTICS)
-            .map(|x| {
-                let f = match &x.path {
-                    Some(p) if !p.is_empty() => format!("{field}: {p}"),
-                    _ => field.to_string(),
-                };
-                let mut v = FieldViolation::new(f, x.render().trim_end().to_string());
-                v.reason = x.code.to_ascii_uppercase();
-                v
-            })
-            .collect();
-    let summary = d.0.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ");
+    let (mut violations, mut items, mut used) = (Vec::new(), Vec::new(), 0usize);
+    for x in d.0.iter().take(MAX_DIAGNOSTICS) {
+        let f = match &x.path {
+            Some(p) if !p.is_empty() => format!("{field}: {p}"),
+            _ => field.to_string(),
+        };
+        let item = diagnostic(x);
+        let mut description = x.render().trim_end().to_string();
+        let size = |description: &str| f.len() + description.len() + x.code.len() + item.encoded_len() + 16;
+        if used + size(&description) > MAX_DETAILS_BYTES {
+            if !items.is_empty() {
+                break;
+            }
+            description = x.message.clone();
+        }
+        used += size(&description);
+        let mut v = FieldViolation::new(f, description);
+        v.reason = x.code.to_ascii_uppercase();
+        violations.push(v);
+        items.push(item);
+    }
+    let mut summary = d.0.iter().take(items.len()).map(|x| x.to_string()).collect::<Vec<_>>().join("; ");
+    if items.len() < d.0.len() {
+        summary.push_str(&format!("; and {} more", d.0.len() - items.len()));
+    }
+    let summary = crate::diag::excerpt(&summary, crate::diag::MAX_TEXT);
     let standard =
         Status::with_error_details(Code::InvalidArgument, summary, ErrorDetails::with_bad_request(violations));
     // Add the diagnostics next to the standard details.
     let mut details = tonic_types::Status::decode(standard.details()).unwrap_or_default();
-    let items = d.0.iter().take(MAX_DIAGNOSTICS).map(diagnostic).collect();
     details.details.push(prost_types::Any {
         type_url: DIAGNOSTICS_TYPE_URL.to_string(),
         value: pb::Diagnostics { items }.encode_to_vec(),
@@ -75,14 +91,17 @@ pub(crate) fn from_host(field: &str, e: HostError) -> Status {
             if d.0.iter().any(|x| x.code == "resource_exhausted") {
                 return Status::resource_exhausted(messages());
             }
+            if d.0.iter().any(|x| x.code == crate::engine::db::Interrupted::CODE) {
+                return crate::server::edge::deadline_exceeded();
+            }
             invalid(field, &d)
         }
-        HostError::NotFound(m) => Status::not_found(m),
-        HostError::AlreadyExists(w) => Status::already_exists(format!("{w} already exists")),
-        HostError::FailedPrecondition(w) => Status::failed_precondition(w),
-        HostError::InUse { path, holder } => Status::unavailable(format!("{path} is in use by {holder}")),
-        HostError::Storage(m) => Status::internal(m),
-        HostError::DataLoss(m) => Status::data_loss(m),
+        HostError::NotFound(m) => Status::not_found(bounded(&m)),
+        HostError::AlreadyExists(w) => Status::already_exists(bounded(&format!("{w} already exists"))),
+        HostError::FailedPrecondition(w) => Status::failed_precondition(bounded(&w)),
+        HostError::InUse { path, holder } => Status::unavailable(bounded(&format!("{path} is in use by {holder}"))),
+        HostError::Storage(m) => Status::internal(bounded(&m)),
+        HostError::DataLoss(m) => Status::data_loss(bounded(&m)),
     }
 }
 
@@ -94,7 +113,7 @@ pub(crate) fn from_read(field: &str, e: ReadError) -> Status {
 }
 
 pub(crate) fn invalid_field(field: &str, message: impl Into<String>) -> Status {
-    let message = message.into();
+    let message = bounded(&message.into());
     Status::with_error_details(
         Code::InvalidArgument,
         format!("{field}: {message}"),

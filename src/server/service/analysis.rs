@@ -19,6 +19,7 @@ use crate::analysis::{
 use crate::host::{AnalysisBase, Host, HostError, ReadError, Target};
 use crate::model::template::Supplied;
 use crate::server::convert;
+use crate::server::edge::{Call, deadline_exceeded};
 use crate::server::pb;
 use crate::server::status::{from_host, from_read, invalid_field};
 
@@ -83,10 +84,16 @@ impl Api {
                 }
             });
         }
+        // The request's deadline stops the analysis like a cancel (answered DEADLINE_EXCEEDED).
+        let call = Call::current();
+        if let Some(c) = &call {
+            c.stop_at_deadline(cancel.clone());
+        }
         let host = self.host.clone();
         let changes = self.changes.clone();
         let limits = Limits { eval_budget: self.opts.eval_budget, max_points: analysis::DEFAULT_MAX_POINTS };
         tokio::task::spawn_blocking(move || {
+            let expired = || call.as_ref().is_some_and(|c| c.expired());
             let _finished = finished;
             let field = "request";
             let started = {
@@ -106,9 +113,20 @@ impl Api {
                 let _ = progress_tx.try_send(Ok(M::progress(progress_event(p))));
             };
             let ctl = Control { cancel: &cancel, progress: &progress, threads: opts.threads, limits };
-            let res = mode.run(base, &opts.common, &ctl);
+            // Preparation evaluates on this thread: it stops at the cancel flag too.
+            let (res, _) = crate::engine::db::interruptible(Some(cancel.clone()), || mode.run(base, &opts.common, &ctl));
             let (out, totals) = match res {
                 Ok(r) => r,
+                Err(AnalysisError::Cancelled) if expired() => {
+                    let _ = tx.blocking_send(Err(deadline_exceeded()));
+                    return;
+                }
+                Err(AnalysisError::Host(HostError::BadInput(d)))
+                    if d.0.iter().any(|x| x.code == crate::engine::db::Interrupted::CODE) && !expired() =>
+                {
+                    let _ = tx.blocking_send(Err(Status::cancelled("the analysis was cancelled")));
+                    return;
+                }
                 Err(AnalysisError::Cancelled) => {
                     let _ = tx.blocking_send(Err(Status::cancelled("the analysis was cancelled")));
                     return;
@@ -145,6 +163,9 @@ impl Api {
                         return;
                     }
                 }
+            }
+            if let Some(c) = &call {
+                c.add_units(totals.preparation.nodes_evaluated + totals.accounting.nodes_evaluated);
             }
             let summary = pb::AnalysisSummary {
                 grid: Some(convert::grid(&totals.grid)),

@@ -6,6 +6,7 @@ use tonic::{Request, Response, Status};
 
 use crate::model::grid::{format_minutes, parse_utc_minutes};
 use crate::server::convert;
+use crate::server::edge::{Call, deadline_exceeded};
 use crate::server::pb;
 use crate::server::status::invalid_field;
 
@@ -57,8 +58,27 @@ impl pb::series_service_server::SeriesService for Api {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let api = self.clone();
         let stream = req.into_inner();
+        let call = Call::current();
         tokio::spawn(async move {
-            let event = match api.load_gold_events(stream, tx.clone()).await {
+            // The load outlives the handler: it keeps the request's deadline (nothing is stored
+            // when it passes: the write is the load's last step).
+            let work = api.load_gold_events(stream, tx.clone());
+            let left = call.as_ref().and_then(|c| c.remaining());
+            let res = match (call, left) {
+                (Some(call), Some(left)) => {
+                    let stop = call.stop.clone();
+                    match tokio::time::timeout(left, Call::scope(call, work)).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                            Err(deadline_exceeded())
+                        }
+                    }
+                }
+                (Some(call), None) => Call::scope(call, work).await,
+                (None, _) => work.await,
+            };
+            let event = match res {
                 Ok(result) => Ok(pb::LoadGoldEvent { event: Some(pb::load_gold_event::Event::Result(result)) }),
                 Err(e) => Err(e),
             };
@@ -115,7 +135,7 @@ impl Api {
             parse_utc_minutes(&o.extraction_ts).map_err(bad("options.extraction_ts"))?;
         }
         let root = self.data_root.to_path_buf();
-        let (mut loaded, provenance) = tokio::task::spawn_blocking(move || -> Result<_, Status> {
+        let (mut loaded, provenance) = super::on_blocking_thread(move || -> Result<_, Status> {
             let (loaded, sha, source, extraction) = if o.path.is_empty() {
                 let source = if o.source.is_empty() { "upload".to_string() } else { o.source.clone() };
                 let mut progress = progress_sender(events, data.len() as u64);
@@ -152,8 +172,7 @@ impl Api {
             };
             Ok((loaded, serde_json::json!({"source": source, "sha256": sha, "extraction_ts": extraction})))
         })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))??;
+        .await??;
         // The values move into the write (one copy of the output in memory, §12).
         let names: Vec<String> = loaded.series.iter().map(|s| s.name()).collect();
         let items: Vec<crate::host::StoredSeriesInput> = std::mem::take(&mut loaded.series)

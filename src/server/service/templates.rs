@@ -1,7 +1,7 @@
 //! The TemplateService: storing, listing and reading templates, and instantiating one on a
 //! private in-memory host.
 
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 
 use crate::artifacts;
 use crate::host::{Host, HostError, TemplateInfo};
@@ -43,10 +43,14 @@ impl pb::template_service_server::TemplateService for Api {
         let (id, version) = (r.id.clone(), r.version.clone());
         let rec = self.with_host("id", move |h| h.find_template(&id, &version)).await?;
         let root = self.data_root.to_path_buf();
-        let out = tokio::task::spawn_blocking(move || -> Result<pb::InstantiateTemplateResponse, HostError> {
-            // A one-shot model on its own in-memory host: instantiation changes nothing stored.
+        let budget = self.opts.eval_budget;
+        let out = super::on_blocking_thread(move || -> Result<pb::InstantiateTemplateResponse, HostError> {
+            // A one-shot model on its own in-memory host: instantiation changes nothing stored,
+            // and everything it evaluated goes when the host does.
             let mut host = Host::new();
             let m = host.load_text(&rec.text, &format!("{}@{}", rec.id, rec.version), &supplied, &root)?;
+            // Like every evaluating request: refused before any work when over the budget.
+            super::check_budget(&*host.compiled(&m)?, None, budget)?;
             let ev = host.evaluate(&m, None)?;
             let warnings = host.warnings(&m, &ev);
             let yaml = artifacts::instantiated_yaml(&m.source, &m.params)?;
@@ -57,8 +61,7 @@ impl pb::template_service_server::TemplateService for Api {
                 grid: Some(convert::grid(&ev.compiled.grid)),
             })
         })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
+        .await?
         .map_err(|e| from_host("parameters", e))?;
         Ok(Response::new(out))
     }

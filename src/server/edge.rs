@@ -1,0 +1,384 @@
+//! What happens to every request on the socket before and after its service: the bearer token,
+//! the deadline, and the one log line.
+//!
+//! - **Token.** With a token configured, a request without `authorization: Bearer <token>` is
+//!   answered UNAUTHENTICATED (an HTTP request that is not gRPC, 401) before any service runs.
+//!   Everything served on the listener goes through this one layer, so a route added to it later
+//!   (the web page) is covered too.
+//! - **Deadline.** A request's deadline is the shorter of its `grpc-timeout` and the server's
+//!   `max_request_duration` (watch streams only honour their own `grpc-timeout`). When it passes,
+//!   or when the client goes away, the request's stop flag is set: evaluations check it between
+//!   units ([`crate::engine::db::interruptible`]), analyses and LoadGold through their own cancel
+//!   paths, and the answer is DEADLINE_EXCEEDED.
+//! - **Log.** One `tracing` event per request when its reply ends (target `flowtime::request`):
+//!   method, target (session or variant, where the request names one), gRPC code, duration and
+//!   series definitions evaluated; at warn when it took over a second or failed on the server's
+//!   side.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tonic::body::Body;
+use tonic::codegen::Bytes;
+use tonic::{Code, Status};
+
+use crate::sys::Stopwatch;
+
+/// A request slower than this is logged at warn.
+const SLOW: Duration = Duration::from_secs(1);
+/// A deadline the client gave is answered a tenth early (5 to 100 ms), so that the server's
+/// DEADLINE_EXCEEDED (and not tonic's own timer, which says CANCELLED) reaches the client even
+/// on a busy machine (5 ms flat was too little at load 8 on 2 cores).
+fn margin(timeout: Duration) -> Duration {
+    (timeout / 10).clamp(Duration::from_millis(5), Duration::from_millis(100))
+}
+
+tokio::task_local! {
+    static CURRENT: Arc<Call>;
+}
+
+/// One request as the edge sees it: its deadline and stop flag, and what its log line reports.
+#[derive(Debug)]
+pub(crate) struct Call {
+    /// Set when the deadline passes or the client goes away; the work stops at its next check.
+    pub(crate) stop: Arc<AtomicBool>,
+    started: Stopwatch,
+    limit: Option<Duration>,
+    target: Mutex<String>,
+    units: AtomicU64,
+}
+
+impl Call {
+    fn new(limit: Option<Duration>) -> Call {
+        Call {
+            stop: Arc::new(AtomicBool::new(false)),
+            started: Stopwatch::start(),
+            limit,
+            target: Mutex::new(String::new()),
+            units: AtomicU64::new(0),
+        }
+    }
+
+    /// The request being served on this task (None in process, where no edge runs).
+    pub(crate) fn current() -> Option<Arc<Call>> {
+        CURRENT.try_with(Arc::clone).ok()
+    }
+
+    /// Runs `work` (spawned on another task) as part of request `call`.
+    pub(crate) async fn scope<F: std::future::Future>(call: Arc<Call>, work: F) -> F::Output {
+        CURRENT.scope(call, work).await
+    }
+
+    /// Names what the request is about (a session or variant) in its log line.
+    pub(crate) fn note_target(target: &str) {
+        if let Some(c) = Call::current() {
+            *c.target.lock().unwrap_or_else(|p| p.into_inner()) = crate::diag::excerpt(target, 80);
+        }
+    }
+
+    /// Counts series definitions the request evaluated (in its log line).
+    pub(crate) fn add_units(&self, n: u64) {
+        self.units.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Time left before the deadline (None: no deadline).
+    pub(crate) fn remaining(&self) -> Option<Duration> {
+        self.limit.map(|l| l.saturating_sub(Duration::from_micros(self.started.elapsed_us())))
+    }
+
+    /// Whether the deadline has passed.
+    pub(crate) fn expired(&self) -> bool {
+        self.remaining().is_some_and(|r| r.is_zero())
+    }
+
+    /// Sets `flag` (and this call's stop flag) when the deadline passes; for streaming replies,
+    /// whose work outlives the handler. Returns at once when there is no deadline.
+    pub(crate) fn stop_at_deadline(self: &Arc<Call>, flag: Arc<AtomicBool>) {
+        let Some(left) = self.remaining() else { return };
+        let call = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(left).await;
+            call.stop.store(true, Ordering::Relaxed);
+            flag.store(true, Ordering::Relaxed);
+        });
+    }
+
+    fn target(&self) -> String {
+        self.target.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// DEADLINE_EXCEEDED for a request whose work was stopped at its deadline.
+pub(crate) fn deadline_exceeded() -> Status {
+    Status::deadline_exceeded("the request's deadline passed before it finished; give it a longer deadline or ask for less")
+}
+
+/// The edge's configuration.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Edge {
+    /// `authorization: Bearer <token>` required when set.
+    token: Option<Arc<str>>,
+    /// The server's longest request (besides watch streams).
+    max: Option<Duration>,
+}
+
+impl Edge {
+    pub(crate) fn new(token: Option<&str>, max: Option<Duration>) -> Edge {
+        Edge { token: token.map(Arc::from), max }
+    }
+}
+
+impl<S> tower::Layer<S> for Edge {
+    type Service = EdgeService<S>;
+    fn layer(&self, inner: S) -> EdgeService<S> {
+        EdgeService { inner, edge: self.clone() }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct EdgeService<S> {
+    inner: S,
+    edge: Edge,
+}
+
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for EdgeService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<http::Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = crate::diag::excerpt(req.uri().path(), 120);
+        let grpc = req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let watch = method.starts_with("/flowtime.v1.WatchService/");
+        let client = grpc_timeout(req.headers()).map(|t| t.saturating_sub(margin(t)));
+        let limit = match (client, self.edge.max.filter(|_| !watch)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let call = Arc::new(Call::new(limit));
+        if let Some(token) = &self.edge.token
+            && !authorized(req.headers(), token)
+        {
+            let res = if grpc {
+                Status::unauthenticated("this server needs a token: send `authorization: Bearer <token>` (the CLI: --token-file or FLOWTIME_TOKEN)")
+                    .into_http()
+            } else {
+                let mut r = http::Response::new(Body::empty());
+                *r.status_mut() = http::StatusCode::UNAUTHORIZED;
+                r.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+                r
+            };
+            return Box::pin(std::future::ready(Ok(logged(res, method, call))));
+        }
+        let mut inner = self.inner.clone();
+        std::mem::swap(&mut self.inner, &mut inner);
+        let work = CURRENT.scope(call.clone(), inner.call(req));
+        Box::pin(async move {
+            // A client that goes away drops this future: its work stops too.
+            let guard = StopOnDrop(Some(call.stop.clone()));
+            let res = match call.remaining() {
+                Some(left) => match tokio::time::timeout(left, work).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        call.stop.store(true, Ordering::Relaxed);
+                        deadline_exceeded().into_http()
+                    }
+                },
+                None => work.await?,
+            };
+            guard.disarm();
+            Ok(logged(res, method, call))
+        })
+    }
+}
+
+struct StopOnDrop(Option<Arc<AtomicBool>>);
+
+impl StopOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `authorization: Bearer <token>`, compared in time independent of where it differs.
+fn authorized(headers: &http::HeaderMap, token: &str) -> bool {
+    let Some(given) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+    else {
+        return false;
+    };
+    let want = token.as_bytes();
+    given.len() == want.len() && given.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// The `grpc-timeout` header (`<digits><unit>`, at most 8 digits; H M S m u n).
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let v = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// The reply with its log line attached: written when the body ends (trailers carry the code of
+/// a reply that started well) or is dropped (the client went away).
+fn logged(res: http::Response<Body>, method: String, call: Arc<Call>) -> http::Response<Body> {
+    let code = res.headers().get("grpc-status").and_then(code_of);
+    let http_status = res.status();
+    res.map(|body| Body::new(Logged { inner: body, line: Some(Line { method, call, code, http_status }) }))
+}
+
+fn code_of(v: &http::HeaderValue) -> Option<Code> {
+    v.to_str().ok()?.parse::<i32>().ok().map(Code::from_i32)
+}
+
+struct Line {
+    method: String,
+    call: Arc<Call>,
+    code: Option<Code>,
+    http_status: http::StatusCode,
+}
+
+impl Line {
+    fn write(self, ended: bool) {
+        let code = match (self.code, ended) {
+            (Some(c), _) => format!("{c:?}"),
+            (None, true) if self.http_status.is_success() => "Ok".to_string(),
+            (None, true) => format!("http {}", self.http_status.as_u16()),
+            (None, false) => "Cancelled (the client went away)".to_string(),
+        };
+        let us = self.call.started.elapsed_us();
+        let duration_ms = us as f64 / 1000.0;
+        let units = self.call.units.load(Ordering::Relaxed);
+        let target = self.call.target();
+        let server_fault = matches!(self.code, Some(Code::Internal | Code::DataLoss | Code::Unknown));
+        if Duration::from_micros(us) > SLOW || server_fault {
+            tracing::warn!(target: "flowtime::request", method = %self.method, "target" = %target, code = %code, duration_ms, units, "slow or failed request");
+        } else {
+            tracing::info!(target: "flowtime::request", method = %self.method, "target" = %target, code = %code, duration_ms, units, "request");
+        }
+    }
+}
+
+struct Logged {
+    inner: Body,
+    line: Option<Line>,
+}
+
+impl http_body::Body for Logged {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(t), Some(line)) = (frame.trailers_ref(), this.line.as_mut()) {
+                    line.code = t.get("grpc-status").and_then(code_of).or(line.code);
+                }
+            }
+            Poll::Ready(Some(Err(s))) => {
+                if let Some(line) = this.line.as_mut() {
+                    line.code = Some(s.code());
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(line) = this.line.take() {
+                    line.write(true);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        if let Some(line) = self.line.take() {
+            // A body already at its end (a trailers-only reply) ended well; otherwise the client
+            // stopped reading.
+            let ended = http_body::Body::is_end_stream(&self.inner) || line.code.is_some();
+            line.write(ended);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_by_unit_and_refuse_the_malformed() {
+        let h = |v: &str| {
+            let mut m = http::HeaderMap::new();
+            m.insert("grpc-timeout", http::HeaderValue::from_str(v).unwrap());
+            grpc_timeout(&m)
+        };
+        assert_eq!(h("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(h("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(h("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(h("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        assert_eq!(h("123456789S"), None);
+        assert_eq!(h("S"), None);
+        assert_eq!(h("10x"), None);
+    }
+
+    #[test]
+    fn tokens_must_match_exactly() {
+        let h = |v: &str| {
+            let mut m = http::HeaderMap::new();
+            m.insert(http::header::AUTHORIZATION, http::HeaderValue::from_str(v).unwrap());
+            m
+        };
+        assert!(authorized(&h("Bearer s3cret"), "s3cret"));
+        assert!(!authorized(&h("Bearer s3cre"), "s3cret"));
+        assert!(!authorized(&h("Bearer s3cretX"), "s3cret"));
+        assert!(!authorized(&h("bearer s3cret"), "s3cret"));
+        assert!(!authorized(&http::HeaderMap::new(), "s3cret"));
+    }
+}
