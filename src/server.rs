@@ -138,10 +138,10 @@ pub async fn routes(
         .routes()
 }
 
-/// The response rewrites every caller of the routes sees, remote or in process (today: an
-/// oversized message is RESOURCE_EXHAUSTED, §11).
+/// The response rewrites every caller of the routes sees, remote or in process: an oversized
+/// message is RESOURCE_EXHAUSTED (§11), a request that does not decode INVALID_ARGUMENT.
 pub(crate) fn response_layer<B>() -> tower::util::MapResponseLayer<fn(http::Response<B>) -> http::Response<B>> {
-    tower::util::MapResponseLayer::new(status::message_size_is_resource_exhausted::<B>)
+    tower::util::MapResponseLayer::new(status::rewrite_codec_statuses::<B>)
 }
 
 /// Serves the API on `listener` until `shutdown` resolves; in-flight calls finish first.

@@ -178,7 +178,8 @@ fn for_each_row(
             let (Some(ts), Some(node)) = (col("ts"), col("node")) else {
                 return Err(err(
                     1,
-                    format!("the header `{}` lacks `ts` or `node`", headers.join(",")),
+                    // Not the content: a file of another kind (a key, a config) is not echoed.
+                    "not a Gold CSV: the header has no `ts`/`node` column".to_string(),
                     "Gold NodeTimeBin columns: ts,node,arrivals,served,errors[,queue_depth,external_demand,capacity_proxy]",
                 ));
             };

@@ -15,6 +15,7 @@ mod fixtures;
 mod incremental;
 mod inference;
 mod load;
+mod network;
 mod plot;
 mod readme;
 mod reclaim;

@@ -69,9 +69,8 @@ fn check_exposure(addr: SocketAddr, token: bool, insecure: bool) -> Result<(), F
 
 fn tls_identity(args: &ServeArgs) -> Result<Option<TlsIdentity>, Failure> {
     let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else { return Ok(None) };
-    let read = |p: &Path| {
-        sys::read(p).map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot read {}: {e}", p.display())))
-    };
+    let read =
+        |p: &Path| sys::read(p).map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot read {}: {e}", p.display())));
     Ok(Some(TlsIdentity { cert_pem: read(cert)?, key_pem: read(key)? }))
 }
 

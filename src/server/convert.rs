@@ -211,19 +211,24 @@ pub(crate) fn variant(v: &VariantInfo) -> pb::Variant {
 /// The longest session, variant, series or template name a request may carry.
 pub(crate) const MAX_NAME_BYTES: usize = 256;
 
+/// A name a request stores (series, session, variant): at most [`MAX_NAME_BYTES`].
+pub(crate) fn check_name(field: &str, v: &str) -> Result<(), Status> {
+    if v.len() > MAX_NAME_BYTES {
+        return Err(invalid_field(
+            field,
+            format!("`{v}` is {} bytes long; names have at most {MAX_NAME_BYTES}", v.len()),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn target(field: &str, t: Option<&pb::Target>) -> Result<Target, Status> {
     let Some(t) = t else { return Err(invalid_field(field, "a target {session, variant?} is required")) };
     if t.session.is_empty() {
         return Err(invalid_field(&format!("{field}.session"), "a session id is required"));
     }
-    for (part, v) in [("session", &t.session), ("variant", &t.variant)] {
-        if v.len() > MAX_NAME_BYTES {
-            return Err(invalid_field(
-                &format!("{field}.{part}"),
-                format!("`{v}` is {} bytes long; names have at most {MAX_NAME_BYTES}", v.len()),
-            ));
-        }
-    }
+    check_name(&format!("{field}.session"), &t.session)?;
+    check_name(&format!("{field}.variant"), &t.variant)?;
     let target = Target { session: t.session.clone(), variant: (!t.variant.is_empty()).then(|| t.variant.clone()) };
     crate::server::edge::Call::note_target(&target.to_string());
     Ok(target)

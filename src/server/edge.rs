@@ -114,7 +114,9 @@ impl Call {
 
 /// DEADLINE_EXCEEDED for a request whose work was stopped at its deadline.
 pub(crate) fn deadline_exceeded() -> Status {
-    Status::deadline_exceeded("the request's deadline passed before it finished; give it a longer deadline or ask for less")
+    Status::deadline_exceeded(
+        "the request's deadline passed before it finished; give it a longer deadline or ask for less",
+    )
 }
 
 /// The edge's configuration.
@@ -163,7 +165,10 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let method = crate::diag::excerpt(req.uri().path(), 120);
-        let grpc = req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let grpc = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         let watch = method.starts_with("/flowtime.v1.WatchService/");
         let client = grpc_timeout(req.headers()).map(|t| t.saturating_sub(margin(t)));
         let limit = match (client, self.edge.max.filter(|_| !watch)) {

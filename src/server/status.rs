@@ -121,16 +121,42 @@ pub(crate) fn invalid_field(field: &str, message: impl Into<String>) -> Status {
     )
 }
 
-/// tonic answers an oversized message with OUT_OF_RANGE; the API's contract (§11) is
-/// RESOURCE_EXHAUSTED. Rewrites that one status, keeping its message.
-pub(crate) fn message_size_is_resource_exhausted<B>(mut res: http::Response<B>) -> http::Response<B> {
-    let oversized = res.headers().get("grpc-status").is_some_and(|v| v.as_bytes() == b"11")
-        && res.headers().get("grpc-message").is_some_and(|m| {
-            let m = String::from_utf8_lossy(m.as_bytes());
-            m.contains("message%20length%20too%20large") || m.contains("message length too large")
-        });
-    if oversized {
-        res.headers_mut().insert("grpc-status", http::HeaderValue::from_static("8"));
+/// Rewrites the statuses tonic produces on its own where the API's contract says otherwise:
+/// an oversized message (tonic: OUT_OF_RANGE) is RESOURCE_EXHAUSTED (§11), and a request that
+/// is not a valid protobuf message (tonic-prost: INTERNAL, "failed to decode Protobuf message")
+/// is INVALID_ARGUMENT: the client sent it, nothing failed inside the server. Messages are kept.
+pub(crate) fn rewrite_codec_statuses<B>(mut res: http::Response<B>) -> http::Response<B> {
+    let message = |res: &http::Response<B>| {
+        res.headers()
+            .get("grpc-message")
+            .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
+            .unwrap_or_default()
+    };
+    let code = res.headers().get("grpc-status").map(|v| v.as_bytes().to_vec());
+    let rewrite = match code.as_deref() {
+        Some(b"11") => {
+            let m = message(&res);
+            (m.contains("message%20length%20too%20large") || m.contains("message length too large")).then_some("8")
+        }
+        Some(b"13") => is_decode_error(&message(&res)).then_some("3"),
+        _ => None,
+    };
+    if let Some(code) = rewrite {
+        res.headers_mut().insert("grpc-status", http::HeaderValue::from_static(code));
     }
     res
+}
+
+fn is_decode_error(message: &str) -> bool {
+    message.starts_with("failed%20to%20decode%20Protobuf%20message")
+        || message.starts_with("failed to decode Protobuf message")
+}
+
+/// A status from reading a client's stream: a message that does not decode is the client's
+/// INVALID_ARGUMENT (as [`rewrite_codec_statuses`] does for unary requests).
+pub(crate) fn from_client_stream(s: Status) -> Status {
+    if s.code() == Code::Internal && is_decode_error(s.message()) {
+        return Status::invalid_argument(s.message().to_string());
+    }
+    s
 }

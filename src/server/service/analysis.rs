@@ -114,7 +114,8 @@ impl Api {
             };
             let ctl = Control { cancel: &cancel, progress: &progress, threads: opts.threads, limits };
             // Preparation evaluates on this thread: it stops at the cancel flag too.
-            let (res, _) = crate::engine::db::interruptible(Some(cancel.clone()), || mode.run(base, &opts.common, &ctl));
+            let (res, _) =
+                crate::engine::db::interruptible(Some(cancel.clone()), || mode.run(base, &opts.common, &ctl));
             let (out, totals) = match res {
                 Ok(r) => r,
                 Err(AnalysisError::Cancelled) if expired() => {

@@ -16,6 +16,7 @@ use super::{Api, Reply};
 impl pb::series_service_server::SeriesService for Api {
     async fn put_series(&self, req: Request<pb::PutSeriesRequest>) -> Reply<pb::PutSeriesResponse> {
         let r = req.into_inner();
+        convert::check_name("name", &r.name)?;
         let start = if r.start.is_empty() {
             None
         } else {
@@ -99,7 +100,7 @@ impl Api {
         let mut options: Option<pb::LoadGoldOptions> = None;
         let mut data = Vec::new();
         let limit = self.opts.max_upload_bytes;
-        while let Some(chunk) = stream.message().await? {
+        while let Some(chunk) = stream.message().await.map_err(crate::server::status::from_client_stream)? {
             if options.is_none() {
                 options = Some(chunk.options.unwrap_or_default());
             }

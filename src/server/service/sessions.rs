@@ -13,6 +13,9 @@ use super::{Api, Reply};
 impl pb::session_service_server::SessionService for Api {
     async fn open_session(&self, req: Request<pb::OpenSessionRequest>) -> Reply<pb::Session> {
         let r = req.into_inner();
+        convert::check_name("session_id", &r.session_id)?;
+        convert::check_name("template_id", &r.template_id)?;
+        convert::check_name("template_version", &r.template_version)?;
         let mut params = convert::supplied_map("parameters", &r.parameters)?;
         let series = convert::bindings("series", &r.series)?;
         let s = self
@@ -94,6 +97,8 @@ impl pb::session_service_server::SessionService for Api {
 
     async fn create_variant(&self, req: Request<pb::CreateVariantRequest>) -> Reply<pb::Variant> {
         let r = req.into_inner();
+        convert::check_name("name", &r.name)?;
+        crate::server::edge::Call::note_target(&format!("{}/{}", r.session_id, r.name));
         let params = convert::supplied_map("parameters", &r.parameters)?;
         let series = convert::bindings("series", &r.series)?;
         let v = self
