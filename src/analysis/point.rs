@@ -24,7 +24,7 @@ use salsa::plumbing::{AsId, FromId};
 
 use crate::analysis::{AnalysisError, Control};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::engine::db::{PointValues, UnitKey, build_keys, evaluate_in_order, evaluate_point};
+use crate::engine::db::{PointValues, UnitKey, build_keys, evaluate_in_order, evaluate_point, unit_keys};
 use crate::engine::plan::Compiled;
 use crate::engine::{Accounting, Database, Series, SeriesCell};
 use crate::host::{AnalysisBase, HostError, Snapshot};
@@ -129,7 +129,8 @@ impl Evaluator {
         overrides: &BTreeMap<String, Supplied>,
         drawn: BTreeSet<String>,
     ) -> Result<Evaluator, HostError> {
-        let AnalysisBase { snapshot, target, revision, plan, cells, inputs, decls, structural, compiler } = base;
+        let AnalysisBase { snapshot, scenario, target, revision, plan, cells, inputs, decls, structural, compiler } =
+            base;
         let variants = match snapshot.view().session_info(&target.session) {
             Ok(info) => info.variants,
             Err(_) => Vec::new(),
@@ -158,9 +159,16 @@ impl Evaluator {
             plan = base.compiler.compile(&bound, &BTreeSet::new())?;
             check_same_shape(&base, &plan, &BTreeSet::new(), "parameters")?;
         }
-        // The target's own keys (interned already when the target was ever evaluated).
-        let target_keys =
-            build_keys(db, &base.plan, &base_cells, &base.inputs).into_iter().map(|k| k.map(|k| k.as_id())).collect();
+        // The target's own keys, from its own query: interned there, they are collected with the
+        // target (a variant deleted after an analysis); built here, outside any query, salsa
+        // would keep them for good.
+        let target_keys = match unit_keys(db, scenario) {
+            Some(keys) => keys.iter().map(|k| Some(k.as_id())).collect(),
+            None => build_keys(db, &base.plan, &base_cells, &base.inputs)
+                .into_iter()
+                .map(|k| k.map(|k| k.as_id()))
+                .collect(),
+        };
         if !drawn.is_empty() {
             plan = base.compiler.with_overrides(&plan, &drawn)?;
         }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::engine::plan::{Compiled, compile};
-use crate::engine::{ParamCell, SeriesCell};
+use crate::engine::{ParamCell, Scenario, SeriesCell};
 use crate::host::{Host, HostError, Snapshot, Target, read_input};
 use crate::model::grid::Grid;
 use crate::model::params::{ParamDecl, ParamValue};
@@ -25,6 +25,10 @@ use super::plan_cache::plan_recording;
 pub struct AnalysisBase {
     /// The database and sessions as they were when the analysis started.
     pub snapshot: Snapshot,
+    /// The target's scenario: its unit keys come from its own `unit_keys` query, so they are
+    /// interned inside a query and collected like any scenario's once unused (keys interned
+    /// outside a query are immortal in salsa).
+    pub scenario: Scenario,
     pub target: Target,
     /// The session's revision at the snapshot.
     pub revision: u64,
@@ -94,6 +98,7 @@ impl Host {
         };
         Ok(AnalysisBase {
             snapshot: self.snapshot(),
+            scenario,
             target: t.clone(),
             revision,
             plan,

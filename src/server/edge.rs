@@ -95,20 +95,34 @@ impl Call {
         self.remaining().is_some_and(|r| r.is_zero())
     }
 
-    /// Sets `flag` (and this call's stop flag) when the deadline passes; for streaming replies,
-    /// whose work outlives the handler. Returns at once when there is no deadline.
-    pub(crate) fn stop_at_deadline(self: &Arc<Call>, flag: Arc<AtomicBool>) {
-        let Some(left) = self.remaining() else { return };
+    /// Sets `flag` (and this call's stop flag) when the deadline passes, unless the returned
+    /// guard is dropped first; for streaming replies, whose work outlives the handler. Keep the
+    /// guard as long as the work runs: the timer (and the call it holds) goes with it, rather
+    /// than waiting out the server's 10-minute maximum after every analysis.
+    pub(crate) fn stop_at_deadline(self: &Arc<Call>, flag: Arc<AtomicBool>) -> DeadlineTimer {
+        let Some(left) = self.remaining() else { return DeadlineTimer(None) };
         let call = self.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             tokio::time::sleep(left).await;
             call.stop.store(true, Ordering::Relaxed);
             flag.store(true, Ordering::Relaxed);
         });
+        DeadlineTimer(Some(task.abort_handle()))
     }
 
     fn target(&self) -> String {
         self.target.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// A deadline timer ([`Call::stop_at_deadline`]); dropping it cancels the timer.
+pub(crate) struct DeadlineTimer(Option<tokio::task::AbortHandle>);
+
+impl Drop for DeadlineTimer {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
     }
 }
 

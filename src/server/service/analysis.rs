@@ -86,15 +86,13 @@ impl Api {
         }
         // The request's deadline stops the analysis like a cancel (answered DEADLINE_EXCEEDED).
         let call = Call::current();
-        if let Some(c) = &call {
-            c.stop_at_deadline(cancel.clone());
-        }
+        let timer = call.as_ref().map(|c| c.stop_at_deadline(cancel.clone()));
         let host = self.host.clone();
         let changes = self.changes.clone();
         let limits = Limits { eval_budget: self.opts.eval_budget, max_points: analysis::DEFAULT_MAX_POINTS };
         tokio::task::spawn_blocking(move || {
             let expired = || call.as_ref().is_some_and(|c| c.expired());
-            let _finished = finished;
+            let (_finished, _timer) = (finished, timer);
             let field = "request";
             let started = {
                 let mut h = host.lock();
