@@ -24,7 +24,7 @@ pub use seed::Seeded;
 pub use sessions::{OpenRequest, SessionInfo, VariantInfo};
 pub use shared::{ReadError, SharedHost};
 pub use stored::{StoredSeriesInfo, StoredSeriesInput};
-pub use templates::TemplateInfo;
+pub use templates::{PreparedTemplate, TemplateInfo};
 pub(crate) use view::diff_bins;
 pub use view::{Comparison, SeriesDiff, Snapshot, Target, View};
 

@@ -50,6 +50,12 @@ pub struct ServerOptions {
     pub token: Option<String>,
     /// TLS on the socket: the server's certificate chain and private key, PEM.
     pub tls: Option<TlsIdentity>,
+    /// What a document (PutTemplate) may be: bytes, flow nesting, nodes (default 16 MiB, 128
+    /// levels, 100,000 nodes); checked before it is parsed.
+    pub documents: crate::model::yaml::Limits,
+    /// How many documents are parsed and compiled at once (default: one fewer than the cores,
+    /// at least one), off the host lock, so documents never take every core from readers.
+    pub document_workers: usize,
 }
 
 /// A server's TLS identity (PEM text as read from `--tls-cert` and `--tls-key`).
@@ -77,6 +83,8 @@ impl Default for ServerOptions {
             max_request_duration: Some(std::time::Duration::from_secs(600)),
             token: None,
             tls: None,
+            documents: crate::model::yaml::Limits::DEFAULT,
+            document_workers: std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
         }
     }
 }

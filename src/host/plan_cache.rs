@@ -25,13 +25,13 @@ impl crate::model::doc::ParamLookup for Recording<'_> {
 }
 
 /// The structural parameters a plan read, with the values it saw.
-pub(super) type StructuralReads = Vec<(String, Option<ParamValue>)>;
+pub(crate) type StructuralReads = Vec<(String, Option<ParamValue>)>;
 
 /// One cached plan: the structural reads and override set it was compiled with.
 type CachedPlan = (StructuralReads, BTreeSet<String>, Arc<Compiled>);
 
 /// Compiles and returns the structural parameters the plan depends on, with their values.
-pub(super) fn plan_recording(
+pub(crate) fn plan_recording(
     src: &Source,
     params: &BTreeMap<String, ParamValue>,
     overrides: &BTreeSet<String>,
@@ -68,11 +68,26 @@ impl PlanCache {
         }
         let (c, reads) = plan_recording(src, params, overrides)?;
         let c = Arc::new(c);
+        self.insert(src, reads, overrides.clone(), c.clone());
+        Ok(c)
+    }
+
+    /// Caches a plan compiled elsewhere (off the host lock) with what it read structurally.
+    pub(crate) fn insert(
+        &mut self,
+        src: &Source,
+        reads: StructuralReads,
+        overrides: BTreeSet<String>,
+        c: Arc<Compiled>,
+    ) {
+        let list = self.entries.entry(src.sha256().to_string()).or_default();
+        if list.iter().any(|(r, o, _)| *r == reads && *o == overrides) {
+            return;
+        }
         if list.len() >= Self::PER_TEMPLATE {
             list.remove(0);
         }
-        list.push((reads, overrides.clone(), c.clone()));
-        Ok(c)
+        list.push((reads, overrides, c));
     }
 
     /// The parameters `plan` (a plan this cache handed out for template `sha`) read structurally,

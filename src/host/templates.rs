@@ -5,12 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::engine::plan::Compiled;
+use crate::host::plan_cache::{StructuralReads, plan_recording};
 use crate::host::{Host, HostError};
 use crate::model::doc::read_document;
 use crate::model::grid::Grid;
 use crate::model::params::{ParamDecl, ParamValue};
 use crate::model::source::Source;
 use crate::model::template::{Supplied, bind};
+use crate::model::yaml::Limits;
 use crate::store::{StoreError, TemplateRecord};
 use crate::sys;
 
@@ -57,19 +60,31 @@ pub(crate) struct TemplateEntry {
     pub(crate) decls: Arc<Vec<ParamDecl>>,
 }
 
-impl Host {
-    /// Validates and stores a template; returns `(id, version, created)`. Identical text again is
-    /// a no-op; different text under a stored `(id, version)` is `AlreadyExists`.
-    pub fn put_template(&mut self, text: &str, label: &str) -> Result<(String, String, bool), HostError> {
-        let source = Arc::new(Source::parse(text).map_err(|d| with_label(d, label))?);
+/// A template validated without the host: parsed, its metadata read and (when every parameter
+/// has a default) compiled, ready for [`Host::store_template`]. Servers prepare templates off the
+/// host lock, so a large or slow document never holds up other requests.
+pub struct PreparedTemplate {
+    record: TemplateRecord,
+    source: Arc<Source>,
+    /// The plan for the defaults, with what it read structurally (for the plan cache).
+    plan: Option<(Arc<Compiled>, StructuralReads)>,
+}
+
+impl PreparedTemplate {
+    /// Parses and validates `text` (labelled `label` in diagnostics) within `limits`.
+    pub fn new(text: &str, label: &str, limits: &Limits) -> Result<PreparedTemplate, HostError> {
+        let source = Arc::new(Source::parse_with(text, limits).map_err(|d| with_label(d, label))?);
         let decls = source.decls();
         let meta_doc = read_document(source.doc(), &defaults_only(decls));
         // Validate as far as defaults allow: a template whose parameters all have defaults must
         // compile. The plan is kept: opening a session with the defaults reuses it.
-        if decls.iter().all(|d| d.default.is_some()) {
+        let plan = if decls.iter().all(|d| d.default.is_some()) {
             let params = bind(decls, &BTreeMap::new())?;
-            self.plans.get(&source, &params, &BTreeSet::new()).map_err(|d| with_label(d, label))?;
-        }
+            let (plan, reads) = plan_recording(&source, &params, &BTreeSet::new()).map_err(|d| with_label(d, label))?;
+            Some((Arc::new(plan), reads))
+        } else {
+            None
+        };
         let (id, version, title, description) = match &meta_doc {
             Ok(d) => (d.meta.id.clone(), d.meta.version.clone(), d.meta.title.clone(), d.meta.description.clone()),
             Err(_) => {
@@ -85,15 +100,35 @@ impl Host {
                 .into());
         };
         let record = TemplateRecord {
-            id: id.clone(),
-            version: version.clone(),
+            id,
+            version,
             text: text.to_string(),
             sha256: source.sha256().to_string(),
             title,
             description,
-            stored_utc: sys::now_utc(),
+            stored_utc: String::new(),
         };
+        Ok(PreparedTemplate { record, source, plan })
+    }
+}
+
+impl Host {
+    /// Validates and stores a template; returns `(id, version, created)`. Identical text again is
+    /// a no-op; different text under a stored `(id, version)` is `AlreadyExists`.
+    pub fn put_template(&mut self, text: &str, label: &str) -> Result<(String, String, bool), HostError> {
+        self.store_template(PreparedTemplate::new(text, label, &Limits::DEFAULT)?)
+    }
+
+    /// Stores a template prepared (validated) beforehand: the only part of [`Host::put_template`]
+    /// that needs the host.
+    pub fn store_template(&mut self, prepared: PreparedTemplate) -> Result<(String, String, bool), HostError> {
+        let PreparedTemplate { mut record, source, plan } = prepared;
+        record.stored_utc = sys::now_utc();
+        let (id, version) = (record.id.clone(), record.version.clone());
         let created = self.store.write(|w| w.put_template(&record))?;
+        if let Some((plan, reads)) = plan {
+            self.plans.insert(&source, reads, BTreeSet::new(), plan);
+        }
         if created {
             self.templates.insert(
                 (id.clone(), version.clone()),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::diag::Diagnostics;
+use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::doc::read_parameters;
 use crate::model::params::{ParamDecl, hex};
 use crate::model::yaml::{self, YamlDoc};
@@ -24,7 +24,25 @@ impl Source {
     /// Parses `text` and reads its parameter declarations; syntax and declaration errors are
     /// located diagnostics.
     pub fn parse(text: &str) -> Result<Source, Diagnostics> {
-        let doc = yaml::parse(text).map_err(Diagnostics::one)?;
+        Source::parse_with(text, &yaml::Limits::DEFAULT)
+    }
+
+    /// [`Source::parse`] within `limits`: size and nesting are checked before the text is parsed,
+    /// the number of nodes before anything reads them.
+    pub fn parse_with(text: &str, limits: &yaml::Limits) -> Result<Source, Diagnostics> {
+        let doc = yaml::parse_with(text, limits).map_err(Diagnostics::one)?;
+        if let Some((key, nodes)) = doc.root.entry("nodes")
+            && let Some(list) = nodes.as_sequence()
+            && list.len() > limits.max_nodes
+        {
+            return Err(Diagnostic::error(
+                "too_many_nodes",
+                format!("the document has {} nodes, over the limit of {}", list.len(), limits.max_nodes),
+            )
+            .at_line(key.pos.line, key.pos.column)
+            .with_help("split the model, or ask the server's operator for a higher limit")
+            .into());
+        }
         let decls = read_parameters(&doc)?;
         Ok(Source { text: Arc::from(text), sha256: hex(&Sha256::digest(text.as_bytes())), doc, decls })
     }

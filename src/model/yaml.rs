@@ -176,13 +176,44 @@ pub fn parse_count() -> u64 {
     PARSES.with(Cell::get)
 }
 
+/// What a document may be, checked in one linear pass over the text before either reader runs:
+/// libyaml's scanner is quadratic in flow nesting (`a: [[[[…]]]]` 40,000 deep took seconds), so
+/// a document over these limits is refused before it is parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest document, in bytes.
+    pub max_bytes: usize,
+    /// Deepest nesting of flow collections (`[` and `{`).
+    pub max_depth: u32,
+    /// Most model nodes (entries of `nodes:`), checked when the declarations are read
+    /// ([`crate::model::source::Source::parse_with`]).
+    pub max_nodes: usize,
+}
+
+impl Limits {
+    /// 16 MiB, 128 levels (yaml_serde's own recursion limit), 100,000 nodes.
+    pub const DEFAULT: Limits = Limits { max_bytes: 16 << 20, max_depth: 128, max_nodes: 100_000 };
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::DEFAULT
+    }
+}
+
 /// Parses one YAML document. Duplicate keys, syntax errors and an empty document are errors with
 /// line and column.
 pub fn parse(text: &str) -> Result<YamlDoc, Diagnostic> {
+    parse_with(text, &Limits::DEFAULT)
+}
+
+/// [`parse`] within `limits` (a document over them is refused before it is parsed).
+pub fn parse_with(text: &str, limits: &Limits) -> Result<YamlDoc, Diagnostic> {
     PARSES.with(|p| p.set(p.get() + 1));
     // Editors on some systems start UTF-8 files with a byte-order mark, which yaml_serde would
     // read as a second document.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    check_limits(text, limits)?;
     let root = match fast::parse(text) {
         Some(root) => root,
         None => compat::parse(text)?,
@@ -192,6 +223,67 @@ pub fn parse(text: &str) -> Result<YamlDoc, Diagnostic> {
             .with_help("a model needs at least `grid` and `nodes`"));
     }
     Ok(YamlDoc { root })
+}
+
+/// Refuses a document over `limits` in one pass over its bytes. Flow collections are counted
+/// where one can start (after indentation, `- `, `? `, `: `, `,`, `[` or `{`), outside comments
+/// and quoted scalars, so brackets inside plain text do not count.
+fn check_limits(text: &str, limits: &Limits) -> Result<(), Diagnostic> {
+    if text.len() > limits.max_bytes {
+        return Err(Diagnostic::error(
+            "document_too_large",
+            format!("the document is {} bytes, over the limit of {} bytes", text.len(), limits.max_bytes),
+        )
+        .with_help("split the model, or read long series from files (`file:`) or stored telemetry (`series:`)"));
+    }
+    let b = text.as_bytes();
+    let blank = |i: usize| b.get(i).is_none_or(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'));
+    let (mut depth, mut line, mut line_start, mut may_start, mut i) = (0u32, 1u32, 0usize, true, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'\n' => (line, line_start, may_start) = (line + 1, i + 1, true),
+            b' ' | b'\t' | b'\r' => {}
+            b'#' if i == 0 || blank(i - 1) => {
+                while i + 1 < b.len() && b[i + 1] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'[' | b'{' if may_start => {
+                depth += 1;
+                if depth > limits.max_depth {
+                    let column = text[line_start..i].chars().count() as u32 + 1;
+                    return Err(Diagnostic::error(
+                        "document_too_deep",
+                        format!("collections are nested more than {} deep here", limits.max_depth),
+                    )
+                    .at_line(line, column)
+                    .with_help("a model needs only a few levels; write the values out flat"));
+                }
+            }
+            b']' | b'}' => (depth, may_start) = (depth.saturating_sub(1), false),
+            b',' if depth > 0 => may_start = true,
+            b'-' | b'?' if blank(i + 1) => may_start = true,
+            b':' if blank(i + 1) || depth > 0 => may_start = true,
+            q @ (b'\'' | b'"') if may_start => {
+                // Skip the quoted scalar ('' and \x escapes), counting its lines.
+                i += 1;
+                while i < b.len() {
+                    match b[i] {
+                        b'\\' if q == b'"' => i += 1,
+                        b'\'' if q == b'\'' && b.get(i + 1) == Some(&b'\'') => i += 1,
+                        c if c == q => break,
+                        b'\n' => (line, line_start) = (line + 1, i + 1),
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                may_start = false;
+            }
+            _ => may_start = false,
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -230,6 +322,36 @@ mod tests {
         let err = parse("a: 1\na: 2\n").unwrap_err();
         assert!(err.message.contains("duplicate"), "{}", err.message);
         assert_eq!((err.line, err.column), (Some(2), Some(1)));
+    }
+
+    /// Flow nesting past the limit is refused before either reader runs (libyaml's scanner is
+    /// quadratic in it), at the bracket that goes too deep; so is a document over the size limit.
+    #[test]
+    fn deep_flow_nesting_and_large_documents_are_refused_before_parsing() {
+        let n = 40_000;
+        let err = parse(&format!("a: {}{}\n", "[".repeat(n), "]".repeat(n))).unwrap_err();
+        assert_eq!((err.code.as_str(), err.line, err.column), ("document_too_deep", Some(1), Some(132)), "{err:?}");
+        // 200 KB of maps opened and never closed, after a multi-line quoted scalar.
+        let err = parse(&format!("t: \"x\n y\"\na: {}", "{a: ".repeat(50_000))).unwrap_err();
+        assert_eq!((err.code.as_str(), err.line), ("document_too_deep", Some(3)), "{err:?}");
+        let limits = Limits { max_bytes: 10, ..Limits::DEFAULT };
+        assert_eq!(parse_with("a: 12345678\n", &limits).unwrap_err().code, "document_too_large");
+        assert!(parse_with("a: 1234\n", &limits).is_ok());
+    }
+
+    /// The limit counts collections, not brackets in text: quoted scalars, comments and plain
+    /// scalars may hold any number; nesting up to the limit reads (in the parser of record: the
+    /// fast reader gives up past 64) and one more level does not.
+    #[test]
+    fn the_nesting_limit_counts_only_collections() {
+        let b = "[".repeat(300);
+        let text = format!("a: \"{b}\"\nb: '{b}''{b}' # {b}\nc: x{b}\nd: [\"{b}\", '{b}']\ne: |\n  x{b}\n");
+        assert!(parse(&text).is_ok(), "{:?}", parse(&text));
+        let deep = |n: usize| format!("a: {}1{}\n", "[".repeat(n), "]".repeat(n));
+        let limits = Limits { max_depth: 100, ..Limits::DEFAULT };
+        assert!(parse_with(&deep(100), &limits).is_ok(), "{:?}", parse_with(&deep(100), &limits));
+        assert_eq!(parse_with(&deep(101), &limits).unwrap_err().code, "document_too_deep");
+        assert_eq!(parse(&deep(129)).unwrap_err().code, "document_too_deep");
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub(crate) struct Api {
     /// Where `file:` references and LoadGold paths resolve (fixed for the host's life; read
     /// once so no async task ever waits on the host lock).
     pub(crate) data_root: Arc<std::path::PathBuf>,
+    /// Permits to parse and compile a document off the host lock (`opts.document_workers`).
+    pub(crate) documents: Arc<tokio::sync::Semaphore>,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -42,7 +44,8 @@ impl Api {
     pub(crate) fn new(host: Arc<SharedHost>, opts: ServerOptions, stopping: tokio::sync::watch::Receiver<bool>) -> Api {
         let (changes, _) = tokio::sync::watch::channel(0);
         let data_root = Arc::new(host.lock().data_root().to_path_buf());
-        Api { host, changes, opts: Arc::new(opts), stopping, data_root }
+        let documents = Arc::new(tokio::sync::Semaphore::new(opts.document_workers.max(1)));
+        Api { host, changes, opts: Arc::new(opts), stopping, data_root, documents }
     }
 
     /// Runs `f` on a snapshot on a blocking thread, retrying cancelled reads.

@@ -1,10 +1,10 @@
 //! The TemplateService: storing, listing and reading templates, and instantiating one on a
 //! private in-memory host.
 
-use tonic::{Request, Response};
+use tonic::{Request, Response, Status};
 
 use crate::artifacts;
-use crate::host::{Host, HostError, TemplateInfo};
+use crate::host::{Host, HostError, PreparedTemplate, TemplateInfo};
 use crate::server::convert;
 use crate::server::pb;
 use crate::server::status::{from_host, invalid_field};
@@ -19,7 +19,15 @@ impl pb::template_service_server::TemplateService for Api {
             return Err(invalid_field("text", "the template text is empty"));
         }
         let source = if r.source.is_empty() { "request".to_string() } else { r.source };
-        let (id, version, created) = self.write("text", move |h| h.put_template(&r.text, &source)).await?;
+        // Parsed, validated and compiled off the host lock, a few at a time; the lock only for
+        // storing it.
+        let limits = self.opts.documents;
+        let permit = self.documents.acquire().await.map_err(|_| Status::unavailable("the server is stopping"))?;
+        let prepared = super::on_blocking_thread(move || PreparedTemplate::new(&r.text, &source, &limits))
+            .await?
+            .map_err(|e| from_host("text", e))?;
+        drop(permit);
+        let (id, version, created) = self.write("text", move |h| h.store_template(prepared)).await?;
         Ok(Response::new(pb::PutTemplateResponse { id, version, created }))
     }
 
