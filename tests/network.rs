@@ -696,3 +696,54 @@ fn pathological_templates_do_not_stall_a_reader() {
     assert!(loaded <= idle * 2, "GetSeries p99 under pathological writers vs idle, each try: {tries:?}");
     server.stop();
 }
+
+/// One HTTP/1.1 exchange with extra header lines: (status, head, body).
+fn http_with(addr: &str, method: &str, path: &str, headers: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), head.to_ascii_lowercase(), body.to_string())
+}
+
+/// The token guards the web page too (the page, its assets and its gateway share the gRPC
+/// listener and its edge): without it every route is 401; `/?token=…` once sets a same-site,
+/// HTTP-only cookie and sends the browser back to the page without the token in the address;
+/// the cookie (or a bearer header) then opens every route. gRPC does not take the cookie.
+#[test]
+fn the_token_guards_the_web_page() {
+    let server = Served::start(&[], &[("FLOWTIME_TOKEN", "page-token")]);
+    let a = server.addr.clone();
+    let list = "/api/flowtime.v1.TemplateService/ListTemplates";
+    for (method, path) in [("GET", "/"), ("GET", "/assets/app.js"), ("POST", list), ("GET", "/?token=wrong")] {
+        let (status, head, body) = http_with(&a, method, path, "");
+        assert_eq!(status, 401, "{method} {path}: {head}");
+        assert!(!head.contains("set-cookie"), "{head}");
+        assert!(body.contains("/?token=<token>"), "{body}");
+    }
+    let (status, head, _) = http_with(&a, "GET", "/?token=page-token", "");
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("location: /\r\n"), "{head}");
+    assert!(head.contains("set-cookie: flowtime_token=page-token; path=/; httponly; samesite=strict"), "{head}");
+    let cookie = "Cookie: theme=dark; flowtime_token=page-token\r\n";
+    let (status, head, body) = http_with(&a, "GET", "/", cookie);
+    assert_eq!(status, 200, "{head}");
+    assert!(body.contains("<html") || body.contains("<!doctype") || body.contains("<!DOCTYPE"), "{body}");
+    let (status, _, body) = http_with(&a, "POST", list, cookie);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("order-pipeline"), "{body}");
+    assert_eq!(http_with(&a, "POST", list, "Cookie: flowtime_token=page-tokeN\r\n").0, 401);
+    assert_eq!(http_with(&a, "POST", list, "Authorization: Bearer page-token\r\n").0, 200);
+    // A gRPC client must send the header: the cookie is the page's alone.
+    let grpc = http_with(
+        &a,
+        "POST",
+        "/flowtime.v1.TemplateService/ListTemplates",
+        &format!("Content-Type: application/grpc\r\n{cookie}"),
+    );
+    assert!(grpc.1.contains("grpc-status: 16"), "{}", grpc.1);
+    server.stop();
+}

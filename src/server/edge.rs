@@ -191,15 +191,34 @@ where
         };
         let call = Arc::new(Call::new(limit));
         if let Some(token) = &self.edge.token
-            && !authorized(req.headers(), token)
+            && !authorized(req.headers(), token, !grpc)
         {
             let res = if grpc {
                 Status::unauthenticated("this server needs a token: send `authorization: Bearer <token>` (the CLI: --token-file or FLOWTIME_TOKEN)")
                     .into_http()
-            } else {
+            } else if let Some(given) = query_token(req.uri())
+                && same(given.as_bytes(), token.as_bytes())
+            {
+                // The page's way in: `/?token=…` once sets a cookie the browser then sends with
+                // every page, asset and gateway request (same site only), and drops the token from
+                // the address bar.
                 let mut r = http::Response::new(Body::empty());
+                *r.status_mut() = http::StatusCode::SEE_OTHER;
+                let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+                if let Ok(v) = http::HeaderValue::from_str(&cookie) {
+                    r.headers_mut().insert(http::header::SET_COOKIE, v);
+                }
+                let path = http::HeaderValue::from_str(req.uri().path()).unwrap_or(http::HeaderValue::from_static("/"));
+                r.headers_mut().insert(http::header::LOCATION, path);
+                r
+            } else {
+                let mut r = http::Response::new(Body::new(String::from(
+                    "this server needs a token: open /?token=<token> once in this browser, or send `Authorization: Bearer <token>`\n",
+                )));
                 *r.status_mut() = http::StatusCode::UNAUTHORIZED;
                 r.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+                r.headers_mut()
+                    .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
                 r
             };
             return Box::pin(std::future::ready(Ok(logged(res, method, call))));
@@ -242,14 +261,33 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// `authorization: Bearer <token>`, compared in time independent of where it differs.
-fn authorized(headers: &http::HeaderMap, token: &str) -> bool {
-    let Some(given) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-    else {
-        return false;
-    };
+/// The cookie that carries the token for the web page.
+const COOKIE: &str = "flowtime_token";
+
+/// `authorization: Bearer <token>`, or (`cookie`: an HTTP request of the page) the
+/// `flowtime_token` cookie; compared in time independent of where it differs.
+fn authorized(headers: &http::HeaderMap, token: &str, cookie: bool) -> bool {
     let want = token.as_bytes();
+    if let Some(given) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer ")) {
+        return same(given, want);
+    }
+    cookie
+        && headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+            .filter_map(|c| c.trim_ascii().strip_prefix(COOKIE.as_bytes())?.strip_prefix(b"="))
+            .any(|given| same(given, want))
+}
+
+/// Equal bytes, compared in time independent of where they differ.
+fn same(given: &[u8], want: &[u8]) -> bool {
     given.len() == want.len() && given.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// The `token` query parameter (as given: tokens are sent unencoded).
+fn query_token(uri: &http::Uri) -> Option<&str> {
+    uri.query()?.split('&').find_map(|kv| kv.strip_prefix("token="))
 }
 
 /// The `grpc-timeout` header (`<digits><unit>`, at most 8 digits; H M S m u n).
@@ -394,10 +432,24 @@ mod tests {
             m.insert(http::header::AUTHORIZATION, http::HeaderValue::from_str(v).unwrap());
             m
         };
-        assert!(authorized(&h("Bearer s3cret"), "s3cret"));
-        assert!(!authorized(&h("Bearer s3cre"), "s3cret"));
-        assert!(!authorized(&h("Bearer s3cretX"), "s3cret"));
-        assert!(!authorized(&h("bearer s3cret"), "s3cret"));
-        assert!(!authorized(&http::HeaderMap::new(), "s3cret"));
+        for cookie in [false, true] {
+            assert!(authorized(&h("Bearer s3cret"), "s3cret", cookie));
+            assert!(!authorized(&h("Bearer s3cre"), "s3cret", cookie));
+            assert!(!authorized(&h("Bearer s3cretX"), "s3cret", cookie));
+            assert!(!authorized(&h("bearer s3cret"), "s3cret", cookie));
+            assert!(!authorized(&http::HeaderMap::new(), "s3cret", cookie));
+        }
+        // The cookie counts only where the page's routes allow it, and only exactly.
+        let c = |v: &str| {
+            let mut m = http::HeaderMap::new();
+            m.insert(http::header::COOKIE, http::HeaderValue::from_str(v).unwrap());
+            m
+        };
+        assert!(authorized(&c("a=1; flowtime_token=s3cret"), "s3cret", true));
+        assert!(!authorized(&c("a=1; flowtime_token=s3cret"), "s3cret", false));
+        assert!(!authorized(&c("flowtime_token=s3cre"), "s3cret", true));
+        assert!(!authorized(&c("xflowtime_token=s3cret"), "s3cret", true));
+        assert_eq!(query_token(&"/?a=1&token=t%20x".parse().unwrap()), Some("t%20x"));
+        assert_eq!(query_token(&"/".parse().unwrap()), None);
     }
 }
