@@ -784,6 +784,24 @@ async fn load_gold_streams_uploads_reads_paths_under_the_data_root_only_and_caps
     let list = series.list_series(pb::ListSeriesRequest {}).await.unwrap().into_inner();
     assert!(list.series.iter().all(|s| !s.name.starts_with("S_")));
 
+    // A file of another kind under the data root is named as such, its content never quoted.
+    let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n";
+    std::fs::write(root.join("id_ed25519"), key).unwrap();
+    for opts in [
+        pb::LoadGoldOptions { path: "id_ed25519".into(), format: "csv".into(), ..Default::default() },
+        pb::LoadGoldOptions { format: "csv".into(), ..Default::default() },
+    ] {
+        let upload = if opts.path.is_empty() { key.as_bytes().to_vec() } else { Vec::new() };
+        let e = load(opts, upload).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+        assert!(e.message().contains("not a Gold CSV: the header has no `ts`/`node` column"), "{}", e.message());
+        let details = String::from_utf8_lossy(e.details()).to_ascii_lowercase();
+        for secret in ["openssh", "b3blbnnzac1"] {
+            assert!(!e.message().to_ascii_lowercase().contains(secret), "{}", e.message());
+            assert!(!details.contains(secret), "{details}");
+        }
+    }
+
     // An upload over the cap is refused and stores nothing.
     let big = gold.repeat(20).into_bytes();
     let e = load(pb::LoadGoldOptions::default(), big).await.unwrap_err();
