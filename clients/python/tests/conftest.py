@@ -58,13 +58,15 @@ class Server:
         assert text.rstrip().endswith("stopped"), text
 
 
-def start_server(dir: Path) -> Server:
+def start_server(dir: Path, *serve_args: str, before: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Server:
+    """`flowtime [BEFORE…] --db … serve --listen 127.0.0.1:0 --runs … [SERVE_ARGS…]` in `dir`."""
     dir.mkdir(parents=True, exist_ok=True)
     log = dir / "serve.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [
                 str(flowtime_binary()),
+                *before,
                 "--db",
                 str(dir / "test.redb"),
                 "--data-root",
@@ -74,10 +76,12 @@ def start_server(dir: Path) -> Server:
                 "127.0.0.1:0",
                 "--runs",
                 str(dir / "runs"),
+                *serve_args,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=dir,
+            env={k: v for k, v in os.environ.items() if k != "FLOWTIME_TOKEN"} | (env or {}),
         )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

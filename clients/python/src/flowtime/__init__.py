@@ -37,6 +37,7 @@ from flowtime._client import (
 from flowtime._errors import (
     AlreadyExists,
     Cancelled,
+    DeadlineExceeded,
     Diagnostic,
     Error,
     ExprSpan,
@@ -46,6 +47,7 @@ from flowtime._errors import (
     NotFound,
     OutOfRange,
     ResourceExhausted,
+    Unauthenticated,
     Unavailable,
 )
 from flowtime._frames import Accounting, Grid, Inference
@@ -56,6 +58,7 @@ __all__ = [
     "Accounting",
     "AlreadyExists",
     "Cancelled",
+    "DeadlineExceeded",
     "Client",
     "Diagnostic",
     "Discrete",
@@ -81,6 +84,7 @@ __all__ = [
     "Target",
     "Template",
     "Triangular",
+    "Unauthenticated",
     "Unavailable",
     "Uniform",
     "Variant",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar, Union
 
 import grpc
 import numpy as np
@@ -40,29 +40,91 @@ DEFAULT_ADDRESS = "127.0.0.1:50051"
 _UPLOAD_CHUNK = 1 << 20
 
 
-def connect(address: str = DEFAULT_ADDRESS, *, timeout: Optional[float] = None) -> Client:
-    """Connects to a flowtime server (`flowtime serve`) at `host:port` (or `http://host:port`).
+def connect(
+    address: str = DEFAULT_ADDRESS,
+    *,
+    timeout: Optional[float] = None,
+    token: Optional[str] = None,
+    token_file: Union[str, "os.PathLike[str]", None] = None,
+    tls_ca: Union[str, "os.PathLike[str]", None] = None,
+) -> Client:
+    """Connects to a flowtime server (`flowtime serve`) at `host:port` (or `http://host:port`,
+    `https://host:port`).
 
-    `timeout` is a per-call deadline in seconds (None: none). The connection is made lazily:
-    the first call fails with `flowtime.Unavailable` when nothing listens there.
+    `timeout` is a per-call deadline in seconds (None: none). A server started with a token
+    (`serve --token-file`) needs it on every call: `token`, else the first line of `token_file`,
+    else the `FLOWTIME_TOKEN` environment variable. `tls_ca` is a PEM file of the certificate
+    authority that signed a TLS server's certificate (`serve --tls-cert`); without it the
+    connection is plain TCP. The connection is made lazily: the first call fails with
+    `flowtime.Unavailable` when nothing listens there, `flowtime.Unauthenticated` without the
+    right token.
     """
-    return Client(address, timeout=timeout)
+    return Client(address, timeout=timeout, token=token, token_file=token_file, tls_ca=tls_ca)
+
+
+def _read_token(token: Optional[str], token_file: Union[str, "os.PathLike[str]", None]) -> Optional[str]:
+    """The bearer token `connect` sends: given, from a file (first line), or FLOWTIME_TOKEN."""
+    if token is None and token_file is not None:
+        lines = Path(token_file).read_text(encoding="utf-8").splitlines()
+        token = lines[0] if lines else ""
+    if token is None:
+        token = os.environ.get("FLOWTIME_TOKEN")
+    token = token.strip() if token is not None else None
+    return token or None
+
+
+if TYPE_CHECKING:
+    _UnaryUnary = grpc.UnaryUnaryClientInterceptor[Any, Any]
+    _UnaryStream = grpc.UnaryStreamClientInterceptor[Any, Any]
+else:
+    _UnaryUnary = grpc.UnaryUnaryClientInterceptor
+    _UnaryStream = grpc.UnaryStreamClientInterceptor
+
+
+class _Bearer(_UnaryUnary, _UnaryStream):
+    """Adds `authorization: Bearer <token>` to every call (unary and server-streaming)."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: Any) -> Any:
+        # grpc's call details are a namedtuple.
+        metadata = list(details.metadata or []) + [self._header]
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return continuation(self._details(client_call_details), request)
 
 
 class Client(Closing):
     """A connection to a flowtime server. Use `flowtime.connect`; close it (or use `with`) when
     done."""
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: Optional[float] = None) -> None:
-        for scheme in ("http://", "grpc://"):
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        timeout: Optional[float] = None,
+        token: Optional[str] = None,
+        token_file: Union[str, "os.PathLike[str]", None] = None,
+        tls_ca: Union[str, "os.PathLike[str]", None] = None,
+    ) -> None:
+        for scheme in ("http://", "https://", "grpc://"):
             if address.startswith(scheme):
                 address = address[len(scheme) :]
         self.address = address.rstrip("/")
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(
-            self.address,
-            options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", 64 << 20)],
-        )
+        options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", 64 << 20)]
+        if tls_ca is not None:
+            ca = Path(tls_ca).read_bytes()
+            self._base = grpc.secure_channel(self.address, grpc.ssl_channel_credentials(root_certificates=ca), options)
+        else:
+            self._base = grpc.insecure_channel(self.address, options=options)
+        bearer = _read_token(token, token_file)
+        self._channel = grpc.intercept_channel(self._base, _Bearer(bearer)) if bearer else self._base
         self._templates = templates_pb2_grpc.TemplateServiceStub(self._channel)
         self._series = series_pb2_grpc.SeriesServiceStub(self._channel)
         self._sessions = sessions_pb2_grpc.SessionServiceStub(self._channel)
@@ -74,7 +136,7 @@ class Client(Closing):
         return f"flowtime.Client({self.address!r})"
 
     def close(self) -> None:
-        self._channel.close()
+        self._base.close()
 
     def _call(self, method: Callable[..., Resp], request: Any) -> Resp:
         """One unary call; a failure becomes the matching `flowtime.Error`."""

@@ -143,6 +143,15 @@ class Cancelled(Error):
     """The call was cancelled (CANCELLED)."""
 
 
+class Unauthenticated(Error):
+    """The server needs a token and the call had none, or the wrong one (UNAUTHENTICATED): pass
+    `token=`, `token_file=` or set FLOWTIME_TOKEN."""
+
+
+class DeadlineExceeded(Error):
+    """The call's deadline (`timeout`) or the server's maximum passed first (DEADLINE_EXCEEDED)."""
+
+
 _BY_CODE: dict[grpc.StatusCode, tuple[type[Error], str]] = {
     grpc.StatusCode.INVALID_ARGUMENT: (InvalidArgument, "invalid_argument"),
     grpc.StatusCode.NOT_FOUND: (NotFound, "not_found"),
@@ -154,6 +163,8 @@ _BY_CODE: dict[grpc.StatusCode, tuple[type[Error], str]] = {
 _RUNTIME: dict[grpc.StatusCode, type[Error]] = {
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.CANCELLED: Cancelled,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
 }
 
 

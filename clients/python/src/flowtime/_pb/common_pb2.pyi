@@ -18,7 +18,23 @@ Conventions:
   violations naming the field, YAML path, line/column or expression offset), NOT_FOUND,
   ALREADY_EXISTS, FAILED_PRECONDITION, OUT_OF_RANGE (bins or timestamps outside the grid),
   RESOURCE_EXHAUSTED (message size, the bins × units budget, window caps) and UNAVAILABLE only
-  for reads cancelled by a concurrent write (safe to retry).
+  for reads cancelled by a concurrent write (safe to retry). A request that is not a valid
+  protobuf message is INVALID_ARGUMENT.
+- Errors never echo large input: a quoted piece of a request (a name, an expression, a CSV
+  cell, a document line) is cut to 80 characters with "…", a message to 500 characters, and
+  the details (`grpc-status-details-bin`, before base64) to 4 KiB, keeping whole diagnostics
+  in order while they fit (at least one; the message says how many more there were). An
+  expression is kept as a window around the offending token, its offset adjusted.
+- Names a request stores or addresses (session ids, variant, series and template names and
+  versions) are at most 256 bytes.
+- Deadlines: a request honours its `grpc-timeout` and the server's maximum
+  (`serve --max-request-seconds`, default 600; watch streams only their own `grpc-timeout`).
+  When it passes, evaluation stops between units, an analysis or LoadGold stops, nothing is
+  stored, and the answer is DEADLINE_EXCEEDED.
+- Authentication: a server started with a token (`serve --token-file FILE` or the
+  FLOWTIME_TOKEN environment variable) answers every request on every service without
+  `authorization: Bearer <token>` with UNAUTHENTICATED before any work. TLS (rustls) when
+  started with `--tls-cert` and `--tls-key`.
 """
 
 from collections import abc as _abc

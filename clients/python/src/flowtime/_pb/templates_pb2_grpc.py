@@ -63,6 +63,10 @@ class TemplateServiceServicer(object):
         """Validates and stores a template. Storing identical text under its (id, version) again is a
         no-op (`created = false`); different text under a stored (id, version) is ALREADY_EXISTS.
         Invalid YAML, unknown keys, bad expressions: INVALID_ARGUMENT with located violations.
+        Refused before parsing (INVALID_ARGUMENT, located): a document over 16 MiB
+        (`document_too_large`) or with flow collections (`[`, `{`) nested more than 128 deep
+        (`document_too_deep`); before compiling: more than 100,000 nodes (`too_many_nodes`). The
+        server parses and compiles off its write lock, so a slow document delays no other request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

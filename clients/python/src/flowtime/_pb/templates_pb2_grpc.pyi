@@ -35,6 +35,10 @@ class TemplateServiceStub:
     """Validates and stores a template. Storing identical text under its (id, version) again is a
     no-op (`created = false`); different text under a stored (id, version) is ALREADY_EXISTS.
     Invalid YAML, unknown keys, bad expressions: INVALID_ARGUMENT with located violations.
+    Refused before parsing (INVALID_ARGUMENT, located): a document over 16 MiB
+    (`document_too_large`) or with flow collections (`[`, `{`) nested more than 128 deep
+    (`document_too_deep`); before compiling: more than 100,000 nodes (`too_many_nodes`). The
+    server parses and compiles off its write lock, so a slow document delays no other request.
     """
     GetTemplate: _grpc.UnaryUnaryMultiCallable[_templates_pb2.GetTemplateRequest, _templates_pb2.Template]
     """One stored template version."""
@@ -52,6 +56,10 @@ class TemplateServiceAsyncStub(TemplateServiceStub):
     """Validates and stores a template. Storing identical text under its (id, version) again is a
     no-op (`created = false`); different text under a stored (id, version) is ALREADY_EXISTS.
     Invalid YAML, unknown keys, bad expressions: INVALID_ARGUMENT with located violations.
+    Refused before parsing (INVALID_ARGUMENT, located): a document over 16 MiB
+    (`document_too_large`) or with flow collections (`[`, `{`) nested more than 128 deep
+    (`document_too_deep`); before compiling: more than 100,000 nodes (`too_many_nodes`). The
+    server parses and compiles off its write lock, so a slow document delays no other request.
     """
     GetTemplate: _aio.UnaryUnaryMultiCallable[_templates_pb2.GetTemplateRequest, _templates_pb2.Template]  # type: ignore[assignment]
     """One stored template version."""
@@ -72,6 +80,10 @@ class TemplateServiceServicer(metaclass=_abc_1.ABCMeta):
         """Validates and stores a template. Storing identical text under its (id, version) again is a
         no-op (`created = false`); different text under a stored (id, version) is ALREADY_EXISTS.
         Invalid YAML, unknown keys, bad expressions: INVALID_ARGUMENT with located violations.
+        Refused before parsing (INVALID_ARGUMENT, located): a document over 16 MiB
+        (`document_too_large`) or with flow collections (`[`, `{`) nested more than 128 deep
+        (`document_too_deep`); before compiling: more than 100,000 nodes (`too_many_nodes`). The
+        server parses and compiles off its write lock, so a slow document delays no other request.
         """
 
     @_abc_1.abstractmethod
