@@ -13,6 +13,11 @@
 //!   opening a session on it and fetching every series, against loading the same text as a
 //!   one-shot model and evaluating it (target ≤ 1.2×).
 //!
+//! - issue 15, the result cache: `reopen + full query` (open the file again and fetch every
+//!   series) with the cache and without it, against a cold session (target ≤ 0.2× with the
+//!   cache); and a one-leaf change on a file-backed session with the cache on against the same
+//!   with it off, alternating samples in one run (target ≤ 1.2×).
+//!
 //! Run with `cargo bench --bench db`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -21,6 +26,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use flowtime::host::cache::{CacheConfig, DEFAULT_MAX_BYTES};
 use flowtime::host::{Host, OpenRequest, Target};
 use flowtime::model::template::Supplied;
 
@@ -266,6 +272,22 @@ fn ratios(n: usize) {
         },
     );
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (reopen_cached, reopen_uncached) = reopen_full(n, runs);
+    println!(
+        "result cache {n} nodes × {BINS} bins: reopen + full query with the cache {:.1} ms / cold {:.1} ms = {:.2}× (target ≤ 0.2); without the cache {:.1} ms = {:.2}× cold",
+        ms(reopen_cached),
+        ms(cold),
+        reopen_cached.as_secs_f64() / cold.as_secs_f64(),
+        ms(reopen_uncached),
+        reopen_uncached.as_secs_f64() / cold.as_secs_f64(),
+    );
+    let (leaf_on, leaf_off) = leaf_with_and_without_cache(n);
+    println!(
+        "result cache {n} nodes × {BINS} bins: leaf change with the cache {:.1} µs / without {:.1} µs = {:.2}× (target ≤ 1.2)",
+        leaf_on.as_secs_f64() * 1e6,
+        leaf_off.as_secs_f64() * 1e6,
+        leaf_on.as_secs_f64() / leaf_off.as_secs_f64(),
+    );
     println!(
         "artifacts {n} nodes × {BINS} bins: writing the run {:.1} ms / evaluating it {:.1} ms = {:.2}× (target ≤ 2); heap while writing +{:.2} MB over the evaluation's {:.1} MB",
         ms(write),
@@ -283,6 +305,72 @@ fn ratios(n: usize) {
         ms(one_shot),
         open_query.as_secs_f64() / one_shot.as_secs_f64()
     );
+}
+
+/// A result cache in a fresh directory under `dir`.
+fn cache_in(dir: &Path, name: &str) -> CacheConfig {
+    let url = url::Url::from_directory_path(dir.join(name)).unwrap().to_string();
+    CacheConfig { url, max_bytes: DEFAULT_MAX_BYTES }
+}
+
+/// A database file with the session evaluated once (so the cache, when given, holds every unit).
+fn populated(path: &Path, n: usize, cache: Option<&CacheConfig>) {
+    let mut host = Host::open_with_cache(path, "bench", data_dir(), cache).unwrap();
+    session(&mut host, n);
+    host.evaluate_target(&target(), None).unwrap();
+    // Dropping the host writes the pending cache entries.
+}
+
+/// Medians of reopening a file and fetching every series, with the result cache and without.
+fn reopen_full(n: usize, runs: usize) -> (Duration, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cache_in(dir.path(), "cache");
+    let (with, without) = (dir.path().join("with.redb"), dir.path().join("without.redb"));
+    populated(&with, n, Some(&cfg));
+    populated(&without, n, None);
+    let run = |path: &Path, cache: Option<&CacheConfig>, loaded: usize| {
+        median(
+            runs,
+            || (),
+            |()| {
+                let host = Host::open_with_cache(path, "bench", data_dir(), cache).unwrap();
+                let ev = host.evaluate_target(&target(), None).unwrap();
+                assert_eq!(ev.accounting.nodes_loaded as usize, loaded);
+                (host, ev)
+            },
+        )
+    };
+    (run(&with, Some(&cfg), n + 1), run(&without, None, 0))
+}
+
+/// Medians of a one-leaf change with the cache on and off, samples alternating between the two
+/// hosts so that both see the same machine.
+fn leaf_with_and_without_cache(n: usize) -> (Duration, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cache_in(dir.path(), "cache");
+    let open = |name: &str, cache: Option<&CacheConfig>| {
+        let mut host = Host::open_with_cache(&dir.path().join(name), "bench", data_dir(), cache).unwrap();
+        session(&mut host, n);
+        host.evaluate_target(&target(), None).unwrap();
+        host
+    };
+    let mut hosts = [open("on.redb", Some(&cfg)), open("off.redb", None)];
+    let c = hosts[0].compiled_target(&target()).unwrap();
+    let leaf = c.by_id[&format!("n{}", n - 1)];
+    let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    for i in 0..400 {
+        for (h, host) in hosts.iter_mut().enumerate() {
+            set(host, "leaf_k", 2.0 + i as f64);
+            let start = Instant::now();
+            let ev = host.evaluate_target(&target(), Some(&[leaf])).unwrap();
+            times[h].push(start.elapsed());
+            assert_eq!(ev.accounting.nodes_evaluated, 1);
+        }
+    }
+    for t in &mut times {
+        t.sort();
+    }
+    (times[0][times[0].len() / 2], times[1][times[1].len() / 2])
 }
 
 #[divan::bench(consts = [1000, 10000], sample_count = 3, sample_size = 1)]
@@ -373,6 +461,35 @@ fn variant_create_and_fetch_one<const N: usize>(bencher: divan::Bencher) {
         .unwrap();
         let ev = host.evaluate_target(&Target::parse(&format!("s/{name}")), Some(&[leaf])).unwrap();
         assert_eq!(ev.accounting.nodes_evaluated, 1);
+    });
+}
+
+/// Reopen of a database file + every series, loaded from the result cache.
+#[divan::bench(consts = [1000, 10000], sample_count = 3, sample_size = 1)]
+fn reopen_and_full_query<const N: usize>(bencher: divan::Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cache_in(dir.path(), "cache");
+    let path = dir.path().join("db.redb");
+    populated(&path, N, Some(&cfg));
+    bencher.bench_local(|| {
+        let host = Host::open_with_cache(&path, "bench", data_dir(), Some(&cfg)).unwrap();
+        let ev = host.evaluate_target(&target(), None).unwrap();
+        assert_eq!(ev.accounting.nodes_loaded as usize, N + 1);
+        (host, ev)
+    });
+}
+
+/// The same without a result cache: every series is evaluated again.
+#[divan::bench(consts = [1000, 10000], sample_count = 3, sample_size = 1)]
+fn reopen_and_full_query_without_cache<const N: usize>(bencher: divan::Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    populated(&path, N, None);
+    bencher.bench_local(|| {
+        let host = Host::open_with_cache(&path, "bench", data_dir(), None).unwrap();
+        let ev = host.evaluate_target(&target(), None).unwrap();
+        assert_eq!(ev.accounting.nodes_evaluated as usize, N + 1);
+        (host, ev)
     });
 }
 

@@ -167,9 +167,7 @@ pub struct PointResult {
 
 /// Adds `b` into `a`.
 pub(crate) fn add(a: &mut Accounting, b: &Accounting) {
-    a.nodes_total += b.nodes_total;
-    a.nodes_evaluated += b.nodes_evaluated;
-    a.nodes_reused += b.nodes_reused;
+    a.add_counts(b);
     a.elapsed_us += b.elapsed_us;
 }
 

@@ -341,8 +341,54 @@ pub fn instantiated_yaml(source: &Source, params: &BTreeMap<String, ParamValue>)
         .map_err(|e| Diagnostics::one(Diagnostic::error("yaml", format!("cannot write model.yaml: {e}"))))
 }
 
-/// Writes the run directory under `runs`, or verifies and reuses an existing one.
+/// Writes the run directory under `runs`, or verifies and reuses an existing one. `runs` may be
+/// an object-store URL (`s3://bucket/prefix/`, `file:///dir/`, …; see `objstore`): the run is
+/// then written to a local scratch directory exactly as it would be under a directory (same
+/// files, same bytes, same manifest) and uploaded under `<prefix>/<run id>/`, `manifest.json`
+/// last, so a run whose manifest exists is whole.
 pub fn write_run(runs: &Path, r: &RunInput<'_>) -> Result<RunOutput, Diagnostics> {
+    match runs.to_str().filter(|s| crate::objstore::is_url(s)) {
+        Some(url) => write_run_to_object_store(url, r),
+        None => write_run_dir(runs, r),
+    }
+}
+
+fn write_run_to_object_store(url: &str, r: &RunInput<'_>) -> Result<RunOutput, Diagnostics> {
+    let fail = |e: String| Diagnostics::one(Diagnostic::error("object_store", e).at_path("--out"));
+    let loc = crate::objstore::Location::parse(url).map_err(fail)?;
+    let hash = run_hash(r.source.text(), r.params, r.inputs);
+    let id = run_id(&r.evaluation.compiled, &hash);
+    let shown = PathBuf::from(format!("{}/{id}", url.trim_end_matches('/')));
+    if let Some(manifest) = crate::objstore::get(&loc, &loc.child(&format!("{id}/manifest.json"))).map_err(fail)? {
+        verify_object_run(&loc, &id, &manifest).map_err(fail)?;
+        return Ok(RunOutput { run_id: id, run_hash: hash, dir: shown, reused: true });
+    }
+    let scratch = sys::temp_dir().join(format!("flowtime-run-{id}-{}", sys::process_id()));
+    let out = write_run_dir(&scratch, r);
+    let uploaded = out.and_then(|out| {
+        crate::objstore::upload_dir(&loc, &out.dir, &id, Some("manifest.json")).map_err(fail)?;
+        Ok(RunOutput { dir: shown, ..out })
+    });
+    let _ = sys::remove_dir_all(&scratch);
+    uploaded
+}
+
+/// Checks every file a run's manifest lists against its hash, in the object store.
+fn verify_object_run(loc: &crate::objstore::Location, id: &str, manifest: &[u8]) -> Result<(), String> {
+    let bad = |msg: String| format!("run {id} in {}: {msg}; delete it and run again", loc.url);
+    let m: Value = serde_json::from_slice(manifest).map_err(|e| bad(format!("manifest.json is not JSON: {e}")))?;
+    let files = m.get("files").and_then(Value::as_object).ok_or_else(|| bad("manifest.json lists no files".into()))?;
+    for (path, want) in files {
+        let bytes = crate::objstore::get(loc, &loc.child(&format!("{id}/{path}")))?
+            .ok_or_else(|| bad(format!("{path} is missing")))?;
+        if Some(sha(&bytes).as_str()) != want.as_str() {
+            return Err(bad(format!("{path} does not match its manifest hash")));
+        }
+    }
+    Ok(())
+}
+
+fn write_run_dir(runs: &Path, r: &RunInput<'_>) -> Result<RunOutput, Diagnostics> {
     let ev = r.evaluation;
     let c = &ev.compiled;
     let hash = run_hash(r.source.text(), r.params, r.inputs);

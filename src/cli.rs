@@ -67,8 +67,30 @@ pub struct Cli {
     /// PEM certificate of the CA that signed `--server`'s TLS certificate: connect with TLS.
     #[arg(long, global = true, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
+    /// Where a database keeps its result cache (unit results by content, shared by every
+    /// session, restart and server pointed at it): an object-store URL (`file:///dir/`,
+    /// `s3://bucket/prefix/`, `gs://…`, `az://…`) or `off`. Default: the directory
+    /// `<db>.results` next to the database file.
+    #[arg(long, global = true, value_name = "URL")]
+    pub cache: Option<String>,
+    /// The result cache's bound in bytes; the least recently used entries go first.
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = crate::host::cache::DEFAULT_MAX_BYTES)]
+    pub cache_bytes: u64,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--cache` and `--cache-bytes`, set once by [`main`].
+static CACHE: std::sync::OnceLock<(Option<String>, u64)> = std::sync::OnceLock::new();
+
+/// The result cache of database `db` as the command line chose it (None: `--cache off`).
+pub(crate) fn cache_for(db: &std::path::Path) -> Option<crate::host::cache::CacheConfig> {
+    let (url, max_bytes) = CACHE.get().cloned().unwrap_or((None, crate::host::cache::DEFAULT_MAX_BYTES));
+    match url.as_deref() {
+        Some("off") => None,
+        Some(u) => Some(crate::host::cache::CacheConfig { url: u.to_string(), max_bytes }),
+        None => crate::host::cache::CacheConfig::beside(db).map(|c| crate::host::cache::CacheConfig { max_bytes, ..c }),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -308,6 +330,7 @@ fn connect_options(cli: &Cli) -> Result<crate::client::ConnectOptions, Failure> 
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = CACHE.set((cli.cache.clone(), cli.cache_bytes));
     let json = cli.json;
     let res = match connect_options(&cli) {
         Ok(c) => {

@@ -3,6 +3,7 @@
 //! Invariant: every tracked function is a deterministic function of its inputs; the engine
 //! never touches files, the clock, redb or the network.
 
+pub mod cache;
 pub mod cexpr;
 pub mod classes;
 pub mod db;

@@ -7,6 +7,7 @@
 
 mod admin;
 mod analysis;
+pub mod cache;
 mod inputs;
 mod plan_cache;
 mod reclaim;
@@ -165,6 +166,8 @@ pub struct Host {
     plans: plan_cache::PlanCache,
     /// Released salsa inputs and the pace of memory reclamation.
     reclaim: reclaim::Reclaim,
+    /// The result cache the database's units look in (`host/cache.rs`), if any.
+    results: Option<Arc<cache::ObjectCache>>,
 }
 
 impl Default for Host {
@@ -218,7 +221,25 @@ impl Host {
             sessions: Arc::new(BTreeMap::new()),
             plans: Default::default(),
             reclaim: Default::default(),
+            results: None,
         }
+    }
+
+    /// Attaches the result cache at `cfg` (None detaches it). Results already memoised stay; units
+    /// evaluated before a cache was attached are not stored (they have no content key).
+    pub fn set_result_cache(&mut self, cfg: Option<&cache::CacheConfig>) -> Result<(), HostError> {
+        let opened = cfg
+            .map(cache::ObjectCache::open)
+            .transpose()
+            .map_err(|e| HostError::BadInput(Diagnostic::error("result_cache", format!("result cache: {e}")).into()))?;
+        self.results = opened.map(Arc::new);
+        self.db.set_result_cache(self.results.clone().map(|c| c as Arc<dyn crate::engine::cache::ResultCache>));
+        Ok(())
+    }
+
+    /// The attached result cache.
+    pub fn result_cache(&self) -> Option<&cache::ObjectCache> {
+        self.results.as_deref()
     }
 
     /// Opens (or creates) a database file and rebuilds every session and variant from it.
@@ -227,10 +248,24 @@ impl Host {
     /// A damaged file is an error ([`StoreError::Damaged`] or [`StoreError::DataLoss`], the
     /// gRPC `DATA_LOSS`), never a panic: the store verifies what it reads and catches redb's
     /// panics, and a panic anywhere else while rebuilding from what was read is caught here.
+    ///
+    /// The result cache is the directory `<file>.results` next to the file
+    /// ([`cache::CacheConfig::beside`]); [`Host::open_with_cache`] chooses another or none.
     pub fn open(path: &Path, role: &str, data_root: &Path) -> Result<Host, HostError> {
+        Host::open_with_cache(path, role, data_root, cache::CacheConfig::beside(path).as_ref())
+    }
+
+    /// [`Host::open`] with the result cache at `cache` (None: no result cache).
+    pub fn open_with_cache(
+        path: &Path,
+        role: &str,
+        data_root: &Path,
+        cache: Option<&cache::CacheConfig>,
+    ) -> Result<Host, HostError> {
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let store = Store::open(path, role)?;
             let mut host = Host::with_store(store, data_root.to_path_buf());
+            host.set_result_cache(cache)?;
             host.rebuild()?;
             Ok(host)
         }));

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod expr;
 pub mod host;
 pub mod model;
+pub mod objstore;
 pub mod server;
 pub mod store;
 pub mod sys;

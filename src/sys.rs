@@ -75,6 +75,24 @@ pub fn list_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {
 }
 
 /// Modification time as seconds since the epoch.
+/// Every file under `dir` (recursively), sorted.
+pub fn walk_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 pub fn modified_secs(path: &Path) -> io::Result<i64> {
     let t = fs::metadata(path)?.modified()?;
     Ok(t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0))
@@ -110,6 +128,16 @@ pub fn env_var(name: &str) -> Option<String> {
 
 pub fn current_dir() -> io::Result<PathBuf> {
     std::env::current_dir()
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The system's directory for scratch files.
+pub fn temp_dir() -> PathBuf {
+    std::env::temp_dir()
 }
 
 pub fn stdout_is_terminal() -> bool {

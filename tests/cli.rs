@@ -304,15 +304,21 @@ pub(crate) struct Serve {
 
 impl Serve {
     pub(crate) fn start(db: &Path, cwd: &Path) -> Serve {
-        Serve::start_on(db, cwd, "127.0.0.1:0")
+        Serve::start_with(db, cwd, "127.0.0.1:0", &[])
     }
 
     /// On a given address (a restart on the address a page is connected to).
     pub(crate) fn start_on(db: &Path, cwd: &Path, listen: &str) -> Serve {
+        Serve::start_with(db, cwd, listen, &[])
+    }
+
+    /// On `listen`, with more arguments.
+    pub(crate) fn start_with(db: &Path, cwd: &Path, listen: &str, args: &[&str]) -> Serve {
         use std::io::BufRead as _;
         let stderr = tempfile::NamedTempFile::new().unwrap();
         let mut child = flowtime()
             .args(["--db", db.to_str().unwrap(), "serve", "--listen", listen])
+            .args(args)
             .current_dir(cwd)
             .stdout(std::process::Stdio::piped())
             .stderr(stderr.reopen().unwrap())
@@ -358,6 +364,7 @@ fn strip(v: &mut serde_json::Value) {
             m.remove("elapsed_us");
             m.remove("nodes_evaluated");
             m.remove("nodes_reused");
+            m.remove("nodes_loaded");
             m.remove("createdUtc");
             m.values_mut().for_each(strip);
         }
@@ -393,10 +400,10 @@ fn mistakes_get_errors_that_say_what_and_where() {
     // A template file that does not exist says so, with the nearest name.
     let err = bad(&["--db", dbs, "session", "open", repo().join("templates/order-sytem.yaml").to_str().unwrap()]);
     assert!(err.contains("order-sytem.yaml does not exist") && err.contains("templates/order-system.yaml?"), "{err}");
-    // Runs go to a local directory, never a URL-shaped one.
-    let err = bad(&["run", tpl.to_str().unwrap(), "--out", "s3://bucket/x"]);
-    assert!(err.contains("--out s3://bucket/x is a URL"), "{err}");
-    assert!(!dir.join("s3:").exists());
+    // Runs go to a local directory or object storage, never to a URL-shaped directory.
+    let err = bad(&["run", tpl.to_str().unwrap(), "--out", "ftp://bucket/x"]);
+    assert!(err.contains("--out ftp://bucket/x is a URL of a scheme runs cannot be written to"), "{err}");
+    assert!(!dir.join("ftp:").exists());
     // NOT_FOUND lists what exists.
     let err = bad(&["--db", dbs, "query", "replya", "served"]);
     assert!(err.contains("session `replya` not found; did you mean `replay`? (open sessions: replay)"), "{err}");

@@ -4,6 +4,7 @@ mod analysis;
 mod analysis_api;
 mod artifacts;
 mod bad_input;
+mod cache;
 mod classes;
 mod cli;
 mod client;

@@ -426,9 +426,11 @@ impl Evaluator {
             .map(|u| plan.units[*u as usize].weight as u64)
             .sum();
         let mut acc = self.preparation.lock().unwrap_or_else(|e| e.into_inner());
+        let loaded = crate::engine::db::loaded_since_reset();
         acc.nodes_total += total;
         acc.nodes_evaluated += evaluated;
-        acc.nodes_reused += total - evaluated.min(total);
+        acc.nodes_loaded += loaded;
+        acc.nodes_reused += total - (evaluated + loaded).min(total);
         acc.elapsed_us += sw.elapsed_us();
         let prepared = Arc::new(Prepared {
             structural: key,
@@ -473,6 +475,7 @@ impl Evaluator {
             nodes_total,
             nodes_evaluated: evaluated,
             nodes_reused: nodes_total.saturating_sub(evaluated),
+            nodes_loaded: 0,
             elapsed_us: sw.elapsed_us(),
         };
         let series = series.into_iter().map(|(s, v)| (plan.series_id(s).to_string(), v)).collect();
@@ -593,6 +596,7 @@ impl Evaluator {
                         nodes_total: o.accounting.nodes_total,
                         nodes_evaluated: 0,
                         nodes_reused: o.accounting.nodes_total,
+                        nodes_loaded: 0,
                         elapsed_us: 0,
                     },
                     structural: o.structural,

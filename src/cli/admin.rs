@@ -57,7 +57,7 @@ pub(crate) fn run(
                     None => sys::current_dir().map_err(|e| Failure::Runtime(e.into()))?,
                 };
                 let role = format!("`flowtime db` (pid {})", sys::process_id());
-                match Host::open(db, &role, &root) {
+                match Host::open_with_cache(db, &role, &root, crate::cli::cache_for(db).as_ref()) {
                     Ok(host) => Client::in_process(Arc::new(SharedHost::new(host)), ServerOptions::default()).await,
                     Err(HostError::DataLoss(_)) if matches!(cmd, DbCmd::Check) => {
                         let report =
@@ -95,7 +95,8 @@ async fn call(client: &Client, cmd: DbCmd, json: bool) -> Result<ExitCode, Failu
                 println!(
                     "{}",
                     json!({"ok": true, "blobsRemoved": r.blobs_removed, "bytesRemoved": r.bytes_removed,
-                           "blobsLive": r.blobs_live, "bytesLive": r.bytes_live})
+                           "blobsLive": r.blobs_live, "bytesLive": r.bytes_live,
+                           "cacheEntriesRemoved": r.cache_entries_removed, "cacheBytesRemoved": r.cache_bytes_removed})
                 );
             } else {
                 println!(
@@ -110,6 +111,12 @@ async fn call(client: &Client, cmd: DbCmd, json: bool) -> Result<ExitCode, Failu
                         ""
                     }
                 );
+                if r.cache_entries_removed > 0 {
+                    println!(
+                        "removed {} result-cache entries ({} bytes)",
+                        r.cache_entries_removed, r.cache_bytes_removed
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -60,7 +60,7 @@ impl Api {
             return Err(missing_database(db));
         }
         let role = format!("`flowtime` (cli, pid {})", sys::process_id());
-        let host = Host::open(db, &role, data_root)?;
+        let host = Host::open_with_cache(db, &role, data_root, crate::cli::cache_for(db).as_ref())?;
         if !existed {
             eprintln!("created {}", db.display());
         }

@@ -180,8 +180,10 @@ pub(crate) fn bins_text(bins: &[u32]) -> String {
 }
 
 pub(crate) fn accounting_text(a: &Accounting) -> String {
+    let loaded =
+        if a.nodes_loaded > 0 { format!(", {} loaded from the result cache", a.nodes_loaded) } else { String::new() };
     format!(
-        "evaluated {} of {} series definitions ({} reused) in {:.3} ms",
+        "evaluated {} of {} series definitions ({} reused{loaded}) in {:.3} ms",
         a.nodes_evaluated,
         a.nodes_total,
         a.nodes_reused,
@@ -190,7 +192,7 @@ pub(crate) fn accounting_text(a: &Accounting) -> String {
 }
 
 pub(crate) fn accounting_json(a: &Accounting) -> Value {
-    json!({"nodes_total": a.nodes_total, "nodes_evaluated": a.nodes_evaluated, "nodes_reused": a.nodes_reused, "elapsed_us": a.elapsed_us})
+    json!({"nodes_total": a.nodes_total, "nodes_evaluated": a.nodes_evaluated, "nodes_reused": a.nodes_reused, "nodes_loaded": a.nodes_loaded, "elapsed_us": a.elapsed_us})
 }
 
 pub(crate) fn warnings_json(ws: &[Warning]) -> Value {
@@ -207,6 +209,7 @@ pub(crate) fn accounting(a: Option<&pb::Accounting>) -> Accounting {
         nodes_total: a.nodes_total,
         nodes_evaluated: a.nodes_evaluated,
         nodes_reused: a.nodes_reused,
+        nodes_loaded: a.nodes_loaded,
         elapsed_us: a.elapsed_us,
     })
 }

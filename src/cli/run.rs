@@ -127,20 +127,22 @@ pub(crate) fn validate(a: &ValidateArgs, data_root: Option<&std::path::Path>, js
     Ok(done(res))
 }
 
-/// `--out s3://bucket/x` would make a local `s3:` directory: URLs are refused until runs can go
-/// to object storage.
+/// `--out s3://bucket/x` writes to object storage (`objstore`); a URL of a scheme it does not
+/// know would make a local `foo:` directory, so it is refused.
 fn refuse_urls(out: &std::path::Path) -> Result<(), Failure> {
     let s = out.to_string_lossy();
     match s.split_once("://") {
         Some((scheme, _))
-            if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+            if !crate::objstore::is_url(&s)
+                && !scheme.is_empty()
+                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
         {
             Err(crate::diag::Diagnostic::error(
                 "bad_argument",
-                format!("--out {s} is a URL; runs are written to a local directory"),
+                format!("--out {s} is a URL of a scheme runs cannot be written to"),
             )
             .at_path("--out")
-            .with_help("object storage is not supported yet: give a directory, e.g. --out runs")
+            .with_help("give a directory (--out runs) or an object-store URL: s3://, gs://, az://, abfss://, file:///")
             .into())
         }
         _ => Ok(()),

@@ -16,7 +16,8 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
-    /// Where runs are written.
+    /// Where runs are written: a directory, or an object-store URL (`s3://bucket/prefix/`,
+    /// `file:///dir/`, …).
     #[arg(long, default_value = "runs")]
     pub runs: PathBuf,
     /// The server's TLS certificate chain (PEM); with `--tls-key`, clients connect with TLS.
@@ -92,7 +93,7 @@ pub(crate) fn run(db: &Path, data_root: Option<&Path>, args: &ServeArgs) -> Resu
             .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
         let role =
             format!("`flowtime serve` (pid {}, listening on {addr}); use `--server http://{addr}`", sys::process_id());
-        let mut host = Host::open(db, &role, &root)?;
+        let mut host = Host::open_with_cache(db, &role, &root, crate::cli::cache_for(db).as_ref())?;
         let seeded = host.seed_bundled()?;
         let sessions = if seeded.sessions.is_empty() { "none".to_string() } else { seeded.sessions.join(", ") };
         if fresh {

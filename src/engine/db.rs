@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use salsa::{Durability, Setter};
 
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::engine::cache::{self, ContentKey, NO_KEY, ResultCache};
 use crate::engine::classes::KeyNode;
 use crate::engine::mix::{MixDef, MixEnv, MixSrc};
 use crate::engine::plan::Compiled;
@@ -80,19 +81,36 @@ impl InputSeries {
 }
 
 #[salsa::db]
-pub trait Db: salsa::Database {}
+pub trait Db: salsa::Database {
+    /// The result cache units look in before computing (`engine::cache`), if the host gave one.
+    fn result_cache(&self) -> Option<&dyn ResultCache>;
+}
 
 #[salsa::db]
 #[derive(Clone, Default)]
 pub struct Database {
     storage: salsa::Storage<Self>,
+    cache: Option<Arc<dyn ResultCache>>,
+}
+
+impl Database {
+    /// Attaches (or detaches) the result cache. Units evaluated without one get no content key
+    /// ([`cache::NO_KEY`]), nor do their readers, so attaching a cache later never stores a
+    /// result under a key that does not describe it.
+    pub fn set_result_cache(&mut self, cache: Option<Arc<dyn ResultCache>>) {
+        self.cache = cache;
+    }
 }
 
 #[salsa::db]
 impl salsa::Database for Database {}
 
 #[salsa::db]
-impl Db for Database {}
+impl Db for Database {
+    fn result_cache(&self) -> Option<&dyn ResultCache> {
+        self.cache.as_deref()
+    }
+}
 
 /// One parameter value (durability MEDIUM). Variants share the session's cells for parameters
 /// they do not override.
@@ -401,13 +419,15 @@ fn unit_key<'db>(
 }
 
 /// Evaluates `keys` in order (each unit's dependencies before it, so no query recurses) and
-/// returns the series definitions whose computation ran; the rest were memoised.
+/// returns the series definitions whose computation ran; the rest were memoised or loaded from
+/// the result cache ([`loaded_since_reset`] counts those).
 /// Stops between two units when this thread's interrupt flag is set ([`interruptible`]).
 pub fn evaluate_in_order<'db>(
     db: &'db dyn Db,
     keys: impl IntoIterator<Item = UnitKey<'db>>,
 ) -> Result<u64, Interrupted> {
     EVALUATED.with(|e| e.set(0));
+    LOADED.with(|e| e.set(0));
     for k in keys {
         check_interrupt()?;
         eval_unit(db, k);
@@ -468,6 +488,12 @@ pub fn interruptible<T>(stop: Option<Arc<AtomicBool>>, f: impl FnOnce() -> T) ->
 pub fn check_interrupt() -> Result<(), Interrupted> {
     let set = INTERRUPT.with(|i| i.borrow().as_ref().is_some_and(|f| f.load(Ordering::Relaxed)));
     if set { Err(Interrupted) } else { Ok(()) }
+}
+
+/// Series definitions loaded from the result cache on this thread since the last
+/// [`evaluate_in_order`] (or [`evaluate_point`]) began.
+pub fn loaded_since_reset() -> u64 {
+    LOADED.with(|e| e.get())
 }
 
 /// Keeps the keys of `scenarios` (and the memos attached to them) from being collected. The host
@@ -576,35 +602,94 @@ pub fn unit_reads(db: &dyn Db, s: Scenario) -> Option<Vec<UnitReads>> {
     )
 }
 
-/// All outputs of a unit, compared bitwise.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outputs(pub Vec<Series>);
+/// All outputs of a unit, compared bitwise, with the unit's content key (`engine::cache`).
+///
+/// Equality ignores the key: a unit recomputed under a new key with bitwise-equal outputs is
+/// backdated as before, and its readers keep the keys they were computed under. Those keys still
+/// describe their values (the inputs they were derived from give the same outputs), so every key
+/// the cache sees maps to the value its derivation computes.
+#[derive(Clone, Debug)]
+pub struct Outputs(pub Vec<Series>, pub ContentKey);
+
+impl PartialEq for Outputs {
+    fn eq(&self, other: &Outputs) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Outputs {}
+
+/// One output of a unit with the unit's content key; equality ignores the key (see [`Outputs`]).
+#[derive(Clone, Debug)]
+pub struct KeyedSeries(pub Series, pub ContentKey);
+
+impl PartialEq for KeyedSeries {
+    fn eq(&self, other: &KeyedSeries) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for KeyedSeries {}
 
 thread_local! {
     /// Series definitions evaluated on this thread since the last reset (§9 accounting).
     static EVALUATED: Cell<u64> = const { Cell::new(0) };
     /// Classed series whose mixes were evaluated on this thread since the last reset (§6.1).
     static MIXES_EVALUATED: Cell<u64> = const { Cell::new(0) };
+    /// Series definitions loaded from the result cache on this thread since the last reset.
+    static LOADED: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Evaluates one unit from its dependencies' memoised series.
+/// The fingerprint of an input cell's values, hashed once per value (only with a result cache).
+#[salsa::tracked]
+pub fn input_key(db: &dyn Db, cell: SeriesCell) -> ContentKey {
+    cache::input_fingerprint(&cell.data(db).values)
+}
+
+/// Evaluates one unit from its dependencies' memoised series, or loads it from the result cache
+/// when the host attached one and it holds the unit's content key.
 #[salsa::tracked(returns(ref))]
 pub fn eval_unit<'db>(db: &'db dyn Db, key: UnitKey<'db>) -> Outputs {
     let def = key.def(db);
     let deps = key.deps(db);
     let outs = key.outs(db);
-    let ext: Vec<&[f64]> = def
-        .srcs
-        .iter()
-        .zip(outs)
-        .map(|(s, out)| match (*s, out) {
+    let rc = db.result_cache();
+    let mut src_keys: Vec<ContentKey> = Vec::new();
+    let mut ext: Vec<&[f64]> = Vec::with_capacity(def.srcs.len());
+    for (s, out) in def.srcs.iter().zip(outs) {
+        let (values, k): (&[f64], ContentKey) = match (*s, out) {
             // Reading through `unit_output` records a dependency on that output only, so a reader
             // is not re-evaluated when only a sibling output changed.
-            (Src::Ext { .. }, Some(out)) => &unit_output(db, *out)[..],
-            (Src::Ext { dep, .. }, None) => &eval_unit(db, deps[dep as usize]).0[0][..],
-            (Src::Own(_), _) => &[][..],
-        })
-        .collect();
+            (Src::Ext { .. }, Some(out)) => {
+                let o = unit_output(db, *out);
+                (&o.0[..], o.1)
+            }
+            (Src::Ext { dep, .. }, None) => {
+                let o = eval_unit(db, deps[dep as usize]);
+                (&o.0[0][..], o.1)
+            }
+            (Src::Own(_), _) => (&[][..], NO_KEY),
+        };
+        if rc.is_some() && matches!(s, Src::Ext { .. }) {
+            src_keys.push(k);
+        }
+        ext.push(values);
+    }
+    let ck = match rc {
+        // A unit reading class mixes (§6.1) is not cached: mixes have no content keys yet.
+        Some(_) if !key.mixes(db).is_empty() => NO_KEY,
+        None => NO_KEY,
+        Some(_) => {
+            let inputs: Vec<ContentKey> = key.inputs(db).iter().map(|c| *input_key(db, *c)).collect();
+            cache::content_key(def, &src_keys, key.params(db).iter().map(|c| c.value(db)), &inputs)
+        }
+    };
+    if let Some(rc) = rc.filter(|_| ck != NO_KEY)
+        && let Some(found) = rc.get(&ck, def.n_outputs as usize, def.bins as usize)
+    {
+        LOADED.with(|e| e.set(e.get() + def.members.len() as u64));
+        return Outputs(found.into_iter().map(Series).collect(), ck);
+    }
     let params: Vec<f64> = key.params(db).iter().map(|c| c.value(db).as_f64().unwrap_or(f64::NAN)).collect();
     let inputs: Vec<&[f64]> = key.inputs(db).iter().map(|c| &c.data(db).values[..]).collect();
     let mixes: Vec<&[f64]> =
@@ -612,7 +697,10 @@ pub fn eval_unit<'db>(db: &'db dyn Db, key: UnitKey<'db>) -> Outputs {
     EVALUATED.with(|e| e.set(e.get() + def.members.len() as u64));
     EVALUATED_EVER.with(|e| e.set(e.get() + def.members.len() as u64));
     let out = def.eval(&UnitEnv { ext: &ext, params: &params, inputs: &inputs, mixes: &mixes });
-    Outputs(out.into_iter().map(Series).collect())
+    if let Some(rc) = rc.filter(|_| ck != NO_KEY) {
+        rc.put(&ck, &out);
+    }
+    Outputs(out.into_iter().map(Series).collect(), ck)
 }
 
 /// Evaluates one mix unit (§6.1) from the memoised values and mixes it reads.
@@ -639,14 +727,16 @@ pub fn eval_mix<'db>(db: &'db dyn Db, key: MixKey<'db>) -> Outputs {
     let params: Vec<f64> = key.params(db).iter().map(|c| c.value(db).as_f64().unwrap_or(f64::NAN)).collect();
     MIXES_EVALUATED.with(|e| e.set(e.get() + def.members.len() as u64));
     let out = def.eval(&MixEnv { vals: &vals, params: &params, mixes: &mixes });
-    Outputs(out.into_iter().map(Series).collect())
+    // Mixes are not cached (their readers have no content key, see `eval_unit`).
+    Outputs(out.into_iter().map(Series).collect(), NO_KEY)
 }
 
 /// One output of a multi-output unit, memoised on its own so that a reader of an unchanged
 /// output is not re-evaluated when a sibling output changes.
 #[salsa::tracked(returns(ref))]
-pub fn unit_output<'db>(db: &'db dyn Db, key: OutputKey<'db>) -> Series {
-    eval_unit(db, *key.unit(db)).0[*key.output(db) as usize].clone()
+pub fn unit_output<'db>(db: &'db dyn Db, key: OutputKey<'db>) -> KeyedSeries {
+    let o = eval_unit(db, *key.unit(db));
+    KeyedSeries(o.0[*key.output(db) as usize].clone(), o.1)
 }
 
 /// Output `output` of the unit with key `key`, for a caller that is not a unit (an analysis point):
@@ -661,8 +751,21 @@ fn output_of<'db>(db: &'db dyn Db, key: UnitKey<'db>, output: u16) -> &'db Serie
 pub struct Accounting {
     pub nodes_total: u64,
     pub nodes_evaluated: u64,
+    /// Memoised in this process.
     pub nodes_reused: u64,
+    /// Loaded from the result cache (computed by an earlier process or another scenario).
+    pub nodes_loaded: u64,
     pub elapsed_us: u64,
+}
+
+impl Accounting {
+    /// Adds the counts of `b` (not its time) into these: two evaluations answering one request.
+    pub fn add_counts(&mut self, b: &Accounting) {
+        self.nodes_total += b.nodes_total;
+        self.nodes_evaluated += b.nodes_evaluated;
+        self.nodes_reused += b.nodes_reused;
+        self.nodes_loaded += b.nodes_loaded;
+    }
 }
 
 /// Evaluated series of one request.
@@ -805,6 +908,7 @@ pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Eva
             };
             let order = cp.closure(&compiled.units, &closure, &[]);
             EVALUATED.with(|e| e.set(0));
+            LOADED.with(|e| e.set(0));
             MIXES_EVALUATED.with(|e| e.set(0));
             let mut total = 0u64;
             for n in order {
@@ -826,6 +930,7 @@ pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Eva
             (evaluated, closure.iter().map(|u| compiled.units[*u as usize].weight as u64).sum(), 0)
         }
     };
+    let nodes_loaded = loaded_since_reset();
     // Return the requested series (all of them when no targets are given); the rest of the
     // closure was evaluated only as their dependencies.
     let mut series = BTreeMap::new();
@@ -849,7 +954,8 @@ pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Eva
     let accounting = Accounting {
         nodes_total,
         nodes_evaluated,
-        nodes_reused: nodes_total.saturating_sub(nodes_evaluated),
+        nodes_reused: nodes_total.saturating_sub(nodes_evaluated + nodes_loaded),
+        nodes_loaded,
         elapsed_us: 0,
     };
     Ok(Evaluation { compiled, series, accounting, mixes: BTreeMap::new(), mixes_evaluated })
@@ -879,6 +985,7 @@ pub fn evaluate_point<'db>(
     targets: &[u32],
 ) -> Result<(BTreeMap<u32, Series>, u64), String> {
     EVALUATED.with(|e| e.set(0));
+    LOADED.with(|e| e.set(0));
     // Readers left of each computed unit: computed units of the closure reading it, and the
     // targets it produces (read at the end).
     let mut readers: BTreeMap<u32, u32> = BTreeMap::new();

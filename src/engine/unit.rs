@@ -189,6 +189,14 @@ impl UnitDef {
         UnitDef { digest: h.finish(), members, mix_outs, ..self }
     }
 
+    /// Feeds everything the definition computes with into `h` (not the FxHash digest): the
+    /// definition's part of its content key (`engine::cache`).
+    pub fn content_hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        use std::hash::Hash;
+        let UnitDef { digest: _, bins, srcs, members, n_outputs, sequential, mix_outs } = self;
+        (bins, srcs, members, n_outputs, sequential, mix_outs).hash(h);
+    }
+
     /// Evaluates every output of the unit.
     pub fn eval(&self, env: &UnitEnv<'_>) -> Vec<Arc<[f64]>> {
         let n = self.bins as usize;

@@ -25,7 +25,12 @@ impl Host {
     /// Removes every blob no record references, and forgets the cells of removed blobs (a later
     /// `snapshot:` reference to one must find it gone, not in memory).
     pub fn collect_garbage(&mut self) -> Result<GcReport, HostError> {
-        let report = self.store.collect_garbage()?;
+        let mut report = self.store.collect_garbage()?;
+        if let Some(c) = &self.results {
+            let (n, bytes) = c.collect().map_err(HostError::Storage)?;
+            report.cache_entries_removed = n;
+            report.cache_bytes_removed = bytes;
+        }
         if report.blobs_removed > 0 {
             // No open scenario reads a removed blob (its records would have kept it): its cell
             // goes back to the pool.

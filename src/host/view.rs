@@ -399,9 +399,7 @@ impl View<'_> {
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         let mut acc = ea.accounting;
-        acc.nodes_total += eb.accounting.nodes_total;
-        acc.nodes_evaluated += eb.accounting.nodes_evaluated;
-        acc.nodes_reused += eb.accounting.nodes_reused;
+        acc.add_counts(&eb.accounting);
         acc.elapsed_us = sw.elapsed_us();
         Ok(Comparison { series: out, accounting: acc })
     }

@@ -165,6 +165,7 @@ pub(crate) fn accounting(a: &Accounting) -> pb::Accounting {
         nodes_total: a.nodes_total,
         nodes_evaluated: a.nodes_evaluated,
         nodes_reused: a.nodes_reused,
+        nodes_loaded: a.nodes_loaded,
         elapsed_us: a.elapsed_us,
     }
 }

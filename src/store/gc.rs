@@ -36,6 +36,10 @@ pub struct GcReport {
     pub bytes_removed: u64,
     pub blobs_live: u64,
     pub bytes_live: u64,
+    /// Result-cache entries removed (other engine versions, over the bound) and their bytes;
+    /// filled by the host, which owns the cache.
+    pub cache_entries_removed: u64,
+    pub cache_bytes_removed: u64,
 }
 
 impl SeriesRecord {

@@ -48,6 +48,8 @@ impl pb::admin_service_server::AdminService for Api {
             bytes_removed: r.bytes_removed,
             blobs_live: r.blobs_live,
             bytes_live: r.bytes_live,
+            cache_entries_removed: r.cache_entries_removed,
+            cache_bytes_removed: r.cache_bytes_removed,
         }))
     }
 }

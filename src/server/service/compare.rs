@@ -120,9 +120,7 @@ pub(super) fn compare_operands(
                             let all: Vec<u32> = ev.series.keys().copied().collect();
                             v.evaluate_mixes(t, &mut ev, &all)?;
                         }
-                        acc.nodes_total += ev.accounting.nodes_total;
-                        acc.nodes_evaluated += ev.accounting.nodes_evaluated;
-                        acc.nodes_reused += ev.accounting.nodes_reused;
+                        acc.add_counts(&ev.accounting);
                         *rev = v.scenario(t)?.1;
                         Ok((
                             c.grid,

@@ -49,13 +49,14 @@ class Grid:
 
 @dataclass(frozen=True)
 class Accounting:
-    """§9 accounting of one evaluation: series definitions needed, computed and reused (counts),
-    and the wall time in microseconds."""
+    """§9 accounting of one evaluation: series definitions needed, computed, reused from memory
+    and loaded from the result cache (counts), and the wall time in microseconds."""
 
     nodes_total: int
     nodes_evaluated: int
     nodes_reused: int
     elapsed_us: int
+    nodes_loaded: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def grid(g: common_pb2.Grid) -> Grid:
 
 
 def accounting(a: common_pb2.Accounting) -> Accounting:
-    return Accounting(a.nodes_total, a.nodes_evaluated, a.nodes_reused, a.elapsed_us)
+    return Accounting(a.nodes_total, a.nodes_evaluated, a.nodes_reused, a.elapsed_us, a.nodes_loaded)
 
 
 def inference(i: common_pb2.Inference) -> Inference:

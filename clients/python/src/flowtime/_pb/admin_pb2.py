@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66lowtime/v1/admin.proto\x12\x0b\x66lowtime.v1\"\x0e\n\x0c\x43heckRequest\"?\n\x07Problem\x12\x0c\n\x04what\x18\x01 \x01(\t\x12\x0f\n\x07problem\x18\x02 \x01(\t\x12\x15\n\rreferenced_by\x18\x03 \x03(\t\"\xd5\x01\n\nCheckReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0c\n\x04\x66ile\x18\x02 \x01(\t\x12\x12\n\nfile_bytes\x18\x03 \x01(\x04\x12\x33\n\x06\x63ounts\x18\x04 \x03(\x0b\x32#.flowtime.v1.CheckReply.CountsEntry\x12&\n\x08problems\x18\x05 \x03(\x0b\x32\x14.flowtime.v1.Problem\x12\r\n\x05notes\x18\x06 \x03(\t\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x10\n\x0e\x43ompactRequest\"9\n\x0c\x43ompactReply\x12\x14\n\x0c\x62ytes_before\x18\x01 \x01(\x04\x12\x13\n\x0b\x62ytes_after\x18\x02 \x01(\x04\"\x17\n\x15\x43ollectGarbageRequest\"k\n\x13\x43ollectGarbageReply\x12\x15\n\rblobs_removed\x18\x01 \x01(\x04\x12\x15\n\rbytes_removed\x18\x02 \x01(\x04\x12\x12\n\nblobs_live\x18\x03 \x01(\x04\x12\x12\n\nbytes_live\x18\x04 \x01(\x04\x32\xe6\x01\n\x0c\x41\x64minService\x12;\n\x05\x43heck\x12\x19.flowtime.v1.CheckRequest\x1a\x17.flowtime.v1.CheckReply\x12\x41\n\x07\x43ompact\x12\x1b.flowtime.v1.CompactRequest\x1a\x19.flowtime.v1.CompactReply\x12V\n\x0e\x43ollectGarbage\x12\".flowtime.v1.CollectGarbageRequest\x1a .flowtime.v1.CollectGarbageReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66lowtime/v1/admin.proto\x12\x0b\x66lowtime.v1\"\x0e\n\x0c\x43heckRequest\"?\n\x07Problem\x12\x0c\n\x04what\x18\x01 \x01(\t\x12\x0f\n\x07problem\x18\x02 \x01(\t\x12\x15\n\rreferenced_by\x18\x03 \x03(\t\"\xd5\x01\n\nCheckReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0c\n\x04\x66ile\x18\x02 \x01(\t\x12\x12\n\nfile_bytes\x18\x03 \x01(\x04\x12\x33\n\x06\x63ounts\x18\x04 \x03(\x0b\x32#.flowtime.v1.CheckReply.CountsEntry\x12&\n\x08problems\x18\x05 \x03(\x0b\x32\x14.flowtime.v1.Problem\x12\r\n\x05notes\x18\x06 \x03(\t\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x10\n\x0e\x43ompactRequest\"9\n\x0c\x43ompactReply\x12\x14\n\x0c\x62ytes_before\x18\x01 \x01(\x04\x12\x13\n\x0b\x62ytes_after\x18\x02 \x01(\x04\"\x17\n\x15\x43ollectGarbageRequest\"\xa7\x01\n\x13\x43ollectGarbageReply\x12\x15\n\rblobs_removed\x18\x01 \x01(\x04\x12\x15\n\rbytes_removed\x18\x02 \x01(\x04\x12\x12\n\nblobs_live\x18\x03 \x01(\x04\x12\x12\n\nbytes_live\x18\x04 \x01(\x04\x12\x1d\n\x15\x63\x61\x63he_entries_removed\x18\x05 \x01(\x04\x12\x1b\n\x13\x63\x61\x63he_bytes_removed\x18\x06 \x01(\x04\x32\xe6\x01\n\x0c\x41\x64minService\x12;\n\x05\x43heck\x12\x19.flowtime.v1.CheckRequest\x1a\x17.flowtime.v1.CheckReply\x12\x41\n\x07\x43ompact\x12\x1b.flowtime.v1.CompactRequest\x1a\x19.flowtime.v1.CompactReply\x12V\n\x0e\x43ollectGarbage\x12\".flowtime.v1.CollectGarbageRequest\x1a .flowtime.v1.CollectGarbageReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,8 +47,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMPACTREPLY']._serialized_end=412
   _globals['_COLLECTGARBAGEREQUEST']._serialized_start=414
   _globals['_COLLECTGARBAGEREQUEST']._serialized_end=437
-  _globals['_COLLECTGARBAGEREPLY']._serialized_start=439
-  _globals['_COLLECTGARBAGEREPLY']._serialized_end=546
-  _globals['_ADMINSERVICE']._serialized_start=549
-  _globals['_ADMINSERVICE']._serialized_end=779
+  _globals['_COLLECTGARBAGEREPLY']._serialized_start=440
+  _globals['_COLLECTGARBAGEREPLY']._serialized_end=607
+  _globals['_ADMINSERVICE']._serialized_start=610
+  _globals['_ADMINSERVICE']._serialized_end=840
 # @@protoc_insertion_point(module_scope)

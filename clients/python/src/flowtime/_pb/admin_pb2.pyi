@@ -198,6 +198,8 @@ class CollectGarbageReply(_message.Message):
     BYTES_REMOVED_FIELD_NUMBER: _builtins.int
     BLOBS_LIVE_FIELD_NUMBER: _builtins.int
     BYTES_LIVE_FIELD_NUMBER: _builtins.int
+    CACHE_ENTRIES_REMOVED_FIELD_NUMBER: _builtins.int
+    CACHE_BYTES_REMOVED_FIELD_NUMBER: _builtins.int
     blobs_removed: _builtins.int
     """Blobs removed (count)."""
     bytes_removed: _builtins.int
@@ -207,6 +209,11 @@ class CollectGarbageReply(_message.Message):
     blobs_live: _builtins.int
     """Blobs still referenced (count) and their raw value bytes."""
     bytes_live: _builtins.int
+    cache_entries_removed: _builtins.int
+    """Result-cache entries removed (entries of another engine version, and the least recently
+    used ones beyond the cache's bound) and their encoded bytes.
+    """
+    cache_bytes_removed: _builtins.int
     def __init__(
         self,
         *,
@@ -214,10 +221,12 @@ class CollectGarbageReply(_message.Message):
         bytes_removed: _builtins.int = ...,
         blobs_live: _builtins.int = ...,
         bytes_live: _builtins.int = ...,
+        cache_entries_removed: _builtins.int = ...,
+        cache_bytes_removed: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blobs_live", b"blobs_live", "blobs_removed", b"blobs_removed", "bytes_live", b"bytes_live", "bytes_removed", b"bytes_removed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blobs_live", b"blobs_live", "blobs_removed", b"blobs_removed", "bytes_live", b"bytes_live", "bytes_removed", b"bytes_removed", "cache_bytes_removed", b"cache_bytes_removed", "cache_entries_removed", b"cache_entries_removed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

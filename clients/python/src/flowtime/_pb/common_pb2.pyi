@@ -100,14 +100,20 @@ class Accounting(_message.Message):
     NODES_EVALUATED_FIELD_NUMBER: _builtins.int
     NODES_REUSED_FIELD_NUMBER: _builtins.int
     ELAPSED_US_FIELD_NUMBER: _builtins.int
+    NODES_LOADED_FIELD_NUMBER: _builtins.int
     nodes_total: _builtins.int
     """Series definitions in the closure the request needed (count)."""
     nodes_evaluated: _builtins.int
     """Definitions whose computation ran for this request (count)."""
     nodes_reused: _builtins.int
-    """The rest: memoised values reused (count)."""
+    """Memoised values this process already held, reused (count)."""
     elapsed_us: _builtins.int
     """Wall time of the evaluation in microseconds."""
+    nodes_loaded: _builtins.int
+    """Definitions loaded from the content-addressed result cache: computed earlier by this or
+    another process (before a restart, or by a server sharing the cache) for a scenario whose
+    effective inputs agree (count). nodes_total = nodes_evaluated + nodes_reused + nodes_loaded.
+    """
     def __init__(
         self,
         *,
@@ -115,10 +121,11 @@ class Accounting(_message.Message):
         nodes_evaluated: _builtins.int = ...,
         nodes_reused: _builtins.int = ...,
         elapsed_us: _builtins.int = ...,
+        nodes_loaded: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["elapsed_us", b"elapsed_us", "nodes_evaluated", b"nodes_evaluated", "nodes_reused", b"nodes_reused", "nodes_total", b"nodes_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["elapsed_us", b"elapsed_us", "nodes_evaluated", b"nodes_evaluated", "nodes_loaded", b"nodes_loaded", "nodes_reused", b"nodes_reused", "nodes_total", b"nodes_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,456 @@
+//! The result cache: unit results by content key (`engine::cache`) in an object store — a
+//! directory next to the database file by default, or any `--cache URL` — so results outlive the
+//! process and are shared by every session, variant and server that computes the same unit.
+//!
+//! Layout: one object per entry, `<prefix>/<version tag>/<first two hex digits>/<key hex>`, where
+//! the version tag is a digest of [`ENGINE_VERSION`]. An entry is self-verifying:
+//!
+//! ```text
+//! "FTRESULT"  u16 version length, version (UTF-8)  32-byte key  u32 outputs  u32 bins
+//! outputs × bins little-endian f64  16-byte XXH3-128 of everything before it
+//! ```
+//!
+//! A read serves an entry only when its checksum, engine version, key and shape all match;
+//! anything else is a miss (counted as rejected) and the unit is recomputed, and the recomputed
+//! result overwrites the entry. The checksum detects damage; it need not resist forgery (the key
+//! is sha256, and anyone who can write the store could write a well-formed wrong entry anyway),
+//! and XXH3 checks ~20 GB/s where sha256 runs ~2 GB/s: a warm restart reads every series.
+//!
+//! Writes never wait: `put` keeps the outputs (reference-counted, shared with the memo) in a
+//! pending map, which `get` consults first, and a background thread writes them in batches, a few
+//! objects at a time. Dropping the cache (with the host) writes what is pending first.
+//!
+//! The cache is bounded in bytes, least recently used first, with no per-entry state in memory
+//! (so a long-running server's memory does not grow with the cache): an entry's modification
+//! time is its last use, because a hit on an entry last written more than [`REFRESH_SECS`] ago
+//! writes it again; whenever an eighth of the bound has been written since the last sweep (and
+//! when the cache opens), the writer lists this version's entries and deletes the oldest until
+//! the total fits. Every server sharing the store sweeps the same way, so the bound holds for the
+//! store, not per process. `flowtime db gc` sweeps too and removes entries of other engine
+//! versions. Deleting the cache at any time changes no answer.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+
+use object_store::ObjectStore;
+use object_store::path::Path as ObjPath;
+
+use crate::engine::cache::{ContentKey, ENGINE_VERSION, ResultCache, key_hex};
+use crate::objstore::Location;
+
+/// Default bound of the cache in bytes (entries' encoded size).
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+
+/// A hit on an entry older than this (seconds since it was written) writes it again, so that
+/// modification times order entries by last use (to this granularity).
+pub const REFRESH_SECS: i64 = 600;
+
+const MAGIC: &[u8; 8] = b"FTRESULT";
+
+/// Where results are cached and how much.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// An object-store URL (`file:///dir`, `s3://bucket/prefix`, …).
+    pub url: String,
+    pub max_bytes: u64,
+}
+
+impl CacheConfig {
+    /// The default cache of a database file: the directory `<file>.results` next to it.
+    pub fn beside(db: &std::path::Path) -> Option<CacheConfig> {
+        let abs = if db.is_absolute() { db.to_path_buf() } else { crate::sys::current_dir().ok()?.join(db) };
+        let mut dir = abs.into_os_string();
+        dir.push(".results");
+        let url = url::Url::from_directory_path(std::path::PathBuf::from(dir)).ok()?;
+        Some(CacheConfig { url: url.to_string(), max_bytes: DEFAULT_MAX_BYTES })
+    }
+}
+
+/// Counters since the cache opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    /// Entries found but not served: damaged, foreign engine version, wrong key or shape.
+    pub rejected: u64,
+    pub written: u64,
+    pub evicted: u64,
+    /// Encoded bytes of this version's entries at the last sweep.
+    pub bytes: u64,
+}
+
+/// The directory name of this engine version's entries.
+fn version_tag() -> String {
+    let h = xxhash_rust::xxh3::xxh3_64(ENGINE_VERSION.as_bytes());
+    format!("v-{h:016x}")
+}
+
+/// Encodes an entry (see the module doc). `version` is [`ENGINE_VERSION`] except in tests that
+/// make foreign entries.
+pub fn encode_entry(version: &str, key: &ContentKey, outputs: &[Arc<[f64]>]) -> Vec<u8> {
+    let bins = outputs.first().map_or(0, |o| o.len());
+    let mut b = Vec::with_capacity(64 + version.len() + outputs.len() * bins * 8);
+    b.extend_from_slice(MAGIC);
+    b.extend_from_slice(&(version.len() as u16).to_le_bytes());
+    b.extend_from_slice(version.as_bytes());
+    b.extend_from_slice(key);
+    b.extend_from_slice(&(outputs.len() as u32).to_le_bytes());
+    b.extend_from_slice(&(bins as u32).to_le_bytes());
+    for o in outputs {
+        for v in o.iter() {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let sum = xxhash_rust::xxh3::xxh3_128(&b);
+    b.extend_from_slice(&sum.to_le_bytes());
+    b
+}
+
+/// Why an entry was not served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejected {
+    Checksum,
+    Version(String),
+    Key,
+    Shape,
+}
+
+/// Decodes and verifies an entry for `key` with `n` outputs of `bins` values.
+pub fn decode_entry(b: &[u8], key: &ContentKey, n: usize, bins: usize) -> Result<Vec<Arc<[f64]>>, Rejected> {
+    if b.len() < 16 + MAGIC.len() + 2 {
+        return Err(Rejected::Checksum);
+    }
+    let (body, sum) = b.split_at(b.len() - 16);
+    if xxhash_rust::xxh3::xxh3_128(body).to_le_bytes() != sum || &body[..8] != MAGIC {
+        return Err(Rejected::Checksum);
+    }
+    let vlen = u16::from_le_bytes([body[8], body[9]]) as usize;
+    let rest = &body[10..];
+    if rest.len() < vlen + 32 + 8 {
+        return Err(Rejected::Shape);
+    }
+    let version = &rest[..vlen];
+    if version != ENGINE_VERSION.as_bytes() {
+        return Err(Rejected::Version(String::from_utf8_lossy(version).into_owned()));
+    }
+    let rest = &rest[vlen..];
+    if &rest[..32] != key {
+        return Err(Rejected::Key);
+    }
+    let got_n = u32::from_le_bytes(rest[32..36].try_into().map_err(|_| Rejected::Shape)?) as usize;
+    let got_bins = u32::from_le_bytes(rest[36..40].try_into().map_err(|_| Rejected::Shape)?) as usize;
+    let data = &rest[40..];
+    if got_n != n || got_bins != bins || data.len() != n * bins * 8 {
+        return Err(Rejected::Shape);
+    }
+    Ok(data
+        .chunks_exact(bins.max(1) * 8)
+        .take(n)
+        .map(|c| c.chunks_exact(8).map(|v| f64::from_le_bytes(v.try_into().unwrap_or([0; 8]))).collect())
+        .collect())
+}
+
+enum Msg {
+    Put(ContentKey),
+    Flush(SyncSender<()>),
+}
+
+struct Shared {
+    loc: Location,
+    dir: ObjPath,
+    max_bytes: u64,
+    pending: Mutex<HashMap<ContentKey, Vec<Arc<[f64]>>>>,
+    /// Bytes written since the last sweep.
+    since_sweep: AtomicU64,
+    /// This version's bytes at the last sweep.
+    swept_bytes: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    rejected: AtomicU64,
+    written: AtomicU64,
+    evicted: AtomicU64,
+}
+
+impl Shared {
+    fn path(&self, key: &ContentKey) -> ObjPath {
+        let hex = key_hex(key);
+        self.dir.child(&hex[..2]).child(hex.as_str())
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<ContentKey, Vec<Arc<[f64]>>>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the pending entries named in `keys` (a batch), then evicts.
+    fn write_batch(&self, keys: Vec<ContentKey>) {
+        let jobs: Vec<(ContentKey, ObjPath, Vec<u8>)> = {
+            let pending = self.pending();
+            keys.iter()
+                .filter_map(|k| pending.get(k).map(|o| (*k, self.path(k), encode_entry(ENGINE_VERSION, k, o))))
+                .collect()
+        };
+        let store = self.loc.store.clone();
+        let done: Vec<(ContentKey, u64)> = self.loc.run(async move {
+            use futures::StreamExt;
+            futures::stream::iter(jobs.into_iter().map(|(k, path, bytes)| {
+                let store = store.clone();
+                async move {
+                    let n = bytes.len() as u64;
+                    store.put(&path, bytes.into()).await.ok().map(|_| (k, n))
+                }
+            }))
+            .buffer_unordered(8)
+            .filter_map(|r| async move { r })
+            .collect()
+            .await
+        });
+        {
+            let mut pending = self.pending();
+            for k in &keys {
+                pending.remove(k);
+            }
+        }
+        self.written.fetch_add(done.len() as u64, Ordering::Relaxed);
+        let bytes: u64 = done.iter().map(|(_, n)| n).sum();
+        if self.since_sweep.fetch_add(bytes, Ordering::Relaxed) + bytes >= self.max_bytes / 8 {
+            self.sweep();
+        }
+    }
+
+    /// Lists this version's entries and deletes the least recently used until they fit the
+    /// bound; returns (entries, bytes) removed.
+    fn sweep(&self) -> (u64, u64) {
+        self.since_sweep.store(0, Ordering::Relaxed);
+        let store = self.loc.store.clone();
+        let dir = self.dir.clone();
+        let mut listed: Vec<(ObjPath, u64, i64)> = self.loc.run(async move {
+            use futures::StreamExt;
+            store
+                .list(Some(&dir))
+                .filter_map(|m| async move { m.ok() })
+                .map(|m| (m.location, m.size, m.last_modified.timestamp_nanos_opt().unwrap_or(0)))
+                .collect()
+                .await
+        });
+        let mut total: u64 = listed.iter().map(|e| e.1).sum();
+        let mut dead = Vec::new();
+        if total > self.max_bytes {
+            listed.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
+            for (path, size, _) in listed {
+                if total <= self.max_bytes {
+                    break;
+                }
+                total -= size;
+                dead.push((path, size));
+            }
+        }
+        self.swept_bytes.store(total, Ordering::Relaxed);
+        let removed = (dead.len() as u64, dead.iter().map(|d| d.1).sum());
+        self.evicted.fetch_add(removed.0, Ordering::Relaxed);
+        self.delete(dead.into_iter().map(|d| d.0).collect());
+        removed
+    }
+
+    fn delete(&self, paths: Vec<ObjPath>) {
+        if paths.is_empty() {
+            return;
+        }
+        let store = self.loc.store.clone();
+        self.loc.run(async move {
+            use futures::StreamExt;
+            futures::stream::iter(paths.into_iter().map(|p| {
+                let store = store.clone();
+                async move {
+                    let _ = store.delete(&p).await;
+                }
+            }))
+            .buffer_unordered(8)
+            .collect::<Vec<()>>()
+            .await
+        });
+    }
+
+    fn run(self: Arc<Self>, rx: Receiver<Msg>) {
+        self.sweep();
+        while let Ok(first) = rx.recv() {
+            let mut keys = Vec::new();
+            let mut acks = Vec::new();
+            let mut next = Some(first);
+            while let Some(m) = next.take() {
+                match m {
+                    Msg::Put(k) => keys.push(k),
+                    Msg::Flush(ack) => acks.push(ack),
+                }
+                if keys.len() < 256 {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !keys.is_empty() {
+                self.write_batch(keys);
+            }
+            for a in acks {
+                let _ = a.send(());
+            }
+        }
+    }
+}
+
+/// The result cache of a host (see the module doc).
+pub struct ObjectCache {
+    shared: Arc<Shared>,
+    tx: Mutex<Option<SyncSender<Msg>>>,
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for ObjectCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ObjectCache({})", self.shared.loc.url)
+    }
+}
+
+impl ObjectCache {
+    /// Opens the cache at `cfg.url` and starts its writer.
+    pub fn open(cfg: &CacheConfig) -> Result<ObjectCache, String> {
+        let loc = Location::parse(&cfg.url)?;
+        let dir = loc.child(&version_tag());
+        let shared = Arc::new(Shared {
+            loc,
+            dir,
+            max_bytes: cfg.max_bytes,
+            pending: Default::default(),
+            since_sweep: AtomicU64::new(0),
+            swept_bytes: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+        });
+        let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+        let s = shared.clone();
+        let worker = std::thread::Builder::new()
+            .name("flowtime-results".into())
+            .spawn(move || s.run(rx))
+            .map_err(|e| format!("cannot start the result cache's writer: {e}"))?;
+        Ok(ObjectCache { shared, tx: Mutex::new(Some(tx)), worker: Mutex::new(Some(worker)) })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.shared.loc.url
+    }
+
+    /// Waits until every result offered so far is written.
+    pub fn flush(&self) {
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(tx) = tx {
+            let (ack, done) = std::sync::mpsc::sync_channel(1);
+            if tx.send(Msg::Flush(ack)).is_ok() {
+                let _ = done.recv();
+            }
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let s = &self.shared;
+        CacheStats {
+            hits: s.hits.load(Ordering::Relaxed),
+            misses: s.misses.load(Ordering::Relaxed),
+            rejected: s.rejected.load(Ordering::Relaxed),
+            written: s.written.load(Ordering::Relaxed),
+            evicted: s.evicted.load(Ordering::Relaxed),
+            bytes: s.swept_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// `flowtime db gc`: writes what is pending, removes every entry of another engine version,
+    /// and evicts down to the bound. Returns (entries removed, bytes removed).
+    pub fn collect(&self) -> Result<(u64, u64), String> {
+        self.flush();
+        let s = &self.shared;
+        let store: Arc<dyn ObjectStore> = s.loc.store.clone();
+        let prefix = s.loc.prefix.clone();
+        let ours = version_tag();
+        let foreign: Vec<(ObjPath, u64)> = s.loc.run(async move {
+            use futures::StreamExt;
+            let depth = prefix.parts().count();
+            store
+                .list(Some(&prefix))
+                .filter_map(|m| async move { m.ok() })
+                .filter(|m| {
+                    let tag = m.location.parts().nth(depth).map(|p| p.as_ref().to_string()).unwrap_or_default();
+                    std::future::ready(tag.starts_with("v-") && tag != ours)
+                })
+                .map(|m| (m.location, m.size))
+                .collect()
+                .await
+        });
+        let (mut n, mut bytes) = (foreign.len() as u64, foreign.iter().map(|f| f.1).sum::<u64>());
+        let store: Arc<dyn ObjectStore> = s.loc.store.clone();
+        s.loc.run(async move {
+            for (p, _) in foreign {
+                let _ = store.delete(&p).await;
+            }
+        });
+        let (swept, swept_bytes) = s.sweep();
+        n += swept;
+        bytes += swept_bytes;
+        Ok((n, bytes))
+    }
+}
+
+impl ResultCache for ObjectCache {
+    fn get(&self, key: &ContentKey, n_outputs: usize, bins: usize) -> Option<Vec<Arc<[f64]>>> {
+        let s = &self.shared;
+        if let Some(o) = s.pending().get(key) {
+            if o.len() == n_outputs && o.iter().all(|v| v.len() == bins) {
+                s.hits.fetch_add(1, Ordering::Relaxed);
+                return Some(o.clone());
+            }
+        }
+        let found = crate::objstore::get_with_time(&s.loc, &s.path(key)).ok().flatten();
+        let Some((bytes, written)) = found else {
+            s.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        match decode_entry(&bytes, key, n_outputs, bins) {
+            Ok(o) => {
+                s.hits.fetch_add(1, Ordering::Relaxed);
+                if crate::sys::unix_secs() - written > REFRESH_SECS {
+                    // Used now: written again, so eviction sees it as recent.
+                    self.put(key, &o);
+                }
+                Some(o)
+            }
+            Err(_) => {
+                s.rejected.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn put(&self, key: &ContentKey, outputs: &[Arc<[f64]>]) {
+        let s = &self.shared;
+        if s.pending().insert(*key, outputs.to_vec()).is_some() {
+            return;
+        }
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(tx) = tx
+            && tx.send(Msg::Put(*key)).is_ok()
+        {
+            return;
+        }
+        s.pending().remove(key);
+    }
+}
+
+impl Drop for ObjectCache {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what is queued and stop.
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = w.join();
+        }
+    }
+}
