@@ -176,18 +176,18 @@ pub fn exists(loc: &Location, path: &ObjPath) -> Result<bool, String> {
 
 /// Reads the object at `path` (None when missing).
 pub fn get(loc: &Location, path: &ObjPath) -> Result<Option<Vec<u8>>, String> {
-    Ok(get_with_time(loc, path)?.map(|(b, _)| b))
+    Ok(get_with_time(loc, path)?.map(|(b, _)| b.to_vec()))
 }
 
 /// Reads the object at `path` with its modification time (seconds since the epoch).
-pub fn get_with_time(loc: &Location, path: &ObjPath) -> Result<Option<(Vec<u8>, i64)>, String> {
+pub fn get_with_time(loc: &Location, path: &ObjPath) -> Result<Option<(bytes::Bytes, i64)>, String> {
     let store = loc.store.clone();
     let path = path.clone();
     loc.run(async move {
         match store.get(&path).await {
             Ok(r) => {
                 let t = r.meta.last_modified.timestamp();
-                r.bytes().await.map(|b| Some((b.to_vec(), t))).map_err(|e| format!("{path}: {e}"))
+                r.bytes().await.map(|b| Some((b, t))).map_err(|e| format!("{path}: {e}"))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(format!("{path}: {e}")),

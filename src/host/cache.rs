@@ -17,14 +17,16 @@
 //! and XXH3 checks ~20 GB/s where sha256 runs ~2 GB/s: a warm restart reads every series.
 //!
 //! Writes never wait: `put` keeps the outputs (reference-counted, shared with the memo) in a
-//! pending map, which `get` consults first, and a background thread writes them in batches, a few
-//! objects at a time. Dropping the cache (with the host) writes what is pending first.
+//! pending map, which `get` consults first, and a background thread writes them in batches, eight
+//! objects at a time, once offers pause for [`QUIET`] (so a burst of interactive changes does not
+//! compete with its own writing) or [`DEFER_BYTES`] wait. Dropping the cache (with the host), a
+//! flush and `db gc` write what is pending first.
 //!
 //! The cache is bounded in bytes, least recently used first, with no per-entry state in memory
 //! (so a long-running server's memory does not grow with the cache): an entry's modification
 //! time is its last use, because a hit on an entry last written more than [`REFRESH_SECS`] ago
-//! writes it again; whenever an eighth of the bound has been written since the last sweep (and
-//! when the cache opens), the writer lists this version's entries and deletes the oldest until
+//! writes it again; with the first batch a process writes, and whenever an eighth of the bound
+//! has been written since the last sweep, the writer lists this version's entries and deletes the oldest until
 //! the total fits. Every server sharing the store sweeps the same way, so the bound holds for the
 //! store, not per process. `flowtime db gc` sweeps too and removes entries of other engine
 //! versions. Deleting the cache at any time changes no answer.
@@ -153,9 +155,18 @@ pub fn decode_entry(b: &[u8], key: &ContentKey, n: usize, bins: usize) -> Result
 }
 
 enum Msg {
-    Put(ContentKey),
+    /// A key offered to the pending map, and its values' bytes.
+    Put(ContentKey, u64),
     Flush(SyncSender<()>),
 }
+
+/// Writing waits for this long without offers (the end of a burst of interactive changes), so
+/// that the writing does not compete with them.
+pub const QUIET: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// ... or until this many bytes wait (then they are written at once, bounding the memory pending
+/// entries can hold on to once their memos are gone).
+pub const DEFER_BYTES: u64 = 64 << 20;
 
 struct Shared {
     loc: Location,
@@ -183,8 +194,14 @@ impl Shared {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes the pending entries named in `keys` (a batch), then evicts.
+    /// Writes the pending entries named in `keys`, 256 at a time, then evicts when due.
     fn write_batch(&self, keys: Vec<ContentKey>) {
+        for chunk in keys.chunks(256) {
+            self.write_chunk(chunk);
+        }
+    }
+
+    fn write_chunk(&self, keys: &[ContentKey]) {
         let jobs: Vec<(ContentKey, ObjPath, Vec<u8>)> = {
             let pending = self.pending();
             keys.iter()
@@ -208,7 +225,7 @@ impl Shared {
         });
         {
             let mut pending = self.pending();
-            for k in &keys {
+            for k in keys {
                 pending.remove(k);
             }
         }
@@ -272,27 +289,41 @@ impl Shared {
         });
     }
 
+    /// The writer: collects offered keys and writes them once nothing was offered for [`QUIET`]
+    /// (the end of an interactive burst), once [`DEFER_BYTES`] are waiting, on a flush, and when
+    /// the cache closes.
     fn run(self: Arc<Self>, rx: Receiver<Msg>) {
-        self.sweep();
-        while let Ok(first) = rx.recv() {
-            let mut keys = Vec::new();
-            let mut acks = Vec::new();
-            let mut next = Some(first);
-            while let Some(m) = next.take() {
-                match m {
-                    Msg::Put(k) => keys.push(k),
-                    Msg::Flush(ack) => acks.push(ack),
+        use std::sync::mpsc::RecvTimeoutError;
+        let mut keys: Vec<ContentKey> = Vec::new();
+        let mut waiting = 0u64;
+        loop {
+            let m = if keys.is_empty() {
+                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                rx.recv_timeout(QUIET)
+            };
+            match m {
+                Ok(Msg::Put(k, n)) => {
+                    keys.push(k);
+                    waiting += n;
+                    if waiting < DEFER_BYTES {
+                        continue;
+                    }
                 }
-                if keys.len() < 256 {
-                    next = rx.try_recv().ok();
+                Ok(Msg::Flush(ack)) => {
+                    self.write_batch(std::mem::take(&mut keys));
+                    waiting = 0;
+                    let _ = ack.send(());
+                    continue;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.write_batch(keys);
+                    return;
                 }
             }
-            if !keys.is_empty() {
-                self.write_batch(keys);
-            }
-            for a in acks {
-                let _ = a.send(());
-            }
+            self.write_batch(std::mem::take(&mut keys));
+            waiting = 0;
         }
     }
 }
@@ -320,7 +351,8 @@ impl ObjectCache {
             dir,
             max_bytes: cfg.max_bytes,
             pending: Default::default(),
-            since_sweep: AtomicU64::new(0),
+            // The first batch written sweeps (a process that only reads never lists the store).
+            since_sweep: AtomicU64::new(cfg.max_bytes / 8),
             swept_bytes: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -436,8 +468,9 @@ impl ResultCache for ObjectCache {
             return;
         }
         let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let n = outputs.iter().map(|o| o.len() as u64 * 8).sum();
         if let Some(tx) = tx
-            && tx.send(Msg::Put(*key)).is_ok()
+            && tx.send(Msg::Put(*key, n)).is_ok()
         {
             return;
         }
