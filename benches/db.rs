@@ -130,8 +130,17 @@ fn set(host: &mut Host, name: &str, v: f64) {
     host.set_session_params("s", &BTreeMap::from([(name.to_string(), Supplied::Text(v.to_string()))])).unwrap();
 }
 
+/// The sizes `main` measures: `DB_BENCH_NODES=1000` limits them (the 10,000-node result-cache
+/// measurements write ~700 MB of entries per database).
+fn sizes() -> Vec<usize> {
+    match std::env::var("DB_BENCH_NODES") {
+        Ok(v) => v.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
+        Err(_) => vec![1000, 10_000],
+    }
+}
+
 fn main() {
-    for n in [1000, 10_000] {
+    for n in sizes() {
         let before = CURRENT.load(Ordering::Relaxed);
         PEAK.store(before, Ordering::Relaxed);
         let mut host = Host::new();
@@ -150,7 +159,7 @@ fn main() {
         );
         drop(ev);
     }
-    for n in [1000, 10_000] {
+    for n in sizes() {
         ratios(n);
     }
     divan::main();

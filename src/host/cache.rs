@@ -155,10 +155,12 @@ pub fn decode_entry(b: &[u8], key: &ContentKey, n: usize, bins: usize) -> Result
 }
 
 enum Msg {
-    /// A key offered to the pending map, and its values' bytes.
-    Put(ContentKey, u64),
     Flush(SyncSender<()>),
 }
+
+/// How often the writer looks at the pending map (offering a result never wakes it: a leaf
+/// change should cost no system call).
+const TICK: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Writing waits for this long without offers (the end of a burst of interactive changes), so
 /// that the writing does not compete with them.
@@ -175,6 +177,11 @@ struct Shared {
     pending: Mutex<HashMap<ContentKey, Vec<Arc<[f64]>>>>,
     /// Bytes written since the last sweep.
     since_sweep: AtomicU64,
+    /// Since the cache opened; `last_offer_us` and the writer's checks read it.
+    clock: crate::sys::Stopwatch,
+    last_offer_us: AtomicU64,
+    /// Bytes offered since the writer last took the pending map.
+    waiting: AtomicU64,
     /// This version's bytes at the last sweep.
     swept_bytes: AtomicU64,
     hits: AtomicU64,
@@ -289,41 +296,36 @@ impl Shared {
         });
     }
 
-    /// The writer: collects offered keys and writes them once nothing was offered for [`QUIET`]
-    /// (the end of an interactive burst), once [`DEFER_BYTES`] are waiting, on a flush, and when
-    /// the cache closes.
+    /// Writes every pending entry.
+    fn write_pending(&self) {
+        self.waiting.store(0, Ordering::Relaxed);
+        let keys: Vec<ContentKey> = self.pending().keys().copied().collect();
+        self.write_batch(keys);
+    }
+
+    /// The writer: every [`TICK`], writes what is pending once nothing was offered for [`QUIET`]
+    /// (the end of an interactive burst) or [`DEFER_BYTES`] are waiting; at once on a flush and
+    /// when the cache closes.
     fn run(self: Arc<Self>, rx: Receiver<Msg>) {
         use std::sync::mpsc::RecvTimeoutError;
-        let mut keys: Vec<ContentKey> = Vec::new();
-        let mut waiting = 0u64;
         loop {
-            let m = if keys.is_empty() {
-                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-            } else {
-                rx.recv_timeout(QUIET)
-            };
-            match m {
-                Ok(Msg::Put(k, n)) => {
-                    keys.push(k);
-                    waiting += n;
-                    if waiting < DEFER_BYTES {
-                        continue;
+            match rx.recv_timeout(TICK) {
+                Ok(Msg::Flush(ack)) => {
+                    self.write_pending();
+                    let _ = ack.send(());
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let quiet = self.clock.elapsed_us().saturating_sub(self.last_offer_us.load(Ordering::Relaxed))
+                        >= QUIET.as_micros() as u64;
+                    if (quiet || self.waiting.load(Ordering::Relaxed) >= DEFER_BYTES) && !self.pending().is_empty() {
+                        self.write_pending();
                     }
                 }
-                Ok(Msg::Flush(ack)) => {
-                    self.write_batch(std::mem::take(&mut keys));
-                    waiting = 0;
-                    let _ = ack.send(());
-                    continue;
-                }
-                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.write_batch(keys);
+                    self.write_pending();
                     return;
                 }
             }
-            self.write_batch(std::mem::take(&mut keys));
-            waiting = 0;
         }
     }
 }
@@ -353,6 +355,9 @@ impl ObjectCache {
             pending: Default::default(),
             // The first batch written sweeps (a process that only reads never lists the store).
             since_sweep: AtomicU64::new(cfg.max_bytes / 8),
+            clock: crate::sys::Stopwatch::start(),
+            last_offer_us: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
             swept_bytes: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -467,14 +472,8 @@ impl ResultCache for ObjectCache {
         if s.pending().insert(*key, outputs.to_vec()).is_some() {
             return;
         }
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let n = outputs.iter().map(|o| o.len() as u64 * 8).sum();
-        if let Some(tx) = tx
-            && tx.send(Msg::Put(*key, n)).is_ok()
-        {
-            return;
-        }
-        s.pending().remove(key);
+        s.waiting.fetch_add(outputs.iter().map(|o| o.len() as u64 * 8).sum(), Ordering::Relaxed);
+        s.last_offer_us.store(s.clock.elapsed_us(), Ordering::Relaxed);
     }
 }
 
