@@ -403,6 +403,139 @@ async fn the_workbench_in_a_real_browser() {
     again.stop();
 }
 
+const CLASSY: &str = "id: classy
+version: \"1\"
+parameters:
+  - {name: refund_share, type: number, default: 1}
+grid: {bins: 12, binSize: 1, binUnit: hours, start: \"2026-01-01T00:00:00Z\"}
+classes: [{id: order}, {id: refund}]
+nodes:
+  - {id: orders, kind: const, values: [6, 6, 3, 0, 8, 2, 5, 5, 1, 0, 4, 7], classMix: {order: 3, refund: \"{{refund_share}}\"}}
+  - {id: returns, kind: const, values: [0, 2, 2, 4, 0, 1, 3, 0, 0, 2, 2, 1], classMix: {refund: 1}}
+  - {id: arrivals, kind: expr, expr: \"orders + returns\"}
+  - {id: served, kind: const, values: [3]}
+topology:
+  nodes:
+    - {id: Svc, kind: queue, semantics: {arrivals: arrivals, served: served}}
+";
+
+/// GetSeries of several ids at once (per-class ids included), by id.
+async fn series_map(api: &Client, t: &str, ids: &[String]) -> HashMap<String, Vec<Option<f64>>> {
+    let r = api
+        .queries()
+        .get_series(pb::GetSeriesRequest { target: target(t), ids: ids.to_vec(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    r.series.into_iter().map(|s| (s.id, s.values.iter().map(|v| v.is_finite().then_some(*v)).collect())).collect()
+}
+
+/// SPEC §6.1 on the page: a classed model offers a class selector; one class draws each classed
+/// series' part `x@c` (what GetSeries returns for it, also after a what-if), stacked draws every
+/// class's part under the total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_class_selector_draws_per_class_series() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Serve::start(&tmp.path().join("classes.redb"), tmp.path());
+    let api = Client::connect(&server.addr).await.unwrap();
+    api.templates().put_template(pb::PutTemplateRequest { text: CLASSY.into(), ..Default::default() }).await.unwrap();
+    let open = pb::OpenSessionRequest { template_id: "classy".into(), session_id: "s".into(), ..Default::default() };
+    api.sessions().open_session(open).await.unwrap();
+    // The node's classed series: what GetState lists per class.
+    let graph = api.queries().get_graph(pb::GetGraphRequest { target: target("s") }).await.unwrap().into_inner();
+    let svc = graph.nodes.iter().find(|n| n.id == "Svc").unwrap();
+    let at_0 = pb::GetStateRequest { target: target("s"), at: Some(pb::get_state_request::At::Bin(0)) };
+    let state = api.queries().get_state(at_0).await.unwrap().into_inner().state.unwrap();
+    let mut classed: Vec<String> =
+        svc.roles.values().filter(|sid| state.series.contains_key(&format!("{sid}@refund"))).cloned().collect();
+    classed.sort();
+    classed.dedup();
+    assert!(classed.len() >= 3, "arrivals, served and the queue of Svc are classed: {classed:?}");
+
+    let b = browser().await;
+    let page = format!("http://{}/", server.addr);
+    b.client.goto(&format!("{page}#s")).await.unwrap();
+    b.settle("opening the classed session").await;
+    assert_eq!(
+        b.js("return document.getElementById('class-pick').hidden").await,
+        json!(false),
+        "a classed model offers a class selector"
+    );
+    let options = b.js("return [...document.querySelectorAll('#class option')].map(o => o.value)").await;
+    let options: Vec<String> = serde_json::from_value(options).unwrap();
+    assert_eq!(&options[..4], ["", "*", "order", "refund"], "all, stacked, then each class: {options:?}");
+    b.click("[data-node='Svc']").await;
+    b.settle("selecting Svc").await;
+    let choose = |c: &str| {
+        format!("const s = document.getElementById('class'); s.value = {c:?}; s.dispatchEvent(new Event('change'))")
+    };
+
+    // One class: each classed series of the node is drawn as its refund part.
+    b.js(&choose("refund")).await;
+    b.settle("choosing refund").await;
+    let ids: Vec<String> = classed.iter().map(|sid| format!("{sid}@refund")).collect();
+    let truth = series_map(&api, "s", &ids).await;
+    for id in &ids {
+        let drawn = b.chart_values(id).await;
+        assert_eq!(&drawn, &truth[id], "the chart of {id} is GetSeries of {id}");
+        let row = b.js(&format!("return !!document.querySelector('#inspect tr[data-series=\"{id}\"]')")).await;
+        assert_eq!(row, json!(true), "the node panel lists {id} at the bin");
+    }
+    let total = series(&api, "s", &classed[0]).await;
+    assert_ne!(truth[&ids[0]], total, "a part is not its total");
+    b.shot("class-refund").await;
+
+    // A what-if on the class share: the variant's parts, as GetSeries computes them.
+    let more = pb::CreateVariantRequest {
+        session_id: "s".into(),
+        name: "more-refunds".into(),
+        parameters: text_params(&[("refund_share", "3")]),
+        ..Default::default()
+    };
+    api.sessions().create_variant(more).await.unwrap();
+    b.js("location.hash = 's/more-refunds'").await;
+    b.settle("opening the variant with the refund class chosen").await;
+    assert_eq!(b.text("#target-name").await, "s/more-refunds");
+    let truth2 = series_map(&api, "s/more-refunds", &ids).await;
+    for id in &ids {
+        assert_eq!(&b.chart_values(id).await, &truth2[id], "the variant's chart of {id}");
+    }
+    assert_ne!(truth2, truth, "the share changed the parts");
+
+    // Stacked: every class's part of each classed series, under its dashed total.
+    b.js(&choose("*")).await;
+    b.settle("stacking by class").await;
+    for sid in &classed {
+        let parts: Vec<String> = ["order", "refund"].iter().map(|c| format!("{sid}@{c}")).collect();
+        let truth = series_map(&api, "s/more-refunds", &parts).await;
+        let total = b.chart_values(sid).await;
+        let mut sum = vec![0.0; total.len()];
+        for p in &parts {
+            let drawn = b.chart_values(p).await;
+            assert_eq!(&drawn, &truth[p], "the stacked part {p}");
+            for (s, v) in sum.iter_mut().zip(&drawn) {
+                *s += v.unwrap();
+            }
+        }
+        for (s, t) in sum.iter().zip(&total) {
+            assert!(
+                (s - t.unwrap()).abs() <= 1e-9 * t.unwrap().abs().max(1.0),
+                "{sid}: the parts pile up to the total"
+            );
+        }
+    }
+    let areas = b.js("return document.querySelectorAll('#inspect path.area').length").await;
+    assert_eq!(areas, json!(classed.len() * 2), "one filled area per class in each stacked chart");
+    b.shot("class-stacked").await;
+
+    // Back to totals.
+    b.js(&choose("")).await;
+    b.settle("back to totals").await;
+    assert_eq!(b.chart_values(&classed[0]).await, series(&api, "s/more-refunds", &classed[0]).await);
+    b.client.clone().close().await.unwrap();
+    server.stop();
+}
+
 /// The page reaches the server only through `/api/<service>/<method>`, and every method it
 /// names is a unary or server-streaming method of the API's descriptor set.
 #[test]

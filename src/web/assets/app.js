@@ -18,6 +18,10 @@ const S = {
   sessions: [], templates: [], target: null, session: null, decls: [], overrides: {}, graph: null, grid: null,
   kinds: {}, values: new Map(), revision: 0, bin: 0, state: null, selected: null, warnings: [], view: 'explore',
   watch: null, lost: false, compare: null, compareSel: null, awaiting: null, loading: 0,
+  // SPEC §6.1 classes: the target's class ids and classed series (from GetState's `x@c` keys),
+  // the chosen view ('' totals, '*' stacked by class, or a class id) and the per-class values
+  // it draws (`x@c` → values, from GetSeries).
+  classes: [], classed: new Set(), cls: '', classValues: new Map(),
 };
 let paramsUi = null;
 let scrub = null;
@@ -102,6 +106,9 @@ async function open(target, keepControls = false) {
   S.bin = Math.min(S.bin, Number(graph.grid.bins) - 1);
   if (!graph.nodes.some((n) => n.id === S.selected)) S.selected = graph.nodes.length ? graph.nodes[0].id : null;
   S.values = new Map();
+  S.classes = [];
+  S.classed = new Set();
+  S.classValues = new Map();
   renderSessions();
   // A drag that just created this variant keeps its controls (and the drag) alive.
   if (keepControls) $('params-hint').textContent = `Changes update the variant ${targetName(target)}.`;
@@ -147,7 +154,70 @@ function onWatch(ev) {
   if (!ev.initial) {
     loadState();
     loadWarnings();
+    if (S.cls) busy(loadClassValues);
   }
+}
+
+// ---- classes (SPEC §6.1): per-class series through GetSeries ids and patterns ---------------
+
+/**
+ * The target's classes and classed series, read from a bin state's `x@c` keys; refreshes the
+ * class selector. True when they changed (the per-class values then need loading again).
+ */
+function noteClasses(state) {
+  const classes = new Set();
+  const classed = new Set();
+  for (const key of Object.keys(state.series)) {
+    const at = key.lastIndexOf('@');
+    if (at < 0) continue;
+    classed.add(key.slice(0, at));
+    classes.add(key.slice(at + 1));
+  }
+  // Declared classes in id order, flow of unknown class last.
+  const list = [...classes].filter((c) => c !== '_unattributed').sort();
+  if (classes.has('_unattributed')) list.push('_unattributed');
+  const changed = list.join('\n') !== S.classes.join('\n') || classed.size !== S.classed.size;
+  S.classes = list;
+  S.classed = classed;
+  if (S.cls && S.cls !== '*' && !list.includes(S.cls)) S.cls = '';
+  const sel = $('class');
+  sel.replaceChildren(
+    el('option', { value: '' }, 'all (totals)'),
+    el('option', { value: '*' }, 'all, stacked by class'),
+    ...list.map((c) => el('option', { value: c }, c)),
+  );
+  sel.value = S.cls;
+  $('class-pick').hidden = !list.length;
+  return changed;
+}
+
+/** The series ids shown for the chosen class: every `x@c` of one class, or the selected node's classed series × every class when stacked. */
+function classQuery() {
+  if (!S.cls || !S.classes.length) return null;
+  if (S.cls !== '*') return { pattern: `*@${S.cls}` };
+  const node = S.graph && S.graph.nodes.find((n) => n.id === S.selected);
+  if (!node) return null;
+  const sids = [...Object.values(node.roles), ...Object.values(node.derived)].filter((sid) => S.classed.has(sid));
+  const ids = [...new Set(sids)].flatMap((sid) => S.classes.map((c) => `${sid}@${c}`));
+  return ids.length ? { ids } : null;
+}
+
+let classSeq = 0;
+
+/** GetSeries of the per-class series the chosen class view draws (the latest request wins). */
+async function loadClassValues() {
+  const q = classQuery();
+  const seq = ++classSeq;
+  const target = S.target;
+  const r = q ? await call('flowtime.v1.QueryService/GetSeries', { target, ...q }) : { series: [] };
+  if (seq !== classSeq || target !== S.target) return;
+  S.classValues = new Map(r.series.map((s) => [s.id, nums(s.values)]));
+  renderExplore();
+}
+
+function chooseClass(cls) {
+  S.cls = cls;
+  busy(loadClassValues);
 }
 
 // ---- the bin: state at bin ------------------------------------------------------------------
@@ -172,7 +242,10 @@ async function loadState() {
       stateAgain = false;
       const target = S.target;
       const r = await call('flowtime.v1.QueryService/GetState', { target, bin: S.bin });
-      if (target === S.target) S.state = r.state;
+      if (target === S.target) {
+        S.state = r.state;
+        if (noteClasses(r.state)) await loadClassValues();
+      }
     } while (stateAgain);
     renderExplore();
   } catch (e) {
@@ -275,10 +348,32 @@ function renderExplore() {
   const ids = S.graph.nodes.map((n) => seriesOf(n, metric)).filter(Boolean);
   const range = extent(ids.map((id) => S.values.get(id) || []));
   const kind = ids.length ? S.kinds[ids[0]] : '';
-  const select = (id) => { S.selected = id; renderExplore(); };
-  topology({ graph: S.graph, state: S.state, metric, range, unit: unit(kind), selected: S.selected, onSelect: select }, $('topology'));
+  const select = (id) => {
+    S.selected = id;
+    renderExplore();
+    if (S.cls === '*') busy(loadClassValues);
+  };
+  // One class chosen: the graph shows that class's part of every classed series.
+  const one = S.cls && S.cls !== '*' ? S.cls : '';
+  const shown = one ? classState(S.state, one) : S.state;
+  const drawnRange = one ? extent(ids.map((id) => S.classValues.get(`${id}@${one}`) || S.values.get(id) || [])) : range;
+  topology({ graph: S.graph, state: shown, metric, range: drawnRange, unit: unit(kind), selected: S.selected, onSelect: select }, $('topology'));
   inspect({ id: S.selected, graph: S.graph, state: S.state, values: S.values, kinds: S.kinds, grid: S.grid, bin: S.bin,
-    warnings: S.warnings, onPick: (b) => pick(b, S.selected) }, $('inspect'));
+    warnings: S.warnings, onPick: (b) => pick(b, S.selected),
+    cls: S.cls, classes: S.classes, classed: S.classed, classValues: S.classValues }, $('inspect'));
+}
+
+/** A bin state as one class sees it: each classed role and series replaced by its `x@c` value. */
+function classState(state, cls) {
+  if (!state) return state;
+  const part = (sid, v) => (S.classed.has(sid) ? state.series[`${sid}@${cls}`] : v);
+  const series = Object.fromEntries(Object.entries(state.series).map(([sid, v]) => [sid, part(sid, v)]));
+  const nodes = state.nodes.map((ns) => {
+    const g = S.graph.nodes.find((n) => n.id === ns.id);
+    const roles = Object.fromEntries(Object.entries(ns.roles).map(([r, v]) => [r, part(g && g.roles[r], v)]));
+    return { ...ns, roles };
+  });
+  return { ...state, series, nodes };
 }
 
 function renderHeatmap() {
@@ -445,6 +540,7 @@ async function start() {
   for (const b of document.querySelectorAll('#tabs button')) b.addEventListener('click', () => setView(b.dataset.view));
   $('theme').addEventListener('click', theme);
   $('metric').addEventListener('change', renderExplore);
+  $('class').addEventListener('change', () => chooseClass($('class').value));
   $('heat-metric').addEventListener('change', renderHeatmap);
   $('cmp-b').addEventListener('change', () => { $('cmp-b').dataset.chosen = $('cmp-b').value; });
   $('compare-form').addEventListener('submit', (ev) => { ev.preventDefault(); runCompare(); });

@@ -20,14 +20,24 @@ function niceTicks(lo, hi, n) {
 
 /**
  * Draws a chart into `node`. data: {title, unit, grid, offset (first bin, default 0), cursor (a
- * bin to mark), lines: [{id, label, values}], band: {lo, hi} (optional shaded range), zero (draw
- * y = 0)}. Each line's <path> carries `data-series` and `data-values` (null for NaN).
+ * bin to mark), lines: [{id, label, values, dash}], band: {lo, hi} (optional shaded range), zero
+ * (draw y = 0), stacked (the lines without `dash` are piled up, each filled down to the one
+ * below it, e.g. per-class parts under their dashed total)}. Each line's <path> carries
+ * `data-series` and `data-values` (its own values, not the pile; null for NaN).
  */
 export function lineChart(data, node) {
   const { grid, lines } = data;
   const offset = data.offset || 0;
   const n = Math.max(0, ...lines.map((l) => l.values.length), data.band ? data.band.lo.length : 0);
-  let [lo, hi] = extent([...lines.map((l) => l.values), ...(data.band ? [data.band.lo, data.band.hi] : [])]);
+  // What each line draws: its values, or, stacked, the running sum of the parts up to it.
+  let below = null;
+  const tops = lines.map((l) => {
+    if (!data.stacked || l.dash) return l.values;
+    const top = Float64Array.from(l.values, (v, i) => (below ? below[i] : 0) + v);
+    below = top;
+    return top;
+  });
+  let [lo, hi] = extent([...tops, ...(data.band ? [data.band.lo, data.band.hi] : [])]);
   if (lo > 0) lo = 0;
   if (hi < 0) hi = 0;
   if (lo === hi) hi = lo + 1;
@@ -70,10 +80,28 @@ export function lineChart(data, node) {
     root.append(svg('path', { class: 'band', d: `${d}Z` }));
   }
   // Lines: a NaN bin ends the current segment (a gap); a lone finite bin is a dot.
+  let floor = null;
   lines.forEach((l, k) => {
     let d = '';
     let open = false;
-    const vals = l.values;
+    const vals = tops[k];
+    if (data.stacked && !l.dash) {
+      // The area between this part's top and the one below (NaN bins left out).
+      const base = (i) => (floor ? floor[i] : 0);
+      const ok = (i) => Number.isFinite(vals[i]) && Number.isFinite(base(i));
+      let a = '';
+      for (let i = 0; i < vals.length; i++) {
+        if (!ok(i)) continue;
+        let j = i;
+        while (j + 1 < vals.length && ok(j + 1)) j++;
+        for (let t = i; t <= j; t++) a += `${t === i ? 'M' : 'L'}${x(t).toFixed(1)},${y(vals[t]).toFixed(1)}`;
+        for (let t = j; t >= i; t--) a += `L${x(t).toFixed(1)},${y(base(t)).toFixed(1)}`;
+        a += 'Z';
+        i = j;
+      }
+      root.append(svg('path', { class: `area s${k % 6}`, d: a }));
+      floor = vals;
+    }
     for (let i = 0; i < vals.length; i++) {
       const v = vals[i];
       if (!Number.isFinite(v)) { open = false; continue; }
@@ -86,7 +114,7 @@ export function lineChart(data, node) {
       class: `line s${k % 6}${l.dash ? ' dash' : ''}`,
       d,
       'data-series': l.id,
-      'data-values': JSON.stringify(Array.from(vals, (v) => (Number.isFinite(v) ? v : null))),
+      'data-values': JSON.stringify(Array.from(l.values, (v) => (Number.isFinite(v) ? v : null))),
     }));
   });
   // Legend (a chart of one series is named by its title), right-aligned.
