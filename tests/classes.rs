@@ -568,6 +568,134 @@ async fn per_class_series_through_the_api_and_in_runs() {
     assert_eq!(ids, sorted, "index in id order");
 }
 
+const SWEEP_TEMPLATE: &str = "id: classy-sweep
+version: \"1\"
+parameters:
+  - {name: refund_share, type: number, default: 1, min: 0}
+  - {name: cap, type: number, default: 4, min: 0}
+grid: {bins: 8, binSize: 1, binUnit: hours, start: \"2026-01-01T00:00:00Z\"}
+classes: [{id: order}, {id: refund}]
+nodes:
+  - {id: orders, kind: const, values: [6, 6, 3, 0, 8, 2, 5, 5], classMix: {order: 3, refund: \"{{refund_share}}\"}}
+  - {id: returns, kind: const, values: [0, 2, 2, 4, 0, 1, 3, 0], classMix: {refund: 1}}
+  - {id: arrivals, kind: expr, expr: \"orders + returns\"}
+  - {id: served, kind: expr, expr: \"{{cap}}\"}
+  - id: split
+    kind: router
+    router:
+      inputs: {queue: arrivals}
+      routes:
+        - {target: refund_desk, classes: [refund]}
+        - {target: main_line}
+  - {id: desk_load, kind: expr, expr: \"refund_desk * 2\"}
+topology:
+  nodes:
+    - {id: Svc, kind: queue, semantics: {arrivals: arrivals, served: served}}
+";
+
+/// §6.1 in analyses: a sweep whose metrics and series are per-class (`max(svc_queue@refund)`,
+/// downstream of a class route too) gives, at every point, what GetSeries of `x@c` gives on a
+/// variant with the point's values; the share varies mixes only, the capacity values and mixes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_of_per_class_metrics_equals_get_series_of_variants() {
+    use flowtime::client::Client;
+    use flowtime::host::SharedHost;
+    use flowtime::server::{ServerOptions, pb};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let host = Host::open(&dir.path().join("db.redb"), "test", root).unwrap();
+    let local = Client::in_process(Arc::new(SharedHost::new(host)), ServerOptions::default()).await;
+    let c = &local.client;
+    c.templates()
+        .put_template(pb::PutTemplateRequest { text: SWEEP_TEMPLATE.into(), ..Default::default() })
+        .await
+        .unwrap();
+    let open =
+        pb::OpenSessionRequest { template_id: "classy-sweep".into(), session_id: "s".into(), ..Default::default() };
+    c.sessions().open_session(open).await.unwrap();
+    let target = |variant: &str| Some(pb::Target { session: "s".into(), variant: variant.into() });
+    let metrics =
+        ["max(svc_queue@refund)", "sum(served@order)", "mean(desk_load@refund)", "final(svc_queue@_unattributed)"];
+    let series = ["svc_queue@refund", "refund_desk@refund", "main_line@order"];
+    let sweep = pb::SweepRequest {
+        options: Some(pb::AnalysisOptions { target: target(""), ..Default::default() }),
+        vary: vec![
+            pb::Vary { name: "refund_share".into(), values: vec![0.0, 1.0, 3.0], range: None },
+            pb::Vary { name: "cap".into(), values: vec![2.0, 5.0], range: None },
+        ],
+        metrics: metrics.iter().map(|m| m.to_string()).collect(),
+        series: series.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut stream = c.analysis().sweep(sweep).await.unwrap().into_inner();
+    let mut result = None;
+    while let Some(ev) = stream.message().await.unwrap() {
+        if let Some(pb::sweep_event::Event::Result(r)) = ev.event {
+            result = Some(r);
+        }
+    }
+    let points = result.expect("a result").points;
+    assert_eq!(points.len(), 6);
+    let mut peaks = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        let params: std::collections::HashMap<String, pb::ParamValue> = p
+            .params
+            .iter()
+            .map(|x| (x.name.clone(), pb::ParamValue { kind: Some(pb::param_value::Kind::Number(x.value)) }))
+            .collect();
+        let name = format!("p{i}");
+        let variant =
+            pb::CreateVariantRequest { session_id: "s".into(), name: name.clone(), parameters: params, series: vec![] };
+        c.sessions().create_variant(variant).await.unwrap();
+        let mut ids: Vec<String> = series.iter().map(|s| s.to_string()).collect();
+        ids.extend(["served@order", "desk_load@refund"].map(String::from));
+        let req = pb::GetSeriesRequest { target: target(&name), ids, ..Default::default() };
+        let got = c.queries().get_series(req).await.unwrap().into_inner().series;
+        let of = |id: &str| got.iter().find(|s| s.id == id).unwrap_or_else(|| panic!("{id}")).values.clone();
+        // The point's requested series are GetSeries of the same per-class ids, bit for bit.
+        for (k, id) in series.iter().enumerate() {
+            assert_eq!(p.series[k].id, *id);
+            assert_eq!(p.series[k].values, of(id), "point {i}: {id}");
+        }
+        let q = of("svc_queue@refund");
+        let max = q.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(p.metrics[0].value, max, "point {i}: max(svc_queue@refund)");
+        assert_eq!(p.metrics[1].value, of("served@order").iter().sum::<f64>(), "point {i}: sum(served@order)");
+        let load = of("desk_load@refund");
+        assert_eq!(
+            p.metrics[2].value,
+            load.iter().sum::<f64>() / load.len() as f64,
+            "point {i}: mean(desk_load@refund)"
+        );
+        // The queue starts empty and every source is classed: no flow of unknown class.
+        assert_eq!(p.metrics[3].value, 0.0, "point {i}");
+        peaks.push(max);
+    }
+    // The share and the capacity both move the refund part (not a constant). Points are
+    // row-major (the share varies slowest).
+    assert!(peaks[0] < peaks[2] && peaks[2] < peaks[4], "more refund share, more refunds queued: {peaks:?}");
+    assert!((0..3).all(|i| peaks[2 * i] > peaks[2 * i + 1]), "more capacity, less queued: {peaks:?}");
+
+    // A per-class metric of a series without classes, or of an unknown class, is located.
+    let bad = |metric: &str| pb::SweepRequest {
+        options: Some(pb::AnalysisOptions { target: target(""), ..Default::default() }),
+        vary: vec![pb::Vary { name: "cap".into(), values: vec![2.0], range: None }],
+        metrics: vec![metric.into()],
+        series: vec![],
+    };
+    for (metric, says) in
+        [("max(svc_queue@refnd)", "no class `refnd`"), ("max(svc_latency_min@order)", "carries no class")]
+    {
+        let e = match c.analysis().sweep(bad(metric)).await {
+            Err(e) => e,
+            Ok(s) => s.into_inner().message().await.unwrap_err(),
+        };
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{metric}: {e:?}");
+        assert!(e.message().contains(says) && e.message().contains("metrics[0]"), "{metric}: {}", e.message());
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Telemetry with a `class` column.
 

@@ -155,7 +155,8 @@ pub struct TraceStep {
     pub structural: bool,
 }
 
-/// Refuses series ids the plan lacks, each located at `field[i]`, with the nearest id.
+/// Refuses series ids the plan lacks, each located at `field[i]`, with the nearest id. A
+/// per-class id `x@c` (§6.1) names the part of class `c` of a classed series `x`.
 pub(crate) fn check_series(
     c: &crate::engine::plan::Compiled,
     ids: &[String],
@@ -163,7 +164,7 @@ pub(crate) fn check_series(
     diags: &mut Vec<crate::diag::Diagnostic>,
 ) {
     for (i, id) in ids.iter().enumerate() {
-        if !c.by_id.contains_key(id) {
+        if !c.by_id.contains_key(id) && c.per_class(id).is_none() {
             let all: Vec<&str> = c.by_id.keys().map(String::as_str).collect();
             let help = crate::model::doc::closest(id, &all)
                 .map_or_else(|| "name a series of the model".to_string(), |n| format!("did you mean `{n}`?"));

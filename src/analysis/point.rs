@@ -24,7 +24,11 @@ use salsa::plumbing::{AsId, FromId};
 
 use crate::analysis::{AnalysisError, Control};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::engine::db::{PointValues, UnitKey, build_keys, evaluate_in_order, evaluate_point, unit_keys};
+use crate::engine::classes::KeyNode;
+use crate::engine::db::{
+    ClassId, MixKey, PointValues, UnitKey, build_all_keys, build_keys, class_part, evaluate_known, evaluate_point,
+    mix_keys, unit_keys,
+};
 use crate::engine::plan::Compiled;
 use crate::engine::{Accounting, Database, Series, SeriesCell};
 use crate::host::{AnalysisBase, HostError, Snapshot};
@@ -74,11 +78,18 @@ struct Prepared {
     structural: Vec<(String, ParamValue)>,
     plan: Arc<Compiled>,
     targets: Vec<u32>,
-    /// The units the targets need, in evaluation order, and their weight (a point's `nodes_total`).
-    closure: Vec<u32>,
+    /// §6.1: the classed series whose mixes per-class targets (`x@c`) need.
+    mix_targets: Vec<u32>,
+    /// Each target id of the analysis: its series, and its class for a per-class target.
+    wanted: Vec<(String, u32, Option<ClassId>)>,
+    /// The value units (and mix units) the targets need, in evaluation order.
+    order: Vec<KeyNode>,
+    /// The weight of the value units of `order` (a point's `nodes_total`).
     nodes_total: u64,
     /// The target's keys of the fixed units; None for the units a point computes.
     fixed: Vec<Option<salsa::Id>>,
+    /// §6.1: the target's keys of the fixed mix units; None for the mix units a point computes.
+    fixed_mixes: Vec<Option<salsa::Id>>,
     differs: bool,
 }
 
@@ -107,6 +118,8 @@ pub(crate) struct Evaluator {
     overridden: BTreeSet<String>,
     /// The target's key of each of its units (None where it lacks a cell).
     target_keys: Vec<Option<salsa::Id>>,
+    /// §6.1: the target's key of each of its mix units.
+    target_mix_keys: Vec<Option<salsa::Id>>,
     plan: Arc<Compiled>,
     varied: BTreeSet<String>,
     drawn: BTreeSet<String>,
@@ -115,6 +128,40 @@ pub(crate) struct Evaluator {
     preparation: Mutex<Accounting>,
     /// Every point's accounting, summed.
     points: Mutex<Accounting>,
+}
+
+/// The analysis's target ids on plan `c`: the series to evaluate, the classed series whose mixes
+/// per-class ids (`x@c`, §6.1) need, and each id's series and class. Err is an id `c` lacks.
+#[allow(clippy::type_complexity)]
+fn resolve_targets(
+    c: &Compiled,
+    ids: &[String],
+) -> Result<(Vec<u32>, Vec<u32>, Vec<(String, u32, Option<ClassId>)>), String> {
+    let mut targets = Vec::new();
+    let mut mix_targets = Vec::new();
+    let mut wanted = Vec::new();
+    for id in ids {
+        let (s, class) = match c.by_id.get(id) {
+            Some(&s) => (s, None),
+            None => {
+                let (s, class) = c.per_class(id).ok_or_else(|| id.clone())?;
+                mix_targets.push(s);
+                (s, Some(class))
+            }
+        };
+        targets.push(s);
+        wanted.push((id.clone(), s, class));
+    }
+    for v in [&mut targets, &mut mix_targets] {
+        v.sort_unstable();
+        v.dedup();
+    }
+    Ok((targets, mix_targets, wanted))
+}
+
+/// The value units of an evaluation order.
+fn units_of(order: &[KeyNode]) -> Vec<u32> {
+    order.iter().filter_map(|n| if let KeyNode::Unit(u) = n { Some(*u) } else { None }).collect()
 }
 
 fn bad(d: Diagnostic) -> HostError {
@@ -169,6 +216,14 @@ impl Evaluator {
                 .map(|k| k.map(|k| k.as_id()))
                 .collect(),
         };
+        let target_mix_keys = match mix_keys(db, scenario) {
+            Some(keys) => keys.iter().map(|k| Some(k.as_id())).collect(),
+            None => build_all_keys(db, &base.plan, &base_cells, &base.inputs)
+                .1
+                .into_iter()
+                .map(|k| k.map(|k| k.as_id()))
+                .collect(),
+        };
         if !drawn.is_empty() {
             plan = base.compiler.with_overrides(&plan, &drawn)?;
         }
@@ -178,6 +233,7 @@ impl Evaluator {
             values: bound,
             overridden,
             target_keys,
+            target_mix_keys,
             plan,
             varied: BTreeSet::new(),
             drawn,
@@ -270,8 +326,8 @@ impl Evaluator {
     /// Units one point evaluates at most, and units in the evaluated closure, for the budget.
     pub(crate) fn cost(&self) -> (u64, u64) {
         let c = &self.plan;
-        let targets: Vec<u32> = self.targets.iter().filter_map(|id| c.by_id.get(id).copied()).collect();
-        let closure = c.closure(Some(&targets));
+        let Ok((targets, mix_targets, _)) = resolve_targets(c, &self.targets) else { return (0, 0) };
+        let closure = units_of(&c.point_order(&targets, &mix_targets));
         let weight = |us: &mut dyn Iterator<Item = u32>| us.map(|u| c.units[u as usize].weight as u64).sum::<u64>();
         let all = weight(&mut closure.iter().copied());
         if self.varied.iter().any(|v| self.base.structural.contains(v)) {
@@ -335,6 +391,27 @@ impl Evaluator {
         let t = &*self.base.plan;
         let drawn: BTreeSet<String> = self.drawn.iter().map(|n| format!("override:{n}")).collect();
         let mut out: Vec<Option<u32>> = Vec::with_capacity(c.units.len());
+        // §6.1: a router target with class routes reads mixes; it is identical only when no mix
+        // unit it reads, directly or not, reads a varied or overridden parameter (shares) or a
+        // value unit that is not identical (or not decided yet).
+        let mixes_same = |m: u32, out: &[Option<u32>]| -> bool {
+            let Some(cp) = &c.classes else { return true };
+            let mut seen = BTreeSet::new();
+            let mut stack = vec![m];
+            while let Some(m) = stack.pop() {
+                if !seen.insert(m) {
+                    continue;
+                }
+                let mp = &cp.units[m as usize];
+                if mp.params.iter().any(|p| self.varied.contains(p) || self.overridden.contains(p))
+                    || mp.units.iter().any(|u| out.get(*u as usize).copied().flatten().is_none())
+                {
+                    return false;
+                }
+                stack.extend(&mp.mixes);
+            }
+            true
+        };
         for u in &c.units {
             let same = (|| {
                 let first = *u.series.first()?;
@@ -345,10 +422,33 @@ impl Evaluator {
                 let same_def = Arc::ptr_eq(&u.def, &tp.def) || u.def == tp.def;
                 let same_reads = u.params == tp.params && u.inputs == tp.inputs && u.series.len() == tp.series.len();
                 let same_deps = u.deps.len() == tp.deps.len()
-                    && u.deps.iter().zip(&tp.deps).all(|(d, td)| out[*d as usize] == Some(*td));
+                    && u.deps.iter().zip(&tp.deps).all(|(d, td)| out[*d as usize] == Some(*td))
+                    && u.mixes.iter().all(|(m, _)| mixes_same(*m, &out));
                 (!reads_varied && same_def && same_reads && same_deps).then_some(tu)
             })();
             out.push(same);
+        }
+        out
+    }
+
+    /// §6.1: for each mix unit of `c`, the target's mix unit it is identical to (so its memo is
+    /// the target's own), or None for a mix unit points compute: the same definition and
+    /// parameters, none varied or overridden (shares), reading identical value units (`same`,
+    /// from [`Self::same_as_target`]) and identical mix units.
+    fn same_mixes_as_target(&self, c: &Compiled, same: &[Option<u32>]) -> Vec<Option<u32>> {
+        let (Some(cp), Some(tp)) = (&c.classes, &self.base.plan.classes) else { return Vec::new() };
+        let mut out: Vec<Option<u32>> = vec![None; cp.units.len()];
+        for n in &cp.order {
+            let KeyNode::Mix(m) = *n else { continue };
+            let (mp, Some(tm)) = (&cp.units[m as usize], tp.units.get(m as usize)) else { continue };
+            let ok = (Arc::ptr_eq(&mp.def, &tm.def) || mp.def == tm.def)
+                && mp.params == tm.params
+                && !mp.params.iter().any(|p| self.varied.contains(p) || self.overridden.contains(p))
+                && mp.units.len() == tm.units.len()
+                && mp.units.iter().zip(&tm.units).all(|(u, tu)| same[*u as usize] == Some(*tu))
+                && mp.mixes.len() == tm.mixes.len()
+                && mp.mixes.iter().zip(&tm.mixes).all(|(d, td)| out[*d as usize] == Some(*td));
+            out[m as usize] = ok.then_some(m);
         }
         out
     }
@@ -398,28 +498,26 @@ impl Evaluator {
             })?;
             (plan, true)
         };
-        let targets = self
-            .targets
+        let (targets, mix_targets, wanted) = resolve_targets(&plan, &self.targets).map_err(|id| {
+            point_error(
+                p,
+                Diagnostic::error("unknown_reference", format!("series `{id}` does not exist at this point")).into(),
+            )
+        })?;
+        let same = self.same_as_target(&plan);
+        let keys: Vec<Option<UnitKey<'_>>> =
+            same.iter().map(|same| same.and_then(|tu| self.target_keys[tu as usize]).map(UnitKey::from_id)).collect();
+        let mkeys: Vec<Option<MixKey<'_>>> = self
+            .same_mixes_as_target(&plan, &same)
             .iter()
-            .map(|id| {
-                plan.by_id.get(id).copied().ok_or_else(|| {
-                    point_error(
-                        p,
-                        Diagnostic::error("unknown_reference", format!("series `{id}` does not exist at this point"))
-                            .into(),
-                    )
-                })
+            .map(|same| {
+                same.and_then(|tm| self.target_mix_keys.get(tm as usize).copied().flatten()).map(MixKey::from_id)
             })
-            .collect::<Result<Vec<u32>, HostError>>()?;
-        let keys: Vec<Option<UnitKey<'_>>> = self
-            .same_as_target(&plan)
-            .iter()
-            .map(|same| same.and_then(|tu| self.target_keys[tu as usize]).map(UnitKey::from_id))
             .collect();
         let sw = sys::Stopwatch::start();
-        let closure = plan.closure(Some(&targets));
-        let walk: Vec<UnitKey<'_>> = closure.iter().filter_map(|u| keys[*u as usize]).collect();
-        let evaluated = evaluate_in_order(db, walk.iter().copied()).map_err(|i| HostError::BadInput(i.into()))?;
+        let order = plan.point_order(&targets, &mix_targets);
+        let closure = units_of(&order);
+        let evaluated = evaluate_known(db, &order, &keys, &mkeys).map_err(|i| HostError::BadInput(i.into()))?;
         let total: u64 = closure
             .iter()
             .filter(|u| keys[**u as usize].is_some())
@@ -435,10 +533,13 @@ impl Evaluator {
         let prepared = Arc::new(Prepared {
             structural: key,
             fixed: keys.iter().map(|k| k.map(|k| k.as_id())).collect(),
+            fixed_mixes: mkeys.iter().map(|k| k.map(|k| k.as_id())).collect(),
             nodes_total: closure.iter().map(|u| plan.units[*u as usize].weight as u64).sum(),
-            closure,
+            order,
             plan,
             targets,
+            mix_targets,
+            wanted,
             differs,
         });
         plans.push(prepared.clone());
@@ -462,14 +563,16 @@ impl Evaluator {
         let inputs =
             |key: &str| drawn.get(key).copied().or_else(|| self.base.inputs.get(key).map(|c| &c.data(db).values[..]));
         let known: Vec<Option<UnitKey<'_>>> = prep.fixed.iter().map(|id| id.map(UnitKey::from_id)).collect();
+        let known_mix: Vec<Option<MixKey<'_>>> = prep.fixed_mixes.iter().map(|id| id.map(MixKey::from_id)).collect();
         let values = PointValues { params: &params, inputs: &inputs };
-        let (series, evaluated) =
-            evaluate_point(db, plan, &known, &values, &prep.closure, &prep.targets).map_err(|what| {
+        let r = evaluate_point(db, plan, &known, &known_mix, &values, &prep.order, &prep.targets, &prep.mix_targets)
+            .map_err(|what| {
                 HostError::FailedPrecondition(format!(
                     "a point of the analysis reads {what}, which {} does not have",
                     self.base.target
                 ))
             })?;
+        let evaluated = r.evaluated;
         let nodes_total = prep.nodes_total;
         let accounting = Accounting {
             nodes_total,
@@ -478,7 +581,20 @@ impl Evaluator {
             nodes_loaded: 0,
             elapsed_us: sw.elapsed_us(),
         };
-        let series = series.into_iter().map(|(s, v)| (plan.series_id(s).to_string(), v)).collect();
+        // Totals by id, per-class targets `x@c = x · m_x[c]` (§6.1) by theirs.
+        let k = plan.classes.as_ref().map_or(0, |cp| cp.k());
+        let series = prep
+            .wanted
+            .iter()
+            .filter_map(|(id, s, class)| {
+                let x = r.series.get(s)?;
+                let v = match class {
+                    None => x.clone(),
+                    Some(c) => Series::from(class_part(x, r.mixes.get(s)?, k, *c)),
+                };
+                Some((id.clone(), v))
+            })
+            .collect();
         Ok(Outcome { series, accounting, structural: prep.differs })
     }
 

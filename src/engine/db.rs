@@ -496,6 +496,34 @@ pub fn loaded_since_reset() -> u64 {
     LOADED.with(|e| e.get())
 }
 
+/// Evaluates the keyed value units and mix units of `order` (the others are skipped), each after
+/// everything it reads, and returns the series definitions whose computation ran.
+pub fn evaluate_known<'db>(
+    db: &'db dyn Db,
+    order: &[KeyNode],
+    keys: &[Option<UnitKey<'db>>],
+    mkeys: &[Option<MixKey<'db>>],
+) -> Result<u64, Interrupted> {
+    EVALUATED.with(|e| e.set(0));
+    LOADED.with(|e| e.set(0));
+    for n in order {
+        check_interrupt()?;
+        match *n {
+            KeyNode::Unit(u) => {
+                if let Some(k) = keys[u as usize] {
+                    eval_unit(db, k);
+                }
+            }
+            KeyNode::Mix(m) => {
+                if let Some(k) = mkeys.get(m as usize).copied().flatten() {
+                    eval_mix(db, k);
+                }
+            }
+        }
+    }
+    Ok(EVALUATED.with(|e| e.get()))
+}
+
 /// Keeps the keys of `scenarios` (and the memos attached to them) from being collected. The host
 /// calls this for every open scenario at least every `KEY_REVISIONS / 4` changes.
 ///
@@ -798,15 +826,7 @@ impl Evaluation {
     pub fn class_series(&self, s: u32, class: ClassId) -> Option<Vec<f64>> {
         let x = self.series.get(&s)?;
         let m = self.mixes.get(&s)?;
-        let k = self.compiled.classes.as_ref()?.k();
-        Some(match class {
-            ClassId::Declared(c) => x.iter().enumerate().map(|(t, v)| v * m[t * k + c]).collect(),
-            ClassId::Unattributed => x
-                .iter()
-                .enumerate()
-                .map(|(t, v)| v * crate::engine::mix::unattributed(&m[t * k..(t + 1) * k]))
-                .collect(),
-        })
+        Some(class_part(x, m, self.compiled.classes.as_ref()?.k(), class))
     }
 
     /// `x@c[t]` at one bin.
@@ -847,6 +867,56 @@ impl Evaluation {
             ClassId::Unattributed => crate::model::doc::UNATTRIBUTED,
         };
         format!("{}@{c}", self.compiled.series_id(s))
+    }
+}
+
+/// `x@c[t] = x[t] · m[t][c]` (§6.1): the part of class `class` of the series `x` whose mix (`bins × k`)
+/// is `m`.
+pub fn class_part(x: &[f64], m: &[f64], k: usize, class: ClassId) -> Vec<f64> {
+    match class {
+        ClassId::Declared(c) => x.iter().enumerate().map(|(t, v)| v * m[t * k + c]).collect(),
+        ClassId::Unattributed => {
+            x.iter().enumerate().map(|(t, v)| v * crate::engine::mix::unattributed(&m[t * k..(t + 1) * k])).collect()
+        }
+    }
+}
+
+impl Compiled {
+    /// The class named `class` (§6.1): a declared class id, or `_unattributed`.
+    pub fn class_id(&self, class: &str) -> Option<ClassId> {
+        if class == crate::model::doc::UNATTRIBUTED {
+            return Some(ClassId::Unattributed);
+        }
+        self.classes.as_ref()?.ids.iter().position(|x| x == class).map(ClassId::Declared)
+    }
+
+    /// True when series `s` carries classes (has a mix).
+    pub fn is_classed(&self, s: u32) -> bool {
+        self.classes.as_ref().is_some_and(|cp| cp.series_mix[s as usize].is_some())
+    }
+
+    /// The series and class of a per-class id `<series>@<class>` (§6.1): the series classed and
+    /// the class declared (or `_unattributed`); None otherwise.
+    pub fn per_class(&self, id: &str) -> Option<(u32, ClassId)> {
+        let (base, class) = id.rsplit_once('@')?;
+        let s = *self.by_id.get(base)?;
+        self.is_classed(s).then_some(())?;
+        Some((s, self.class_id(class)?))
+    }
+
+    /// What an analysis point evaluates for value `targets` and the mixes of `mix_targets`: the
+    /// value units (and, with classes, the mix units) needed, each after everything it reads.
+    /// Mix units appear only when a mix is asked for or a class route is in the closure.
+    pub fn point_order(&self, targets: &[u32], mix_targets: &[u32]) -> Vec<KeyNode> {
+        let closure = self.closure(Some(targets));
+        match &self.classes {
+            Some(cp)
+                if !mix_targets.is_empty() || closure.iter().any(|u| !self.units[*u as usize].mixes.is_empty()) =>
+            {
+                cp.closure(&self.units, &closure, mix_targets)
+            }
+            _ => closure.into_iter().map(KeyNode::Unit).collect(),
+        }
     }
 }
 
@@ -968,28 +1038,49 @@ pub struct PointValues<'a> {
     pub inputs: &'a dyn Fn(&str) -> Option<&'a [f64]>,
 }
 
-/// Evaluates `targets` of plan `c` for a scenario that is not a salsa input. `closure` is
-/// `c.closure(Some(targets))` (callers evaluating many points compute it once). A unit with a key
-/// in `known` is read from its memo (it must have been evaluated in this revision, so the read
-/// does not recurse); every other unit of the closure is computed here from `values` and its
+/// What an analysis point evaluated ([`evaluate_point`]).
+pub struct PointResult {
+    /// The target series.
+    pub series: BTreeMap<u32, Series>,
+    /// §6.1: the mixes (`bins × k`) of the mix targets.
+    pub mixes: BTreeMap<u32, Series>,
+    /// Series definitions computed (memo reads that had to execute included).
+    pub evaluated: u64,
+    /// Classed series whose mixes were computed.
+    pub mixes_evaluated: u64,
+}
+
+/// Evaluates `targets` of plan `c`, and the mixes of `mix_targets` (§6.1), for a scenario that
+/// is not a salsa input. `order` is `c.point_order(targets, mix_targets)` (callers evaluating
+/// many points compute it once). A value unit with a key in `known` (a mix unit with one in
+/// `known_mix`) is read from its memo (it must have been evaluated in this revision, so the read
+/// does not recurse); every other unit of the order is computed here from `values` and its
 /// dependencies, bottom-up, and not memoised: a point's own cone is of no use to anyone else, and
-/// memos are never freed. A computed series is dropped after its last reader, so a point holds
-/// few series at a time. Returns the target series and the series definitions computed (memo
-/// reads that had to execute included). Err names a parameter or input `values` lacks.
+/// memos are never freed.
+/// Without mix units a computed series is dropped after its last reader, so a point holds few
+/// series at a time; with them every computed series is kept until the end. Err names a
+/// parameter or input `values` lacks.
 pub fn evaluate_point<'db>(
     db: &'db dyn Db,
     c: &Compiled,
     known: &[Option<UnitKey<'db>>],
+    known_mix: &[Option<MixKey<'db>>],
     values: &PointValues<'_>,
-    closure: &[u32],
+    order: &[KeyNode],
     targets: &[u32],
-) -> Result<(BTreeMap<u32, Series>, u64), String> {
+    mix_targets: &[u32],
+) -> Result<PointResult, String> {
     EVALUATED.with(|e| e.set(0));
     LOADED.with(|e| e.set(0));
+    let with_mixes = order.iter().any(|n| matches!(n, KeyNode::Mix(_)));
     // Readers left of each computed unit: computed units of the closure reading it, and the
-    // targets it produces (read at the end).
+    // targets it produces (read at the end). With mix units nothing is dropped.
     let mut readers: BTreeMap<u32, u32> = BTreeMap::new();
-    for &u in closure.iter().filter(|u| known[**u as usize].is_none()) {
+    for n in order {
+        let &KeyNode::Unit(u) = n else { continue };
+        if known[u as usize].is_some() {
+            continue;
+        }
         for &d in c.units[u as usize].deps.iter().filter(|d| known[**d as usize].is_none()) {
             *readers.entry(d).or_default() += 1;
         }
@@ -998,8 +1089,56 @@ pub fn evaluate_point<'db>(
         *readers.entry(c.series[s as usize].unit).or_default() += 1;
     }
     let mut own: BTreeMap<u32, Vec<Series>> = BTreeMap::new();
+    let mut own_mix: BTreeMap<u32, Vec<Arc<[f64]>>> = BTreeMap::new();
     let mut computed = 0u64;
-    for &u in closure {
+    let mut mixes_computed = 0u64;
+    let param = |p: &String| (values.params)(p).ok_or_else(|| format!("parameter `{p}`"));
+    let memo_mix = |m: u32| known_mix.get(m as usize).copied().flatten();
+    for n in order {
+        let u = match *n {
+            KeyNode::Unit(u) => u,
+            KeyNode::Mix(m) => {
+                let Some(cp) = &c.classes else { continue };
+                if memo_mix(m).is_some() {
+                    continue;
+                }
+                let mp = &cp.units[m as usize];
+                let def = &mp.def;
+                let vals: Vec<&[f64]> = def
+                    .vals
+                    .iter()
+                    .map(|s| match *s {
+                        Src::Ext { dep, output } => {
+                            let d = mp.units[dep as usize];
+                            match known[d as usize] {
+                                Some(k) => &output_of(db, k, output)[..],
+                                None => own.get(&d).map_or(&[][..], |o| &o[output as usize][..]),
+                            }
+                        }
+                        Src::Own(_) => &[][..],
+                    })
+                    .collect();
+                let mixes: Vec<&[f64]> = def
+                    .mixes
+                    .iter()
+                    .map(|s| match *s {
+                        MixSrc::Ext { dep, output } => {
+                            let d = mp.mixes[dep as usize];
+                            match memo_mix(d) {
+                                Some(k) => &eval_mix(db, k).0[output as usize][..],
+                                None => own_mix.get(&d).map_or(&[][..], |o| &o[output as usize][..]),
+                            }
+                        }
+                        MixSrc::Own(_) => &[][..],
+                    })
+                    .collect();
+                let params = mp.params.iter().map(param).collect::<Result<Vec<f64>, String>>()?;
+                let out = def.eval(&MixEnv { vals: &vals, params: &params, mixes: &mixes });
+                mixes_computed += def.members.len() as u64;
+                own_mix.insert(m, out);
+                continue;
+            }
+        };
         if known[u as usize].is_some() {
             continue;
         }
@@ -1020,25 +1159,29 @@ pub fn evaluate_point<'db>(
                 Src::Own(_) => &[][..],
             })
             .collect();
-        let params = plan
-            .params
-            .iter()
-            .map(|p| (values.params)(p).ok_or_else(|| format!("parameter `{p}`")))
-            .collect::<Result<Vec<f64>, String>>()?;
+        let params = plan.params.iter().map(param).collect::<Result<Vec<f64>, String>>()?;
         let inputs = plan
             .inputs
             .iter()
             .map(|k| (values.inputs)(k).ok_or_else(|| format!("input `{k}`")))
             .collect::<Result<Vec<&[f64]>, String>>()?;
-        if !plan.mixes.is_empty() {
-            return Err(
-                "a router with class routes (its targets depend on class mixes, which analysis points do not evaluate)"
-                    .to_string(),
-            );
-        }
-        let out = def.eval(&UnitEnv { ext: &ext, params: &params, inputs: &inputs, mixes: &[] });
+        // A router target with class routes reads its source's mix (computed before it).
+        let mixes: Vec<&[f64]> = plan
+            .mixes
+            .iter()
+            .zip(&def.mix_outs)
+            .map(|((m, _), o)| match memo_mix(*m) {
+                Some(k) => &eval_mix(db, k).0[*o as usize][..],
+                None => own_mix.get(m).map_or(&[][..], |out| &out[*o as usize][..]),
+            })
+            .collect();
+        let out = def.eval(&UnitEnv { ext: &ext, params: &params, inputs: &inputs, mixes: &mixes });
         computed += def.members.len() as u64;
         EVALUATED_EVER.with(|e| e.set(e.get() + def.members.len() as u64));
+        if with_mixes {
+            own.insert(u, out.into_iter().map(Series::from).collect());
+            continue;
+        }
         for &d in plan.deps.iter().filter(|d| known[**d as usize].is_none()) {
             if let Some(n) = readers.get_mut(&d) {
                 *n -= 1;
@@ -1062,7 +1205,23 @@ pub fn evaluate_point<'db>(
         };
         series.insert(s, v);
     }
-    Ok((series, computed + EVALUATED.with(|e| e.get())))
+    let mut mixes = BTreeMap::new();
+    if let Some(cp) = &c.classes {
+        for &s in mix_targets {
+            let Some((m, o)) = cp.series_mix[s as usize] else { continue };
+            if let Some(k) = memo_mix(m) {
+                mixes.insert(s, eval_mix(db, k).0[o as usize].clone());
+            } else if let Some(out) = own_mix.get(&m) {
+                mixes.insert(s, Series(out[o as usize].clone()));
+            }
+        }
+    }
+    Ok(PointResult {
+        series,
+        mixes,
+        evaluated: computed + EVALUATED.with(|e| e.get()),
+        mixes_evaluated: mixes_computed,
+    })
 }
 
 fn missing_input(db: &dyn Db, s: Scenario, c: &Compiled) -> Diagnostics {

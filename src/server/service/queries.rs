@@ -72,7 +72,7 @@ enum ClassSel {
 /// The per-class series a request names: `<id>@<class>` ids and a pattern with `@`.
 fn matching_classes(c: &Compiled, ids: &[String], pattern: &str) -> Result<Vec<(u32, ClassSel)>, HostError> {
     let mut out = Vec::new();
-    let classed = |s: u32| c.classes.as_ref().is_some_and(|cp| cp.series_mix[s as usize].is_some());
+    let classed = |s: u32| c.is_classed(s);
     for id in ids.iter().filter(|id| id.contains('@')) {
         let (base, class) = id.rsplit_once('@').unwrap_or((id, ""));
         let Some(&s) = c.by_id.get(base) else {
@@ -81,7 +81,7 @@ fn matching_classes(c: &Compiled, ids: &[String], pattern: &str) -> Result<Vec<(
         if !classed(s) {
             return Err(HostError::not_found(format!("per-class series `{id}`: `{base}` carries no class (§6.1)")));
         }
-        out.push((s, ClassSel::Exact(class_id(c, class).ok_or_else(|| unknown_class(c, id, class))?)));
+        out.push((s, ClassSel::Exact(c.class_id(class).ok_or_else(|| unknown_class(c, id, class))?)));
     }
     if let Some((bp, cp)) = pattern.rsplit_once('@') {
         for (id, &s) in &c.by_id {
@@ -91,13 +91,6 @@ fn matching_classes(c: &Compiled, ids: &[String], pattern: &str) -> Result<Vec<(
         }
     }
     Ok(out)
-}
-
-fn class_id(c: &Compiled, class: &str) -> Option<ClassId> {
-    if class == crate::model::doc::UNATTRIBUTED {
-        return Some(ClassId::Unattributed);
-    }
-    c.classes.as_ref()?.ids.iter().position(|x| x == class).map(ClassId::Declared)
 }
 
 fn unknown_class(c: &Compiled, id: &str, class: &str) -> HostError {
