@@ -696,6 +696,109 @@ async fn a_sweep_of_per_class_metrics_equals_get_series_of_variants() {
     }
 }
 
+/// §6.1 in Watch, over a real socket: with `classes` set the initial event carries the
+/// per-class series of the classes asked for (what GetSeries returns for them); a share change
+/// changes no total but reports every part it moved, with its new values; a capacity change
+/// reports the totals of its cone and their parts. Without `classes`, totals only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_reports_per_class_series_when_asked() {
+    use flowtime::client::Client;
+    use flowtime::server::pb;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::cli::Serve::start(&dir.path().join("db.redb"), dir.path());
+    let c = Client::connect(&server.addr).await.unwrap();
+    let text = API_TEMPLATE
+        .replace("{id: served, kind: const, values: [2]}", "{id: served, kind: expr, expr: \"{{cap}}\"}")
+        .replace("parameters:\n", "parameters:\n  - {name: cap, type: number, default: 2}\n");
+    c.templates().put_template(pb::PutTemplateRequest { text, ..Default::default() }).await.unwrap();
+    let open = pb::OpenSessionRequest { template_id: "classy".into(), session_id: "s".into(), ..Default::default() };
+    c.sessions().open_session(open).await.unwrap();
+    let target = Some(pb::Target { session: "s".into(), variant: String::new() });
+    let watch = |classes: &str| {
+        let req = pb::WatchRequest { target: target.clone(), classes: classes.into() };
+        let c = c.clone();
+        async move { c.watch().watch(req).await.unwrap().into_inner() }
+    };
+    let get = |ids: Vec<String>| {
+        let req = pb::GetSeriesRequest { target: target.clone(), ids, ..Default::default() };
+        let c = c.clone();
+        async move {
+            let r = c.queries().get_series(req).await.unwrap().into_inner();
+            r.series.into_iter().map(|s| (s.id, s.values)).collect::<std::collections::BTreeMap<_, _>>()
+        }
+    };
+    let set = |name: &str, v: f64| {
+        let req = pb::SetSessionParametersRequest {
+            session_id: "s".into(),
+            parameters: [(name.to_string(), pb::ParamValue { kind: Some(pb::param_value::Kind::Number(v)) })].into(),
+        };
+        let c = c.clone();
+        async move { c.sessions().set_session_parameters(req).await.unwrap() }
+    };
+    let ids = |ev: &pb::WatchEvent| ev.series.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+    async fn next(s: &mut tonic::Streaming<pb::WatchEvent>) -> pb::WatchEvent {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(30), s.message()).await;
+        m.expect("a watch event within 30 s").unwrap().expect("the stream goes on")
+    }
+
+    let mut totals = watch("").await;
+    let first = next(&mut totals).await;
+    assert!(first.series.iter().all(|s| !s.id.contains('@')), "without classes, totals only: {:?}", ids(&first));
+    let mut refund = watch("refund").await;
+    let first = next(&mut refund).await;
+    assert!(first.initial);
+    let parts: Vec<String> = ids(&first).into_iter().filter(|id| id.contains('@')).collect();
+    assert_eq!(
+        parts,
+        ["orders@refund", "served@refund", "svc_queue@refund"],
+        "the refund part of every classed series"
+    );
+    let truth = get(parts.clone()).await;
+    for s in first.series.iter().filter(|s| s.id.contains('@')) {
+        assert_eq!(s.values, truth[&s.id], "{}", s.id);
+    }
+    let mut every = watch("*").await;
+    let all = next(&mut every).await;
+    let all_parts: Vec<String> = ids(&all).into_iter().filter(|id| id.contains('@')).collect();
+    assert_eq!(all_parts.len(), 9, "order, refund and _unattributed of three series: {all_parts:?}");
+
+    // A share change: no total changes, every refund part does.
+    set("refund_share", 3.0).await;
+    let ev = next(&mut refund).await;
+    assert!(!ev.initial);
+    assert_eq!(ids(&ev), parts, "only the parts the share moved");
+    assert_eq!(ev.accounting.unwrap().nodes_evaluated, 0, "no total recomputed");
+    let truth = get(parts.clone()).await;
+    for s in &ev.series {
+        assert!(s.changed, "{}", s.id);
+        assert_eq!(s.values, truth[&s.id], "{}", s.id);
+    }
+
+    // A capacity change: its totals and their parts.
+    let revision = set("cap", 3.0).await.into_inner().revision;
+    let ev = next(&mut refund).await;
+    let listed = ids(&ev);
+    assert!(listed.contains(&"served".to_string()) && listed.contains(&"svc_queue".to_string()), "{listed:?}");
+    assert!(
+        listed.contains(&"served@refund".to_string()) && listed.contains(&"svc_queue@refund".to_string()),
+        "{listed:?}"
+    );
+    assert!(!listed.contains(&"orders@refund".to_string()), "orders did not move: {listed:?}");
+    let truth = get(vec!["served@refund".into(), "svc_queue@refund".into()]).await;
+    for s in ev.series.iter().filter(|s| s.id.contains('@')) {
+        assert!(s.changed);
+        assert_eq!(s.values, truth[&s.id], "{}", s.id);
+    }
+    // The totals watcher got no event for the share change (an empty cone): its next one is the
+    // capacity's, totals only.
+    let ev = next(&mut totals).await;
+    assert_eq!(ev.revision, revision, "the share change sent a totals watcher nothing");
+    assert!(ev.series.iter().all(|s| !s.id.contains('@')), "{:?}", ids(&ev));
+    drop((totals, refund, every));
+    server.stop();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Telemetry with a `class` column.
 

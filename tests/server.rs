@@ -79,7 +79,7 @@ async fn open_and_watch(ch: &Channel, text: &str, id: &str) -> tonic::Streaming<
         .await
         .unwrap();
     let mut stream = WatchServiceClient::new(ch.clone())
-        .watch(pb::WatchRequest { target: target("s", "") })
+        .watch(pb::WatchRequest { target: target("s", ""), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -457,7 +457,11 @@ async fn watch_receives_exactly_the_series_downstream_of_a_change() {
     let ch = server.channel().await;
     setup(&ch).await;
     let mut w = WatchServiceClient::new(ch.clone());
-    let mut stream = w.watch(pb::WatchRequest { target: target("replay", "backlog") }).await.unwrap().into_inner();
+    let mut stream = w
+        .watch(pb::WatchRequest { target: target("replay", "backlog"), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     let first = stream.message().await.unwrap().unwrap();
     assert!(first.initial);
     assert_eq!(first.series.len(), 17);

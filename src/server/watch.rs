@@ -6,6 +6,11 @@
 //! the cone is everything downstream of the roots. The series are then evaluated on a snapshot
 //! (only the cone recomputes) and compared bit for bit with the previous event's values. The
 //! snapshot is dropped before the event is sent.
+//!
+//! §6.1: a watcher that asks for classes (`WatchRequest.classes`, a glob over class ids) also
+//! gets the per-class series `x@c` of every classed series; their mixes are evaluated on the
+//! same snapshot (salsa re-executes only the mix units a change reaches) and compared bit for bit,
+//! so a share change that leaves every total as it was still reports the parts it moved.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::engine::Series;
-use crate::engine::db::UnitReads;
+use crate::engine::db::{ClassId, UnitReads};
 use crate::engine::plan::Compiled;
 use crate::host::{HostError, Target, View};
 use crate::server::convert;
@@ -29,6 +34,39 @@ struct Seen {
     /// a node that now reads what another node read before is still a root.
     reads: BTreeMap<String, Arc<UnitReads>>,
     values: BTreeMap<String, Series>,
+    /// §6.1: per-class id `x@c` → (series index of `x`, values), for the classes asked for.
+    class_values: BTreeMap<String, (u32, Series)>,
+}
+
+/// The per-class series `x@c` of every classed series of `ev`'s plan, for the classes matching
+/// `classes` (a glob; empty asks for none), with the mixes they need added to `ev`.
+fn class_values(
+    v: &View<'_>,
+    t: &Target,
+    ev: &mut crate::engine::Evaluation,
+    classes: &str,
+) -> Result<BTreeMap<String, (u32, Series)>, HostError> {
+    let c = ev.compiled.clone();
+    let Some(cp) = c.classes.as_ref().filter(|_| !classes.is_empty()) else { return Ok(BTreeMap::new()) };
+    let glob = crate::model::series::glob;
+    let mut wanted: Vec<ClassId> = (0..cp.k()).filter(|i| glob(classes, &cp.ids[*i])).map(ClassId::Declared).collect();
+    if glob(classes, crate::model::doc::UNATTRIBUTED) {
+        wanted.push(ClassId::Unattributed);
+    }
+    let classed: Vec<u32> = (0..c.series.len() as u32).filter(|s| c.is_classed(*s)).collect();
+    if wanted.is_empty() || classed.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    v.evaluate_mixes(t, ev, &classed)?;
+    let mut out = BTreeMap::new();
+    for &s in &classed {
+        for &class in &wanted {
+            if let Some(values) = ev.class_series(s, class) {
+                out.insert(ev.class_series_id(s, class), (s, Series::from(values)));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn step(
@@ -36,6 +74,7 @@ fn step(
     t: &Target,
     prev: Option<&Seen>,
     budget: u64,
+    classes: &str,
 ) -> Result<(Option<pb::WatchEvent>, Seen), HostError> {
     let (_, revision) = v.scenario(t)?;
     // A session closed and reopened under the same id restarts its revisions, but it is another
@@ -51,7 +90,8 @@ fn step(
     crate::server::service::check_budget(&c, None, budget)?;
     let reads: Vec<UnitReads> =
         v.unit_reads(t)?.ok_or_else(|| HostError::FailedPrecondition(format!("{t} has unresolved inputs")))?;
-    let ev = v.evaluate_target(t, None)?;
+    let mut ev = v.evaluate_target(t, None)?;
+    let class_values = class_values(v, t, &mut ev, classes)?;
     let reads: Vec<Arc<UnitReads>> = reads.into_iter().map(Arc::new).collect();
     let seen = Seen {
         revision: revision_of,
@@ -65,6 +105,7 @@ fn step(
             })
             .collect(),
         values: c.by_id.keys().filter_map(|id| Some((id.clone(), ev.get(id)?.clone()))).collect(),
+        class_values,
     };
     let event = |series: Vec<pb::SeriesChange>, initial: bool| pb::WatchEvent {
         revision,
@@ -74,11 +115,13 @@ fn step(
         grid: Some(convert::grid(&c.grid)),
     };
     let Some(p) = prev else {
-        let all = seen
+        let mut all: Vec<pb::SeriesChange> = seen
             .values
             .iter()
+            .chain(seen.class_values.iter().map(|(id, (_, s))| (id, s)))
             .map(|(id, s)| pb::SeriesChange { id: id.clone(), changed: true, values: s.to_vec(), removed: false })
             .collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
         return Ok((Some(event(all, true)), seen));
     };
     let roots: Vec<u32> = (0..c.units.len())
@@ -98,8 +141,25 @@ fn step(
             pb::SeriesChange { values: if changed { now.to_vec() } else { Vec::new() }, id, changed, removed: false }
         })
         .collect();
+    // Per-class series: changed bits (a share change moves parts without any total), or a total
+    // in the cone.
+    let in_cone: std::collections::BTreeSet<u32> =
+        cone.iter().flat_map(|u| c.units[*u as usize].series.iter().copied()).collect();
+    for (id, (s, now)) in &seen.class_values {
+        let changed = p.class_values.get(id).is_none_or(|(_, was)| was != now);
+        if changed || in_cone.contains(s) {
+            changes.push(pb::SeriesChange {
+                id: id.clone(),
+                changed,
+                values: if changed { now.to_vec() } else { Vec::new() },
+                removed: false,
+            });
+        }
+    }
     // Series a structural change took away.
-    changes.extend(p.values.keys().filter(|id| !seen.values.contains_key(*id)).map(|id| pb::SeriesChange {
+    let gone = p.values.keys().filter(|id| !seen.values.contains_key(*id));
+    let gone_parts = p.class_values.keys().filter(|id| !seen.class_values.contains_key(*id));
+    changes.extend(gone.chain(gone_parts).map(|id| pb::SeriesChange {
         id: id.clone(),
         changed: true,
         values: Vec::new(),
@@ -117,7 +177,9 @@ impl pb::watch_service_server::WatchService for Api {
     type WatchStream = ReceiverStream<Result<pb::WatchEvent, Status>>;
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        let t = convert::target("target", req.into_inner().target.as_ref())?;
+        let req = req.into_inner();
+        let t = convert::target("target", req.target.as_ref())?;
+        let classes: Arc<str> = req.classes.into();
         // Fail fast on an unknown target.
         let check = t.clone();
         let budget = self.opts.eval_budget;
@@ -132,7 +194,8 @@ impl pb::watch_service_server::WatchService for Api {
             loop {
                 let prev = seen.clone();
                 let target = t.clone();
-                match api.read("target", move |v| step(&v, &target, prev.as_ref(), budget)).await {
+                let classes = classes.clone();
+                match api.read("target", move |v| step(&v, &target, prev.as_ref(), budget, &classes)).await {
                     Ok((event, next)) => {
                         seen = Some(next);
                         if let Some(e) = event

@@ -269,3 +269,18 @@ def test_per_class_series_with_classes_argument(client: flowtime.Client) -> None
     assert list(only.columns) == ["orders@refund", "served@refund", "svc_queue@refund"]
     with pytest.raises(TypeError):
         s.series(["svc_queue"], classes=True)
+
+
+def test_watch_with_classes_reports_the_parts_a_share_moves(client: flowtime.Client) -> None:
+    client.put_template(CLASSED.replace("id: classy-py", "id: classy-watch").replace(
+        "refund: 1}}", 'refund: "{{share}}"}}').replace(
+        "grid:", "parameters:\n  - {name: share, type: number, default: 1}\ngrid:"))
+    s = client.open_session("classy-watch", "classy-watch")
+    with s.watch(classes="refund") as w:
+        first = next(w)
+        assert "svc_queue@refund" in first.changed.columns and "svc_queue@order" not in first.changed.columns
+        s.set_params(share=3)
+        ev = next(w)
+        assert list(ev.changed.columns) == ["orders@refund", "served@refund", "svc_queue@refund"]
+        expected = s.series("svc_queue@refund")["svc_queue@refund"]
+        np.testing.assert_array_equal(ev.changed["svc_queue@refund"].to_numpy(), expected.to_numpy())

@@ -521,11 +521,13 @@ class Target(Analyses):
         df.attrs.update(self._info(r.info), flowtime="metrics")
         return df
 
-    def watch(self) -> Watch:
+    def watch(self, classes: str = "") -> Watch:
         """A stream of change events (iterate it; `close()` or `with` ends it). The first event
         carries every series; each later one the series a change recomputed: `changed` (a
-        DataFrame of the new values), `unchanged` (recomputed to the same bits), `removed`."""
-        call = self.client._watch.Watch(watch_pb2.WatchRequest(target=self._proto()))
+        DataFrame of the new values), `unchanged` (recomputed to the same bits), `removed`.
+        `classes` (a glob over class ids, e.g. "refund" or "*") adds the per-class series
+        `<id>@<class>` of a classed model, reported whenever their values change (SPEC §6.1)."""
+        call = self.client._watch.Watch(watch_pb2.WatchRequest(target=self._proto(), classes=classes))
         return Watch(call, self.path)
 
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from flowtime._pb import common_pb2 as flowtime_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66lowtime/v1/watch.proto\x12\x0b\x66lowtime.v1\x1a\x18\x66lowtime/v1/common.proto\"3\n\x0cWatchRequest\x12#\n\x06target\x18\x01 \x01(\x0b\x32\x13.flowtime.v1.Target\"P\n\x0cSeriesChange\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\x12\x12\n\x06values\x18\x03 \x03(\x01\x42\x02\x10\x01\x12\x0f\n\x07removed\x18\x04 \x01(\x08\"\xa8\x01\n\nWatchEvent\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12\x0f\n\x07initial\x18\x02 \x01(\x08\x12)\n\x06series\x18\x03 \x03(\x0b\x32\x19.flowtime.v1.SeriesChange\x12+\n\naccounting\x18\x04 \x01(\x0b\x32\x17.flowtime.v1.Accounting\x12\x1f\n\x04grid\x18\x05 \x01(\x0b\x32\x11.flowtime.v1.Grid2M\n\x0cWatchService\x12=\n\x05Watch\x12\x19.flowtime.v1.WatchRequest\x1a\x17.flowtime.v1.WatchEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66lowtime/v1/watch.proto\x12\x0b\x66lowtime.v1\x1a\x18\x66lowtime/v1/common.proto\"D\n\x0cWatchRequest\x12#\n\x06target\x18\x01 \x01(\x0b\x32\x13.flowtime.v1.Target\x12\x0f\n\x07\x63lasses\x18\x02 \x01(\t\"P\n\x0cSeriesChange\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\x12\x12\n\x06values\x18\x03 \x03(\x01\x42\x02\x10\x01\x12\x0f\n\x07removed\x18\x04 \x01(\x08\"\xa8\x01\n\nWatchEvent\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12\x0f\n\x07initial\x18\x02 \x01(\x08\x12)\n\x06series\x18\x03 \x03(\x0b\x32\x19.flowtime.v1.SeriesChange\x12+\n\naccounting\x18\x04 \x01(\x0b\x32\x17.flowtime.v1.Accounting\x12\x1f\n\x04grid\x18\x05 \x01(\x0b\x32\x11.flowtime.v1.Grid2M\n\x0cWatchService\x12=\n\x05Watch\x12\x19.flowtime.v1.WatchRequest\x1a\x17.flowtime.v1.WatchEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,11 +35,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERIESCHANGE'].fields_by_name['values']._loaded_options = None
   _globals['_SERIESCHANGE'].fields_by_name['values']._serialized_options = b'\020\001'
   _globals['_WATCHREQUEST']._serialized_start=66
-  _globals['_WATCHREQUEST']._serialized_end=117
-  _globals['_SERIESCHANGE']._serialized_start=119
-  _globals['_SERIESCHANGE']._serialized_end=199
-  _globals['_WATCHEVENT']._serialized_start=202
-  _globals['_WATCHEVENT']._serialized_end=370
-  _globals['_WATCHSERVICE']._serialized_start=372
-  _globals['_WATCHSERVICE']._serialized_end=449
+  _globals['_WATCHREQUEST']._serialized_end=134
+  _globals['_SERIESCHANGE']._serialized_start=136
+  _globals['_SERIESCHANGE']._serialized_end=216
+  _globals['_WATCHEVENT']._serialized_start=219
+  _globals['_WATCHEVENT']._serialized_end=387
+  _globals['_WATCHSERVICE']._serialized_start=389
+  _globals['_WATCHSERVICE']._serialized_end=466
 # @@protoc_insertion_point(module_scope)

@@ -24,16 +24,30 @@ class WatchRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TARGET_FIELD_NUMBER: _builtins.int
+    CLASSES_FIELD_NUMBER: _builtins.int
+    classes: _builtins.str
+    """SPEC §6.1: per-class series to report besides the totals, as a glob over class ids
+    ("refund", "*" for every class, "r*"); empty (the default) reports totals only. When set and
+    the target's model has classes, every classed series `x` also appears as "<x>@<class>" for
+    each declared class matching the glob, and as "<x>@_unattributed" when the glob matches
+    "_unattributed" (always listed then, zeros included, so the set of ids is stable). The
+    initial event carries them all; a later event lists a per-class series when its values
+    changed (a share change re-mixes without changing any total) or when its total is in the
+    change's cone (`changed` false if the bits are equal). Per-class ids that no longer exist
+    after a structural change are listed with `removed`. Invalid globs match nothing; a model
+    without classes reports totals only.
+    """
     @_builtins.property
     def target(self) -> _common_pb2.Target: ...
     def __init__(
         self,
         *,
         target: _common_pb2.Target | None = ...,
+        classes: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["classes", b"classes", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
