@@ -26,8 +26,8 @@ use crate::analysis::{AnalysisError, Control};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::engine::classes::KeyNode;
 use crate::engine::db::{
-    ClassId, MixKey, PointValues, UnitKey, build_all_keys, build_keys, class_part, evaluate_known, evaluate_point,
-    mix_keys, unit_keys,
+    ClassId, Memos, MixKey, PointValues, UnitKey, build_all_keys, build_keys, class_part, evaluate_known,
+    evaluate_point, mix_keys, unit_keys,
 };
 use crate::engine::plan::Compiled;
 use crate::engine::{Accounting, Database, Series, SeriesCell};
@@ -565,13 +565,21 @@ impl Evaluator {
         let known: Vec<Option<UnitKey<'_>>> = prep.fixed.iter().map(|id| id.map(UnitKey::from_id)).collect();
         let known_mix: Vec<Option<MixKey<'_>>> = prep.fixed_mixes.iter().map(|id| id.map(MixKey::from_id)).collect();
         let values = PointValues { params: &params, inputs: &inputs };
-        let r = evaluate_point(db, plan, &known, &known_mix, &values, &prep.order, &prep.targets, &prep.mix_targets)
-            .map_err(|what| {
-                HostError::FailedPrecondition(format!(
-                    "a point of the analysis reads {what}, which {} does not have",
-                    self.base.target
-                ))
-            })?;
+        let r = evaluate_point(
+            db,
+            plan,
+            Memos { units: &known, mixes: &known_mix },
+            &values,
+            &prep.order,
+            &prep.targets,
+            &prep.mix_targets,
+        )
+        .map_err(|what| {
+            HostError::FailedPrecondition(format!(
+                "a point of the analysis reads {what}, which {} does not have",
+                self.base.target
+            ))
+        })?;
         let evaluated = r.evaluated;
         let nodes_total = prep.nodes_total;
         let accounting = Accounting {

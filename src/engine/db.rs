@@ -1038,6 +1038,14 @@ pub struct PointValues<'a> {
     pub inputs: &'a dyn Fn(&str) -> Option<&'a [f64]>,
 }
 
+/// The units and mix units a point reads from memos ([`evaluate_point`]): the target's keys, None
+/// for the ones the point computes.
+#[derive(Clone, Copy)]
+pub struct Memos<'a, 'db> {
+    pub units: &'a [Option<UnitKey<'db>>],
+    pub mixes: &'a [Option<MixKey<'db>>],
+}
+
 /// What an analysis point evaluated ([`evaluate_point`]).
 pub struct PointResult {
     /// The target series.
@@ -1063,8 +1071,7 @@ pub struct PointResult {
 pub fn evaluate_point<'db>(
     db: &'db dyn Db,
     c: &Compiled,
-    known: &[Option<UnitKey<'db>>],
-    known_mix: &[Option<MixKey<'db>>],
+    memos: Memos<'_, 'db>,
     values: &PointValues<'_>,
     order: &[KeyNode],
     targets: &[u32],
@@ -1072,6 +1079,7 @@ pub fn evaluate_point<'db>(
 ) -> Result<PointResult, String> {
     EVALUATED.with(|e| e.set(0));
     LOADED.with(|e| e.set(0));
+    let (known, known_mix) = (memos.units, memos.mixes);
     let with_mixes = order.iter().any(|n| matches!(n, KeyNode::Mix(_)));
     // Readers left of each computed unit: computed units of the closure reading it, and the
     // targets it produces (read at the end). With mix units nothing is dropped.
