@@ -8,14 +8,23 @@
 //! baseline; and the memory of the evaluated series (values plus mixes, `bins × k` f64 each)
 //! against the classless values. The budget of issue 16 is `1 + classes` for both.
 //!
-//! Run with `cargo bench --bench classes` (release). Prints one table.
+//! Analysis points with per-class metrics (§6.1 in analyses): on the chain with 4 classes and a
+//! share parameter `s0` (class c0's share at the source), 10-point sweeps of the leaf parameter
+//! `k` and of the share `s0`, each with the metric `max(leaf)` and with `max(leaf@c0)`, timed
+//! whole; against the session path for the same question (a share change, then `leaf@c0` read
+//! through salsa: `evaluate` plus `evaluate_mixes`), measured in the same run.
+//!
+//! Run with `cargo bench --bench classes` (release). Prints two tables.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use flowtime::host::Host;
+use flowtime::analysis::{self, Common, Control, Limits, Progress, Sweep, Vary};
+use flowtime::host::{Host, OpenRequest, Target};
 use flowtime::model::generate;
+use flowtime::model::template::Supplied;
 
 const REPS: usize = 3;
 
@@ -50,7 +59,84 @@ fn run(text: &str) -> (f64, usize, usize, usize) {
     (secs, values, mixes, ev.mixes.len())
 }
 
+/// A 10-point sweep of `param` from `from` with `metric` on session `s`: (seconds, units
+/// evaluated per point, mixes per point is not reported by the API).
+fn sweep(host: &mut Host, param: &str, from: f64, metric: &str) -> (f64, u64) {
+    let req = Sweep {
+        vary: vec![Vary { name: param.into(), values: (0..10).map(|i| from + i as f64 * 0.5).collect() }],
+        metrics: vec![metric.into()],
+        series: vec![],
+    };
+    let base = host.analysis_base(&Target::parse("s")).unwrap();
+    let cancel = AtomicBool::new(false);
+    let progress = |_: &Progress| {};
+    let ctl = Control {
+        cancel: &cancel,
+        progress: &progress,
+        threads: 1,
+        limits: Limits { eval_budget: u64::MAX, max_points: 1000 },
+    };
+    let t = Instant::now();
+    let (r, _) = analysis::sweep(base, &Common::default(), &req, &ctl).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    (secs, r.points.iter().map(|p| p.accounting.nodes_evaluated).max().unwrap_or(0))
+}
+
+/// Per-class metrics in analysis points against the session path (see the module comment).
+fn points() {
+    let text = generate::chain(1000, 8760);
+    let mut text = classed(&text, "n0", 4).replacen("c0: 1", "c0: \"{{s0}}\"", 1);
+    text = text.replacen(
+        "parameters:\n",
+        "id: big\nversion: \"1\"\nparameters:\n  - {name: s0, type: number, default: 1, min: 0}\n",
+        1,
+    );
+    let mut host = Host::new();
+    host.put_template(&text, "bench.yaml").unwrap();
+    host.open_session(OpenRequest {
+        template_id: "big".into(),
+        template_version: "1".into(),
+        id: Some("s".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let t = Target::parse("s");
+    let c = host.compiled_target(&t).unwrap();
+    let leaf = c.by_id["leaf"];
+    let mut ev = host.evaluate_target(&t, None).unwrap();
+    host.view().evaluate_mixes(&t, &mut ev, &[leaf]).unwrap();
+    // The session path: a share change, then leaf@c0 through salsa (values memoised, the share's
+    // mix cone re-executed).
+    let mut session = f64::INFINITY;
+    for i in 0..REPS {
+        let v = 2.0 + i as f64;
+        host.set_session_params("s", &BTreeMap::from([("s0".to_string(), Supplied::Text(v.to_string()))])).unwrap();
+        let start = Instant::now();
+        let mut ev = host.evaluate_target(&t, Some(&[leaf])).unwrap();
+        host.view().evaluate_mixes(&t, &mut ev, &[leaf]).unwrap();
+        session = session.min(start.elapsed().as_secs_f64());
+    }
+    println!();
+    println!(
+        "sweep (10 points, 1 thread), chain 1000 x 8760, 4 classes   time_s   per_point_s  units/point  per_point / session path"
+    );
+    for (param, from) in [("k", 10.0), ("s0", 10.0)] {
+        for metric in ["max(leaf)", "max(leaf@c0)"] {
+            let (secs, units) = (0..REPS)
+                .map(|i| sweep(&mut host, param, from + 100.0 * i as f64, metric))
+                .fold((f64::INFINITY, 0), |a, b| if b.0 < a.0 { b } else { a });
+            println!(
+                "vary {param:<3} metric {metric:<14}                              {secs:>7.3}  {:>11.4}  {units:>11}  {:>8.2}",
+                secs / 10.0,
+                secs / 10.0 / session
+            );
+        }
+    }
+    println!("session path (s0 change, then leaf@c0): {session:.4} s");
+}
+
 fn main() {
+    points();
     let models = [
         ("chain 1000 x 8760", generate::chain(1000, 8760), "n0"),
         ("topology 1000 x 288", generate::topology(1000, 288), "demand"),
