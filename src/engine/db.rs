@@ -731,27 +731,42 @@ pub fn eval_unit<'db>(db: &'db dyn Db, key: UnitKey<'db>) -> Outputs {
     Outputs(out.into_iter().map(Series).collect(), ck)
 }
 
+/// The series a mix definition reads: `val(dep, output)` for each value slot read from another
+/// unit, `mix(dep, output)` for each mix slot read from another mix unit (own slots are empty).
+fn mix_reads<'a>(
+    def: &MixDef,
+    val: impl Fn(u16, u16) -> &'a [f64],
+    mix: impl Fn(u16, u16) -> &'a [f64],
+) -> (Vec<&'a [f64]>, Vec<&'a [f64]>) {
+    let vals = def
+        .vals
+        .iter()
+        .map(|s| match *s {
+            Src::Ext { dep, output } => val(dep, output),
+            Src::Own(_) => &[][..],
+        })
+        .collect();
+    let mixes = def
+        .mixes
+        .iter()
+        .map(|s| match *s {
+            MixSrc::Ext { dep, output } => mix(dep, output),
+            MixSrc::Own(_) => &[][..],
+        })
+        .collect();
+    (vals, mixes)
+}
+
 /// Evaluates one mix unit (§6.1) from the memoised values and mixes it reads.
 #[salsa::tracked(returns(ref))]
 pub fn eval_mix<'db>(db: &'db dyn Db, key: MixKey<'db>) -> Outputs {
     let def = key.def(db);
     let units = key.units(db);
-    let vals: Vec<&[f64]> = def
-        .vals
-        .iter()
-        .map(|s| match *s {
-            Src::Ext { dep, output } => &eval_unit(db, units[dep as usize]).0[output as usize][..],
-            Src::Own(_) => &[][..],
-        })
-        .collect();
-    let mixes: Vec<&[f64]> = def
-        .mixes
-        .iter()
-        .map(|s| match *s {
-            MixSrc::Ext { dep, output } => &eval_mix(db, key.mixes(db)[dep as usize]).0[output as usize][..],
-            MixSrc::Own(_) => &[][..],
-        })
-        .collect();
+    let (vals, mixes) = mix_reads(
+        def,
+        |dep, output| &eval_unit(db, units[dep as usize]).0[output as usize][..],
+        |dep, output| &eval_mix(db, key.mixes(db)[dep as usize]).0[output as usize][..],
+    );
     let params: Vec<f64> = key.params(db).iter().map(|c| c.value(db).as_f64().unwrap_or(f64::NAN)).collect();
     MIXES_EVALUATED.with(|e| e.set(e.get() + def.members.len() as u64));
     let out = def.eval(&MixEnv { vals: &vals, params: &params, mixes: &mixes });
@@ -1112,34 +1127,23 @@ pub fn evaluate_point<'db>(
                 }
                 let mp = &cp.units[m as usize];
                 let def = &mp.def;
-                let vals: Vec<&[f64]> = def
-                    .vals
-                    .iter()
-                    .map(|s| match *s {
-                        Src::Ext { dep, output } => {
-                            let d = mp.units[dep as usize];
-                            match known[d as usize] {
-                                Some(k) => &output_of(db, k, output)[..],
-                                None => own.get(&d).map_or(&[][..], |o| &o[output as usize][..]),
-                            }
+                let (vals, mixes) = mix_reads(
+                    def,
+                    |dep, output| {
+                        let d = mp.units[dep as usize];
+                        match known[d as usize] {
+                            Some(k) => &output_of(db, k, output)[..],
+                            None => own.get(&d).map_or(&[][..], |o| &o[output as usize][..]),
                         }
-                        Src::Own(_) => &[][..],
-                    })
-                    .collect();
-                let mixes: Vec<&[f64]> = def
-                    .mixes
-                    .iter()
-                    .map(|s| match *s {
-                        MixSrc::Ext { dep, output } => {
-                            let d = mp.mixes[dep as usize];
-                            match memo_mix(d) {
-                                Some(k) => &eval_mix(db, k).0[output as usize][..],
-                                None => own_mix.get(&d).map_or(&[][..], |o| &o[output as usize][..]),
-                            }
+                    },
+                    |dep, output| {
+                        let d = mp.mixes[dep as usize];
+                        match memo_mix(d) {
+                            Some(k) => &eval_mix(db, k).0[output as usize][..],
+                            None => own_mix.get(&d).map_or(&[][..], |o| &o[output as usize][..]),
                         }
-                        MixSrc::Own(_) => &[][..],
-                    })
-                    .collect();
+                    },
+                );
                 let params = mp.params.iter().map(param).collect::<Result<Vec<f64>, String>>()?;
                 let out = def.eval(&MixEnv { vals: &vals, params: &params, mixes: &mixes });
                 mixes_computed += def.members.len() as u64;
