@@ -363,7 +363,11 @@ fn write_run_to_object_store(url: &str, r: &RunInput<'_>) -> Result<RunOutput, D
         verify_object_run(&loc, &id, &manifest).map_err(fail)?;
         return Ok(RunOutput { run_id: id, run_hash: hash, dir: shown, reused: true });
     }
-    let scratch = sys::temp_dir().join(format!("flowtime-run-{id}-{}", sys::process_id()));
+    // One scratch directory per call: two requests writing the same run at once (runs are
+    // written without a lock) must not share, and so delete, each other's.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch = sys::temp_dir().join(format!("flowtime-run-{id}-{}-{call}", sys::process_id()));
     let out = write_run_dir(&scratch, r);
     let uploaded = out.and_then(|out| {
         crate::objstore::upload_dir(&loc, &out.dir, &id, Some("manifest.json")).map_err(fail)?;

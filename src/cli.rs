@@ -313,10 +313,12 @@ fn connect_options(cli: &Cli) -> Result<crate::client::ConnectOptions, Failure> 
                 .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot read the token file {}: {e}", f.display())))?;
             Some(t.trim().to_string())
         }
-        None => crate::sys::env_var("FLOWTIME_TOKEN").map(|t| t.trim().to_string()),
+        // Read before every command: an empty variable means "no token", not an error that
+        // would stop `run` or `validate`, which never use one.
+        None => crate::sys::env_var("FLOWTIME_TOKEN").map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
     };
     if token.as_ref().is_some_and(|t| t.is_empty()) {
-        return Err(Failure::bad("bad_argument", "the token is empty (--token-file or FLOWTIME_TOKEN)"));
+        return Err(Failure::bad("bad_argument", "the token file is empty (--token-file)"));
     }
     let ca_pem = match &cli.tls_ca {
         Some(f) => Some(

@@ -38,8 +38,7 @@ pub(crate) fn run(
     data_root: Option<&Path>,
     json: bool,
 ) -> Result<ExitCode, Failure> {
-    let rt =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Failure::Runtime(e.into()))?;
+    let rt = crate::cli::api::runtime()?;
     rt.block_on(async move {
         let client = match server {
             Some(url) => {
@@ -73,7 +72,7 @@ pub(crate) fn run(
 }
 
 async fn call(client: &Client, cmd: DbCmd, json: bool) -> Result<ExitCode, Failure> {
-    let status = |s: tonic::Status| Failure::Runtime(anyhow::anyhow!("{}", s.message()));
+    let status = crate::cli::api::status;
     let mut admin = client.admin();
     match cmd {
         DbCmd::Check => {

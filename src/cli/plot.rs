@@ -89,26 +89,6 @@ fn unit(kind: &str) -> &'static str {
     }
 }
 
-/// `*` matches any run of characters.
-fn matches(pattern: &str, id: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == id;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !id.starts_with(first) || id.len() < first.len() + last.len() || !id.ends_with(last) {
-        return false;
-    }
-    let mut rest = &id[first.len()..id.len() - last.len()];
-    for p in &parts[1..parts.len() - 1] {
-        match rest.find(p) {
-            Some(i) => rest = &rest[i + p.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
 fn none_matched(asked: &[String], have: impl Iterator<Item = String>) -> Failure {
     let have: Vec<String> = have.collect();
     Diagnostic::error("unknown_series", format!("no series matches {}", asked.join(", ")))
@@ -129,7 +109,8 @@ pub(crate) async fn plot(api: &Api, a: PlotArgs) -> Result<Reply, Failure> {
         None => (0, grid.bins),
         Some((s, e)) => (s, e.unwrap_or(grid.bins)),
     };
-    let ids: Vec<String> = kinds.keys().filter(|id| a.series.iter().any(|p| matches(p, id))).cloned().collect();
+    let ids: Vec<String> =
+        kinds.keys().filter(|id| a.series.iter().any(|p| crate::model::series::glob(p, id))).cloned().collect();
     if ids.is_empty() {
         return Err(none_matched(&a.series, kinds.keys().cloned()));
     }
@@ -185,7 +166,7 @@ pub(crate) fn plot_run(a: &PlotArgs) -> Result<Reply, Failure> {
     }
     let lines: Vec<_> = values
         .iter()
-        .filter(|(id, _)| a.series.iter().any(|p| matches(p, id)))
+        .filter(|(id, _)| a.series.iter().any(|p| crate::model::series::glob(p, id)))
         .map(|(id, v)| {
             let k = kinds.get(id.as_str()).copied().unwrap_or("");
             (id.clone(), unit(k), v[start as usize..(end as usize).min(v.len())].to_vec())
@@ -347,16 +328,15 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
 
     #[test]
     fn patterns_match_runs_of_characters() {
-        assert!(matches("orders_backlog", "orders_backlog"));
-        assert!(!matches("orders_backlog", "orders_backlog2"));
-        assert!(matches("*_backlog", "orders_backlog"));
-        assert!(matches("order*", "orders_backlog"));
-        assert!(matches("*capacity*", "order_capacity_inferred"));
-        assert!(!matches("*_queue", "orders_backlog"));
-        assert!(!matches("a*a", "a"));
+        assert!(crate::model::series::glob("orders_backlog", "orders_backlog"));
+        assert!(!crate::model::series::glob("orders_backlog", "orders_backlog2"));
+        assert!(crate::model::series::glob("*_backlog", "orders_backlog"));
+        assert!(crate::model::series::glob("order*", "orders_backlog"));
+        assert!(crate::model::series::glob("*capacity*", "order_capacity_inferred"));
+        assert!(!crate::model::series::glob("*_queue", "orders_backlog"));
+        assert!(!crate::model::series::glob("a*a", "a"));
     }
 }

@@ -24,13 +24,21 @@ impl Host {
 
     /// Removes every blob no record references, and forgets the cells of removed blobs (a later
     /// `snapshot:` reference to one must find it gone, not in memory).
+    /// The result cache is collected too (its other engine versions' entries and the sweep to
+    /// its bound): only here, on request, never by [`Host::collect_if_due`].
     pub fn collect_garbage(&mut self) -> Result<GcReport, HostError> {
-        let mut report = self.store.collect_garbage()?;
+        let mut report = self.collect_blobs()?;
         if let Some(c) = &self.results {
             let (n, bytes) = c.collect().map_err(HostError::Storage)?;
             report.cache_entries_removed = n;
             report.cache_bytes_removed = bytes;
         }
+        Ok(report)
+    }
+
+    /// The store's part of a collection: unreferenced blobs, and the cells of removed ones.
+    fn collect_blobs(&mut self) -> Result<GcReport, HostError> {
+        let report = self.store.collect_garbage()?;
         if report.blobs_removed > 0 {
             // No open scenario reads a removed blob (its records would have kept it): its cell
             // goes back to the pool.
@@ -57,10 +65,11 @@ impl Host {
     /// Collects garbage when enough blob bytes were written since the last collection (see
     /// `store::gc`). Called after a write that may have dropped the last reference to a blob; the
     /// write has committed by then, so a failed collection is left for the next write (or
-    /// `db check`) to report.
+    /// `db check`) to report. The result cache is left to its own writer's sweep: listing and
+    /// cleaning it does not belong on a write's path.
     pub(crate) fn collect_if_due(&mut self) {
         if let Ok(true) = self.store.garbage_due() {
-            let _ = self.collect_garbage();
+            let _ = self.collect_blobs();
         }
     }
 }
