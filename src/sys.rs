@@ -74,7 +74,6 @@ pub fn list_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Modification time as seconds since the epoch.
 /// Every file under `dir` (recursively), sorted.
 pub fn walk_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -93,6 +92,7 @@ pub fn walk_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Modification time as seconds since the epoch.
 pub fn modified_secs(path: &Path) -> io::Result<i64> {
     let t = fs::metadata(path)?.modified()?;
     Ok(t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0))

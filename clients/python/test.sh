@@ -5,9 +5,9 @@
 #      the test tools (requirements-test.txt);
 #   2. the committed stubs in src/flowtime/_pb are what proto/ generates (a second venv with the
 #      pinned generator, requirements-gen.txt);
-#   3. pytest against a real `flowtime serve` on loopback (the debug binary cargo built; the
-#      fixture starts and stops it), which also executes examples/tour.ipynb with nbclient;
-#   4. mypy --strict on the package and the typed example script.
+#   3. mypy --strict on the package and the typed example script;
+#   4. pytest against a real `flowtime serve` on loopback (the debug binary cargo built; the
+#      fixture starts and stops it), which also executes examples/tour.ipynb with nbclient.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"

@@ -1075,11 +1075,11 @@ pub struct PointResult {
 
 /// Evaluates `targets` of plan `c`, and the mixes of `mix_targets` (§6.1), for a scenario that
 /// is not a salsa input. `order` is `c.point_order(targets, mix_targets)` (callers evaluating
-/// many points compute it once). A value unit with a key in `known` (a mix unit with one in
-/// `known_mix`) is read from its memo (it must have been evaluated in this revision, so the read
+/// many points compute it once). A value unit with a key in `memos.units` (a mix unit with one
+/// in `memos.mixes`) is read from its memo (it must have been evaluated in this revision, so the read
 /// does not recurse); every other unit of the order is computed here from `values` and its
 /// dependencies, bottom-up, and not memoised: a point's own cone is of no use to anyone else, and
-/// memos are never freed.
+/// memoising it would hold every point's series until salsa collects them.
 /// Without mix units a computed series is dropped after its last reader, so a point holds few
 /// series at a time; with them every computed series is kept until the end. Err names a
 /// parameter or input `values` lacks.

@@ -3,7 +3,8 @@
 //! A blob is live while a record references it. [`references`] is the one list of owner kinds —
 //! stored series (their values), sessions and variants (pinned file inputs, const-node overrides,
 //! `snapshot:` parameter values) — and collection and `db check` both follow it; a new kind of
-//! owner (the result cache of issue 15) adds its table there and is collected like the rest.
+//! owner adds its table there. (The result cache is not in the store: it is an object store of
+//! its own, `host::cache`, collected by its writer's sweep and `flowtime db gc`.)
 //!
 //! Collection marks every referenced blob and removes the others (index entry and chunks) in one
 //! write transaction, so it can never meet a half-written record. It refuses to run when a record

@@ -14,8 +14,9 @@
 //! - A failed call answers the HTTP status of its gRPC code with
 //!   `{"code": 3, "codeName": "INVALID_ARGUMENT", "message": …, "fieldViolations": [{"field",
 //!   "description"}], "diagnostics": [flowtime.v1.Diagnostic as JSON]}`.
-//! - The `authorization` header is forwarded as gRPC metadata, so whatever authenticates gRPC
-//!   callers authenticates the page's calls too.
+//! - Authentication happens before the gateway: the listener's edge (`server::edge`) checks the
+//!   token (bearer header or the page's cookie) on every route. The `authorization` header is
+//!   also passed on as gRPC metadata, for services that read the caller's identity.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -187,7 +188,7 @@ async fn call(g: &Gateway, service: &str, method: &str, headers: &HeaderMap, bod
             Failure::new(Code::InvalidArgument, format!("the body is not a JSON `{}`: {e}", m.input().full_name()))
         })?;
     let mut req = tonic::Request::new(Bytes::from(request.encode_to_vec()));
-    // The seam for authentication: the caller's credentials travel with the call.
+    // The edge has checked the token already; the header travels with the call as metadata.
     if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         if let Ok(v) = v.parse() {
             req.metadata_mut().insert("authorization", v);
