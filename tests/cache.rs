@@ -162,6 +162,43 @@ fn identical_scenarios_in_two_sessions_compute_each_unit_once() {
     assert_eq!(all(&host, "b").1, (4, 0, 5));
 }
 
+/// A burst of changes to one parameter (a slider dragged) writes the changed unit's last result,
+/// not one entry per change, and that last result is what a restart loads.
+#[test]
+fn a_burst_of_changes_writes_each_unit_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.redb");
+    let cache = dir.path().join("cache");
+    let cfg = cache_at(&cache);
+    let mut host = open(&db, Some(&cfg));
+    session(&mut host, &chain(20), "chain.yaml", "chain", "s", &[]);
+    all(&host, "s");
+    host.result_cache().unwrap().flush();
+    let before = host.result_cache().unwrap().stats().written;
+    assert_eq!(before, 20);
+    let changes = 40u32;
+    let start = std::time::Instant::now();
+    for i in 0..changes {
+        host.set_session_params("s", &p(&[("leaf", &(10 + i).to_string())])).unwrap();
+        assert_eq!(all(&host, "s").1, (1, 0, 20));
+    }
+    let elapsed = start.elapsed();
+    let last = all(&host, "s").0;
+    host.result_cache().unwrap().flush();
+    let written = host.result_cache().unwrap().stats().written - before;
+    // The writer wakes once per tick: at most one entry per tick that passed during the burst,
+    // plus the final flush.
+    let ticks = (elapsed.as_secs_f64() / flowtime::host::cache::TICK.as_secs_f64()).ceil() as u64 + 1;
+    assert!(
+        written >= 1 && written <= ticks.min(changes as u64),
+        "{written} entries for {changes} changes in {elapsed:?}"
+    );
+    assert_eq!(entries(&cache).len() as u64, 20 + written);
+    drop(host);
+    let host = open(&db, Some(&cfg));
+    assert_eq!(all(&host, "s"), (last, (0, 20, 20)));
+}
+
 #[test]
 fn damaged_and_foreign_version_entries_are_recomputed_never_served() {
     let dir = tempfile::tempdir().unwrap();

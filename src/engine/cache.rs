@@ -46,8 +46,10 @@ pub trait ResultCache: Send + Sync {
     /// The outputs stored under `key`, if a verified entry of this engine version with
     /// `n_outputs` series of `bins` values exists.
     fn get(&self, key: &ContentKey, n_outputs: usize, bins: usize) -> Option<Vec<Arc<[f64]>>>;
-    /// Offers the outputs of a unit computed under `key`.
-    fn put(&self, key: &ContentKey, outputs: &[Arc<[f64]>]);
+    /// Offers the outputs of a unit computed under `key`. `slot` names the unit in this process
+    /// (its interned unit key): a newer offer for the same slot supersedes an older one not yet
+    /// written, so a burst of changes to one unit writes only its last result.
+    fn put(&self, slot: u64, key: &ContentKey, outputs: &[Arc<[f64]>]);
 }
 
 /// A `Hasher` feeding sha256, so the derived `Hash` of definitions and values (which writes

@@ -726,7 +726,7 @@ pub fn eval_unit<'db>(db: &'db dyn Db, key: UnitKey<'db>) -> Outputs {
     EVALUATED_EVER.with(|e| e.set(e.get() + def.members.len() as u64));
     let out = def.eval(&UnitEnv { ext: &ext, params: &params, inputs: &inputs, mixes: &mixes });
     if let Some(rc) = rc.filter(|_| ck != NO_KEY) {
-        rc.put(&ck, &out);
+        rc.put(salsa::plumbing::AsId::as_id(&key).as_bits(), &ck, &out);
     }
     Outputs(out.into_iter().map(Series).collect(), ck)
 }
