@@ -14,6 +14,23 @@ pub fn read_to_string(path: &Path) -> io::Result<String> {
     fs::read_to_string(path)
 }
 
+/// Reads a whole file into `buf` (replacing its contents) and returns its modification time in
+/// seconds since the epoch, or None when the file does not exist: one open, no separate `stat`.
+pub fn read_with_mtime(path: &Path, buf: &mut Vec<u8>) -> io::Result<Option<i64>> {
+    use std::io::Read;
+    let mut f = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = f.metadata()?;
+    buf.clear();
+    buf.reserve(meta.len() as usize);
+    f.read_to_end(buf)?;
+    let t = meta.modified()?.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    Ok(Some(t))
+}
+
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }

@@ -100,12 +100,23 @@ fn a_restart_loads_every_unit_from_the_cache_and_answers_the_same() {
     // The default cache is the directory next to the file.
     let cache_dir = dir.path().join("f.redb.results");
     assert_eq!(entries(&cache_dir).len(), 50);
-    let host = Host::open(&db, "test", Path::new(".")).unwrap();
+    let mut host = Host::open(&db, "test", Path::new(".")).unwrap();
     let (warm, (evaluated, loaded, total)) = all(&host, "s");
     assert_eq!((evaluated, loaded, total), (0, 50, 50));
     assert_eq!(warm, cold);
+    // The first unit was found in the cache, so the other 49 were fetched at once, ahead.
+    let stats = host.result_cache().unwrap().stats();
+    assert_eq!((stats.hits, stats.prefetched, stats.misses), (50, 49, 0), "{stats:?}");
     // Once loaded, the series are memoised like computed ones.
     assert_eq!(all(&host, "s").1, (0, 0, 50));
+    // A change whose first recomputed unit is not in the cache fetches nothing ahead.
+    host.set_session_params("s", &p(&[("root", "4")])).unwrap();
+    assert_eq!(all(&host, "s").1, (50, 0, 50));
+    assert_eq!(host.result_cache().unwrap().stats().prefetched, 49);
+    // Back to a value computed before: loaded, the rest fetched ahead again.
+    host.set_session_params("s", &p(&[("root", "3")])).unwrap();
+    assert_eq!(all(&host, "s"), (cold.clone(), (0, 50, 50)));
+    assert_eq!(host.result_cache().unwrap().stats().prefetched, 98);
     drop(host);
 
     // The cache can be deleted at any time: the answers stay, the cost comes back.

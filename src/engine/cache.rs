@@ -46,6 +46,11 @@ pub trait ResultCache: Send + Sync {
     /// The outputs stored under `key`, if a verified entry of this engine version with
     /// `n_outputs` series of `bins` values exists.
     fn get(&self, key: &ContentKey, n_outputs: usize, bins: usize) -> Option<Vec<Arc<[f64]>>>;
+    /// The entries for many keys at once (each `(key, n_outputs, bins)`), in order, None where
+    /// `get` would miss. A store with latency reads them concurrently; this default asks `get`.
+    fn get_many(&self, wanted: &[(ContentKey, usize, usize)]) -> Vec<Option<Vec<Arc<[f64]>>>> {
+        wanted.iter().map(|(k, n, bins)| self.get(k, *n, *bins)).collect()
+    }
     /// Offers the outputs of a unit computed under `key`. `slot` names the unit in this process
     /// (its interned unit key): a newer offer for the same slot supersedes an older one not yet
     /// written, so a burst of changes to one unit writes only its last result.

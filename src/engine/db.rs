@@ -9,7 +9,7 @@
 //! re-evaluated.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -422,17 +422,105 @@ fn unit_key<'db>(
 /// returns the series definitions whose computation ran; the rest were memoised or loaded from
 /// the result cache ([`loaded_since_reset`] counts those).
 /// Stops between two units when this thread's interrupt flag is set ([`interruptible`]).
+///
+/// With a result cache, the first unit that is not memoised decides how the rest are looked up:
+/// when it was loaded from the cache (a restart, or a scenario another process computed), the
+/// scenario's results are likely all there, so the content keys of the remaining units (computed
+/// from the leaves, without any value) are fetched at once, concurrently ([`prefetch`]); a
+/// computed first unit (a cache without this scenario) or a memoised scenario fetches nothing.
 pub fn evaluate_in_order<'db>(
     db: &'db dyn Db,
     keys: impl IntoIterator<Item = UnitKey<'db>>,
 ) -> Result<u64, Interrupted> {
     EVALUATED.with(|e| e.set(0));
     LOADED.with(|e| e.set(0));
-    for k in keys {
+    let _clear = PrefetchGuard;
+    let keys: Vec<UnitKey<'db>> = keys.into_iter().collect();
+    let mut decided = db.result_cache().is_none();
+    for (i, k) in keys.iter().enumerate() {
         check_interrupt()?;
-        eval_unit(db, k);
+        eval_unit(db, *k);
+        if !decided {
+            match (LOADED.with(|e| e.get()), EVALUATED.with(|e| e.get())) {
+                (0, 0) => {}
+                (loaded, _) => {
+                    decided = true;
+                    if loaded > 0 {
+                        prefetch(db, &keys[i + 1..]);
+                    }
+                }
+            }
+        }
     }
     Ok(EVALUATED.with(|e| e.get()))
+}
+
+/// Fewer units than this are looked up one by one (a fetch at once costs a thread start).
+const PREFETCH_MIN: usize = 4;
+
+/// Fetches the result-cache entries of `keys` (in dependency order) into this thread's
+/// [`PREFETCHED`] map, where [`eval_unit`] finds them. Content keys are Merkle: each is computed
+/// from its dependencies' keys (those outside `keys` are memoised, so reading theirs is cheap),
+/// parameter values and input fingerprints, never from a value.
+fn prefetch<'db>(db: &'db dyn Db, keys: &[UnitKey<'db>]) {
+    let Some(rc) = db.result_cache() else { return };
+    if keys.len() < PREFETCH_MIN {
+        return;
+    }
+    let mut known: HashMap<UnitKey<'db>, ContentKey> = HashMap::with_capacity(keys.len());
+    let mut wanted = Vec::with_capacity(keys.len());
+    for k in keys {
+        let src_keys: Vec<ContentKey> =
+            unit_sources(db, *k).map(|u| known.get(&u).copied().unwrap_or_else(|| eval_unit(db, u).1)).collect();
+        let ck = content_key_of(db, *k, &src_keys);
+        known.insert(*k, ck);
+        if ck != NO_KEY {
+            let def = k.def(db);
+            wanted.push((ck, def.n_outputs as usize, def.bins as usize));
+        }
+    }
+    let found = rc.get_many(&wanted);
+    if found.len() != wanted.len() {
+        return;
+    }
+    PREFETCHED.with(|p| {
+        let mut p = p.borrow_mut();
+        for ((ck, _, _), o) in wanted.into_iter().zip(found) {
+            if let Some(o) = o {
+                p.insert(ck, o);
+            }
+        }
+    });
+}
+
+/// Clears this thread's prefetched entries when an evaluation ends, however it ends.
+struct PrefetchGuard;
+
+impl Drop for PrefetchGuard {
+    fn drop(&mut self) {
+        PREFETCHED.with(|p| p.borrow_mut().clear());
+    }
+}
+
+/// The units whose outputs a unit reads, one per external source of its definition, in the
+/// order its content key hashes them.
+fn unit_sources<'db>(db: &'db dyn Db, key: UnitKey<'db>) -> impl Iterator<Item = UnitKey<'db>> + 'db {
+    let deps = key.deps(db);
+    key.def(db).srcs.iter().zip(key.outs(db)).filter_map(move |(s, out)| match (*s, out) {
+        (Src::Ext { .. }, Some(out)) => Some(*out.unit(db)),
+        (Src::Ext { dep, .. }, None) => Some(deps[dep as usize]),
+        (Src::Own(_), _) => None,
+    })
+}
+
+/// A unit's content key ([`cache::content_key`]) from its sources' keys; [`NO_KEY`] without a
+/// result cache, and for a unit reading class mixes (mixes have no content keys yet).
+fn content_key_of<'db>(db: &'db dyn Db, key: UnitKey<'db>, src_keys: &[ContentKey]) -> ContentKey {
+    if db.result_cache().is_none() || !key.mixes(db).is_empty() {
+        return NO_KEY;
+    }
+    let inputs: Vec<ContentKey> = key.inputs(db).iter().map(|c| *input_key(db, *c)).collect();
+    cache::content_key(key.def(db), src_keys, key.params(db).iter().map(|c| c.value(db)), &inputs)
 }
 
 /// An evaluation stopped because its caller's interrupt flag was set (the request's deadline
@@ -666,6 +754,9 @@ thread_local! {
     static MIXES_EVALUATED: Cell<u64> = const { Cell::new(0) };
     /// Series definitions loaded from the result cache on this thread since the last reset.
     static LOADED: Cell<u64> = const { Cell::new(0) };
+    /// Result-cache entries fetched ahead for the evaluation running on this thread
+    /// ([`prefetch`]), taken by [`eval_unit`] as it reaches their units.
+    static PREFETCHED: RefCell<HashMap<ContentKey, Vec<Arc<[f64]>>>> = RefCell::new(HashMap::new());
 }
 
 /// The fingerprint of an input cell's values, hashed once per value (only with a result cache).
@@ -703,17 +794,11 @@ pub fn eval_unit<'db>(db: &'db dyn Db, key: UnitKey<'db>) -> Outputs {
         }
         ext.push(values);
     }
-    let ck = match rc {
-        // A unit reading class mixes (§6.1) is not cached: mixes have no content keys yet.
-        Some(_) if !key.mixes(db).is_empty() => NO_KEY,
-        None => NO_KEY,
-        Some(_) => {
-            let inputs: Vec<ContentKey> = key.inputs(db).iter().map(|c| *input_key(db, *c)).collect();
-            cache::content_key(def, &src_keys, key.params(db).iter().map(|c| c.value(db)), &inputs)
-        }
-    };
+    let ck = content_key_of(db, key, &src_keys);
     if let Some(rc) = rc.filter(|_| ck != NO_KEY)
-        && let Some(found) = rc.get(&ck, def.n_outputs as usize, def.bins as usize)
+        && let Some(found) = PREFETCHED
+            .with(|p| p.borrow_mut().remove(&ck))
+            .or_else(|| rc.get(&ck, def.n_outputs as usize, def.bins as usize))
     {
         LOADED.with(|e| e.set(e.get() + def.members.len() as u64));
         return Outputs(found.into_iter().map(Series).collect(), ck);

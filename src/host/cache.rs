@@ -84,6 +84,9 @@ pub struct CacheStats {
     pub rejected: u64,
     pub written: u64,
     pub evicted: u64,
+    /// Entries fetched ahead of an evaluation that reached a scenario's results in the cache
+    /// (`engine::db::evaluate_in_order`); they are among the hits.
+    pub prefetched: u64,
     /// Encoded bytes of this version's entries at the last sweep.
     pub bytes: u64,
 }
@@ -231,8 +234,8 @@ struct Shared {
     pending: Mutex<Pending>,
     /// Bytes written since the last sweep.
     since_sweep: AtomicU64,
-    /// The local directory of a `file://` store: a miss is one `stat` there instead of a failed
-    /// `get` through the object store (~19 µs, a fifth of a leaf change).
+    /// The local directory of a `file://` store, read directly (a failed `get` through the object
+    /// store costs ~19 µs, a fifth of a leaf change).
     local_dir: Option<std::path::PathBuf>,
     /// This version's bytes at the last sweep.
     swept_bytes: AtomicU64,
@@ -241,6 +244,7 @@ struct Shared {
     rejected: AtomicU64,
     written: AtomicU64,
     evicted: AtomicU64,
+    prefetched: AtomicU64,
 }
 
 impl Shared {
@@ -415,6 +419,7 @@ impl ObjectCache {
             rejected: AtomicU64::new(0),
             written: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
+            prefetched: AtomicU64::new(0),
         });
         let (tx, rx) = std::sync::mpsc::sync_channel(1024);
         let s = shared.clone();
@@ -448,6 +453,7 @@ impl ObjectCache {
             rejected: s.rejected.load(Ordering::Relaxed),
             written: s.written.load(Ordering::Relaxed),
             evicted: s.evicted.load(Ordering::Relaxed),
+            prefetched: s.prefetched.load(Ordering::Relaxed),
             bytes: s.swept_bytes.load(Ordering::Relaxed),
         }
     }
@@ -488,30 +494,121 @@ impl ObjectCache {
     }
 }
 
-impl ResultCache for ObjectCache {
-    fn get(&self, key: &ContentKey, n_outputs: usize, bins: usize) -> Option<Vec<Arc<[f64]>>> {
+impl ObjectCache {
+    /// The pending outputs offered under `key` when their shape matches (counted as a hit), else
+    /// what `read` finds.
+    fn get_pending_or(
+        &self,
+        key: &ContentKey,
+        n: usize,
+        bins: usize,
+        read: impl FnOnce() -> Option<Vec<Arc<[f64]>>>,
+    ) -> Option<Vec<Arc<[f64]>>> {
         let s = &self.shared;
         let pending = s.pending().get(key).map(<[Arc<[f64]>]>::to_vec);
         if let Some(o) = pending
-            && o.len() == n_outputs
+            && o.len() == n
             && o.iter().all(|v| v.len() == bins)
         {
             s.hits.fetch_add(1, Ordering::Relaxed);
             return Some(o);
         }
-        let hex = key_hex(key);
-        if let Some(d) = &s.local_dir
-            && !crate::sys::exists(&d.join(&hex[..2]).join(&hex))
-        {
-            s.misses.fetch_add(1, Ordering::Relaxed);
-            return None;
+        read()
+    }
+
+    /// Reads `key`'s entry from a local store's directory `dir` directly, into a buffer reused
+    /// per thread: one open (a miss is its `ENOENT`) and one read, instead of a `stat`, then the
+    /// object store's open, metadata and fresh buffer.
+    fn get_local(&self, dir: &std::path::Path, key: &ContentKey, n: usize, bins: usize) -> Option<Vec<Arc<[f64]>>> {
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        let found = crate::objstore::get_with_time(&s.loc, &s.path(key)).ok().flatten();
+        let hex = key_hex(key);
+        let path = dir.join(&hex[..2]).join(&hex);
+        BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            let written = crate::sys::read_with_mtime(&path, &mut buf).ok().flatten();
+            let out = self.serve(key, written.map(|t| (&buf[..], t)), n, bins);
+            if buf.capacity() > 16 << 20 {
+                *buf = Vec::new();
+            }
+            out
+        })
+    }
+
+    /// The entries of `wanted`, in order (see `ResultCache::get_many`).
+    fn fetch_many(&self, wanted: &[(ContentKey, usize, usize)]) -> Vec<Option<Vec<Arc<[f64]>>>> {
+        let s = &self.shared;
+        match &s.local_dir {
+            // Local files: read on every core (the copy out of the page cache is the cost).
+            Some(d) => {
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+                let per = wanted.len().div_ceil(threads).max(1);
+                std::thread::scope(|scope| {
+                    let parts: Vec<_> = wanted
+                        .chunks(per)
+                        .map(|part| {
+                            scope.spawn(move || {
+                                part.iter()
+                                    .map(|(k, n, bins)| {
+                                        self.get_pending_or(k, *n, *bins, || self.get_local(d, k, *n, *bins))
+                                    })
+                                    .collect::<Vec<_>>()
+                            })
+                        })
+                        .collect();
+                    // A reader that panicked found nothing: its part stays in place, as misses.
+                    parts
+                        .into_iter()
+                        .zip(wanted.chunks(per))
+                        .flat_map(|(h, part)| h.join().unwrap_or_else(|_| vec![None; part.len()]))
+                        .collect()
+                })
+            }
+            // A network store: up to 32 requests in flight (a GET's latency is the cost).
+            None => {
+                let store = s.loc.store.clone();
+                let paths: Vec<ObjPath> = wanted.iter().map(|(k, _, _)| s.path(k)).collect();
+                let fetched: Vec<Option<(bytes::Bytes, i64)>> = s.loc.run(async move {
+                    use futures::StreamExt;
+                    futures::stream::iter(paths.into_iter().map(|path| {
+                        let store = store.clone();
+                        async move {
+                            match store.get(&path).await {
+                                Ok(r) => {
+                                    let t = r.meta.last_modified.timestamp();
+                                    r.bytes().await.ok().map(|b| (b, t))
+                                }
+                                Err(_) => None,
+                            }
+                        }
+                    }))
+                    .buffered(32)
+                    .collect()
+                    .await
+                });
+                wanted
+                    .iter()
+                    .zip(fetched)
+                    .map(|((k, n, bins), f)| {
+                        self.get_pending_or(k, *n, *bins, || {
+                            self.serve(k, f.as_ref().map(|(b, t)| (&b[..], *t)), *n, *bins)
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Serves an entry read for `key` (bytes and the time it was written), or counts the miss
+    /// (None) or the rejection (a damaged, foreign or misplaced entry).
+    fn serve(&self, key: &ContentKey, found: Option<(&[u8], i64)>, n: usize, bins: usize) -> Option<Vec<Arc<[f64]>>> {
+        let s = &self.shared;
         let Some((bytes, written)) = found else {
             s.misses.fetch_add(1, Ordering::Relaxed);
             return None;
         };
-        match decode_entry(&bytes, key, n_outputs, bins) {
+        match decode_entry(bytes, key, n, bins) {
             Ok(o) => {
                 s.hits.fetch_add(1, Ordering::Relaxed);
                 if crate::sys::unix_secs() - written > REFRESH_SECS {
@@ -525,6 +622,26 @@ impl ResultCache for ObjectCache {
                 None
             }
         }
+    }
+}
+
+impl ResultCache for ObjectCache {
+    fn get(&self, key: &ContentKey, n_outputs: usize, bins: usize) -> Option<Vec<Arc<[f64]>>> {
+        let s = &self.shared;
+        self.get_pending_or(key, n_outputs, bins, || match &s.local_dir {
+            Some(d) => self.get_local(d, key, n_outputs, bins),
+            None => {
+                let found = crate::objstore::get_with_time(&s.loc, &s.path(key)).ok().flatten();
+                self.serve(key, found.as_ref().map(|(b, t)| (&b[..], *t)), n_outputs, bins)
+            }
+        })
+    }
+
+    fn get_many(&self, wanted: &[(ContentKey, usize, usize)]) -> Vec<Option<Vec<Arc<[f64]>>>> {
+        let s = &self.shared;
+        let found = self.fetch_many(wanted);
+        s.prefetched.fetch_add(found.iter().filter(|f| f.is_some()).count() as u64, Ordering::Relaxed);
+        found
     }
 
     fn put(&self, slot: u64, key: &ContentKey, outputs: &[Arc<[f64]>]) {
