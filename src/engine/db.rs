@@ -1036,16 +1036,9 @@ pub fn evaluate_mixes(db: &dyn Db, s: Scenario, ev: &mut Evaluation, series: &[u
     };
     let order = cp.closure(&compiled.units, &[], &classed);
     MIXES_EVALUATED.with(|e| e.set(0));
-    for n in order {
-        match n {
-            KeyNode::Unit(u) => {
-                eval_unit(db, units[u as usize]);
-            }
-            KeyNode::Mix(m) => {
-                eval_mix(db, mixes[m as usize]);
-            }
-        }
-    }
+    let (known, mkeys): (Vec<_>, Vec<_>) =
+        (units.iter().copied().map(Some).collect(), mixes.iter().copied().map(Some).collect());
+    evaluate_known(db, &order, &known, &mkeys)?;
     ev.mixes_evaluated += MIXES_EVALUATED.with(|e| e.get());
     for sidx in classed {
         let (m, o) = cp.series_mix[sidx as usize].unwrap_or((0, 0));
@@ -1077,23 +1070,18 @@ pub fn evaluate(db: &dyn Db, s: Scenario, targets: Option<&[u32]>) -> Result<Eva
                 return Err(missing_input(db, s, &compiled));
             };
             let order = cp.closure(&compiled.units, &closure, &[]);
-            EVALUATED.with(|e| e.set(0));
-            LOADED.with(|e| e.set(0));
+            let total = order
+                .iter()
+                .map(|n| match n {
+                    KeyNode::Unit(u) => compiled.units[*u as usize].weight as u64,
+                    KeyNode::Mix(_) => 0,
+                })
+                .sum();
             MIXES_EVALUATED.with(|e| e.set(0));
-            let mut total = 0u64;
-            for n in order {
-                check_interrupt()?;
-                match n {
-                    KeyNode::Unit(u) => {
-                        total += compiled.units[u as usize].weight as u64;
-                        eval_unit(db, all[u as usize]);
-                    }
-                    KeyNode::Mix(m) => {
-                        eval_mix(db, mkeys[m as usize]);
-                    }
-                }
-            }
-            (EVALUATED.with(|e| e.get()), total, MIXES_EVALUATED.with(|e| e.get()))
+            let (units, mixes): (Vec<_>, Vec<_>) =
+                (all.iter().copied().map(Some).collect(), mkeys.iter().copied().map(Some).collect());
+            let evaluated = evaluate_known(db, &order, &units, &mixes)?;
+            (evaluated, total, MIXES_EVALUATED.with(|e| e.get()))
         }
         _ => {
             let evaluated = evaluate_in_order(db, keys.iter().copied())?;
