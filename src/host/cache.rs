@@ -481,12 +481,7 @@ impl ObjectCache {
                 .await
         });
         let (mut n, mut bytes) = (foreign.len() as u64, foreign.iter().map(|f| f.1).sum::<u64>());
-        let store: Arc<dyn ObjectStore> = s.loc.store.clone();
-        s.loc.run(async move {
-            for (p, _) in foreign {
-                let _ = store.delete(&p).await;
-            }
-        });
+        s.delete(foreign.into_iter().map(|f| f.0).collect());
         let (swept, swept_bytes) = s.sweep();
         n += swept;
         bytes += swept_bytes;
