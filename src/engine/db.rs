@@ -479,19 +479,28 @@ fn prefetch<'db>(db: &'db dyn Db, keys: &[UnitKey<'db>]) {
             wanted.push((ck, def.n_outputs as usize, def.bins as usize));
         }
     }
-    let found = rc.get_many(&wanted);
-    if found.len() != wanted.len() {
-        return;
-    }
-    PREFETCHED.with(|p| {
-        let mut p = p.borrow_mut();
-        for ((ck, _, _), o) in wanted.into_iter().zip(found) {
-            if let Some(o) = o {
-                p.insert(ck, o);
-            }
+    // In chunks, so that a request's deadline is noticed within one chunk's reading.
+    for chunk in wanted.chunks(PREFETCH_CHUNK) {
+        if check_interrupt().is_err() {
+            return;
         }
-    });
+        let found = rc.get_many(chunk);
+        if found.len() != chunk.len() {
+            return;
+        }
+        PREFETCHED.with(|p| {
+            let mut p = p.borrow_mut();
+            for ((ck, _, _), o) in chunk.iter().zip(found) {
+                if let Some(o) = o {
+                    p.insert(*ck, o);
+                }
+            }
+        });
+    }
 }
+
+/// Units fetched ahead per `get_many` call (256 series of a year of hours are ~18 MB).
+const PREFETCH_CHUNK: usize = 256;
 
 /// Clears this thread's prefetched entries when an evaluation ends, however it ends.
 struct PrefetchGuard;
