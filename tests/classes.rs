@@ -696,6 +696,113 @@ async fn a_sweep_of_per_class_metrics_equals_get_series_of_variants() {
     }
 }
 
+/// Analysis points reuse the target's router targets with class routes exactly when the mixes
+/// they read are the target's. A structural parameter that only a queue's `initialClassMix`
+/// reads changes a mix and no value unit, so the router's targets downstream are a point's own
+/// work: each point of a sweep gives what GetSeries gives on a variant with its value. A
+/// parameter outside the router's cone leaves them to the target's memos: a point evaluates its
+/// own cone only (the router's targets were once recomputed at every point, because their mix
+/// was judged before the queue it reads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeps_reuse_class_routes_exactly_when_their_mixes_are_the_targets() {
+    use flowtime::client::Client;
+    use flowtime::host::SharedHost;
+    use flowtime::server::{ServerOptions, pb};
+    use std::sync::Arc;
+
+    const TEMPLATE: &str = "id: initial-mix-sweep
+version: \"1\"
+parameters:
+  - {name: held_refunds, type: number, default: 0, min: 0}
+  - {name: k, type: number, default: 1}
+grid: {bins: 6, binSize: 1, binUnit: hours, start: \"2026-01-01T00:00:00Z\"}
+classes: [{id: order}, {id: refund}]
+nodes:
+  - {id: orders, kind: const, values: [1, 1, 1, 1, 1, 1], classMix: {order: 1}}
+  - {id: served, kind: const, values: [3, 3, 3, 3, 3, 3]}
+  - {id: extra, kind: expr, expr: \"{{k}} * 2\"}
+  - id: split
+    kind: router
+    router:
+      inputs: {queue: served}
+      routes:
+        - {target: refund_desk, classes: [refund]}
+        - {target: main_line}
+topology:
+  nodes:
+    - {id: Svc, kind: queue, initialCondition: {queueDepth: 10},
+       initialClassMix: {order: 1, refund: \"{{held_refunds}}\"},
+       semantics: {arrivals: orders, served: served}}
+";
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let host = Host::open(&dir.path().join("db.redb"), "test", root).unwrap();
+    let local = Client::in_process(Arc::new(SharedHost::new(host)), ServerOptions::default()).await;
+    let c = &local.client;
+    c.templates().put_template(pb::PutTemplateRequest { text: TEMPLATE.into(), ..Default::default() }).await.unwrap();
+    let open = pb::OpenSessionRequest {
+        template_id: "initial-mix-sweep".into(),
+        session_id: "s".into(),
+        ..Default::default()
+    };
+    c.sessions().open_session(open).await.unwrap();
+    let target = |variant: &str| Some(pb::Target { session: "s".into(), variant: variant.into() });
+    let sweep = |name: &str, values: &[f64], metric: &str| {
+        let req = pb::SweepRequest {
+            options: Some(pb::AnalysisOptions { target: target(""), ..Default::default() }),
+            vary: vec![pb::Vary { name: name.into(), values: values.to_vec(), range: None }],
+            metrics: vec![metric.into()],
+            series: vec!["refund_desk".into(), "main_line".into()],
+        };
+        async move {
+            let mut stream = c.analysis().sweep(req).await.unwrap().into_inner();
+            let mut result = None;
+            while let Some(ev) = stream.message().await.unwrap() {
+                if let Some(pb::sweep_event::Event::Result(r)) = ev.event {
+                    result = Some(r);
+                }
+            }
+            result.expect("a result").points
+        }
+    };
+    let session = c
+        .queries()
+        .get_series(pb::GetSeriesRequest { target: target(""), pattern: "*".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let of = |id: &str| session.get_ref().series.iter().find(|s| s.id == id).unwrap().values.clone();
+    for p in sweep("k", &[2.0, 3.0], "sum(extra)").await {
+        assert_eq!(p.accounting.unwrap().nodes_evaluated, 1, "`extra` only");
+        assert_eq!(p.series[0].values, of("refund_desk"));
+        assert_eq!(p.series[1].values, of("main_line"));
+    }
+
+    let values = [0.0, 1.0, 4.0];
+    let points = sweep("held_refunds", &values, "sum(refund_desk)").await;
+    assert_eq!(points.len(), values.len());
+    let mut desk = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        let name = format!("p{i}");
+        let parameters =
+            [("held_refunds".to_string(), pb::ParamValue { kind: Some(pb::param_value::Kind::Number(values[i])) })]
+                .into();
+        let variant =
+            pb::CreateVariantRequest { session_id: "s".into(), name: name.clone(), parameters, series: vec![] };
+        c.sessions().create_variant(variant).await.unwrap();
+        let ids = vec!["refund_desk".to_string(), "main_line".to_string()];
+        let req = pb::GetSeriesRequest { target: target(&name), ids: ids.clone(), ..Default::default() };
+        let got = c.queries().get_series(req).await.unwrap().into_inner().series;
+        for (k, id) in ids.iter().enumerate() {
+            assert_eq!(p.series[k].id, *id);
+            assert_eq!(p.series[k].values, got[k].values, "point {i} (held_refunds = {}): {id}", values[i]);
+        }
+        desk.push(p.metrics[0].value);
+    }
+    // The queue starts with refunds only when the parameter says so, and drains them first bins.
+    assert_eq!(desk[0], 0.0, "{desk:?}");
+    assert!(0.0 < desk[1] && desk[1] < desk[2], "more held refunds, more at the desk: {desk:?}");
+}
+
 /// §6.1 in Watch, over a real socket: with `classes` set the initial event carries the
 /// per-class series of the classes asked for (what GetSeries returns for them); a share change
 /// changes no total but reports every part it moved, with its new values; a capacity change

@@ -93,6 +93,13 @@ struct Prepared {
     differs: bool,
 }
 
+/// What of a plan is identical to the target's ([`Evaluator::same_as_target`]): per value unit
+/// and per mix unit, the target's unit it is identical to.
+struct Same {
+    units: Vec<Option<u32>>,
+    mixes: Vec<Option<u32>>,
+}
+
 /// The target as points derive from it: an [`AnalysisBase`] without its snapshot, so that it can
 /// be shared by the workers (each owns a database clone).
 pub(crate) struct Base {
@@ -333,7 +340,7 @@ impl Evaluator {
         if self.varied.iter().any(|v| self.base.structural.contains(v)) {
             return (all, all);
         }
-        let same = self.same_as_target(c);
+        let same = self.same_as_target(c).units;
         (weight(&mut closure.iter().copied().filter(|u| same[*u as usize].is_none())), all)
     }
 
@@ -382,75 +389,71 @@ impl Evaluator {
         c.by_id.get(id).is_some_and(|s| c.downstream(&roots).contains(&c.series[*s as usize].unit))
     }
 
-    /// For each unit of `c`, the target's unit it is identical to, or None for a unit points
-    /// compute: identical means the same definition, the same parameter and input names, none a
-    /// parameter the points vary or the request overrides nor a drawn node, and dependencies
-    /// identical to that unit's, in order. Such a unit's key is the target's, so its memo is the
-    /// target's own.
-    fn same_as_target(&self, c: &Compiled) -> Vec<Option<u32>> {
+    /// For each value unit and each mix unit (§6.1) of `c`, the target's unit it is identical to,
+    /// or None for a unit points compute. Identical means the same definition, the same
+    /// parameter and input names, none a parameter the points vary or the request overrides nor
+    /// a drawn node, and reads (value units and mix units) identical to the target unit's, in
+    /// order. Such a unit's key is the target's, so its memo is the target's own. One pass in the
+    /// plan's evaluation order decides both kinds, each after everything it reads, so a router
+    /// target with class routes and the mixes it reads are judged by one rule.
+    fn same_as_target(&self, c: &Compiled) -> Same {
         let t = &*self.base.plan;
         let drawn: BTreeSet<String> = self.drawn.iter().map(|n| format!("override:{n}")).collect();
-        let mut out: Vec<Option<u32>> = Vec::with_capacity(c.units.len());
-        // §6.1: a router target with class routes reads mixes; it is identical only when no mix
-        // unit it reads, directly or not, reads a varied or overridden parameter (shares) or a
-        // value unit that is not identical (or not decided yet).
-        let mixes_same = |m: u32, out: &[Option<u32>]| -> bool {
-            let Some(cp) = &c.classes else { return true };
-            let mut seen = BTreeSet::new();
-            let mut stack = vec![m];
-            while let Some(m) = stack.pop() {
-                if !seen.insert(m) {
-                    continue;
-                }
-                let mp = &cp.units[m as usize];
-                if mp.params.iter().any(|p| self.varied.contains(p) || self.overridden.contains(p))
-                    || mp.units.iter().any(|u| out.get(*u as usize).copied().flatten().is_none())
-                {
-                    return false;
-                }
-                stack.extend(&mp.mixes);
-            }
-            true
+        let fixed = |params: &[String]| !params.iter().any(|p| self.varied.contains(p) || self.overridden.contains(p));
+        let mut same = Same {
+            units: vec![None; c.units.len()],
+            mixes: vec![None; c.classes.as_ref().map_or(0, |cp| cp.units.len())],
         };
-        for u in &c.units {
-            let same = (|| {
-                let first = *u.series.first()?;
-                let tu = t.series[*t.by_id.get(c.series_id(first))? as usize].unit;
-                let tp = &t.units[tu as usize];
-                let reads_varied = u.params.iter().any(|p| self.varied.contains(p) || self.overridden.contains(p))
-                    || u.inputs.iter().any(|k| drawn.contains(k));
-                let same_def = Arc::ptr_eq(&u.def, &tp.def) || u.def == tp.def;
-                let same_reads = u.params == tp.params && u.inputs == tp.inputs && u.series.len() == tp.series.len();
-                let same_deps = u.deps.len() == tp.deps.len()
-                    && u.deps.iter().zip(&tp.deps).all(|(d, td)| out[*d as usize] == Some(*td))
-                    && u.mixes.iter().all(|(m, _)| mixes_same(*m, &out));
-                (!reads_varied && same_def && same_reads && same_deps).then_some(tu)
-            })();
-            out.push(same);
+        let order: Vec<KeyNode> = match &c.classes {
+            Some(cp) => cp.order.clone(),
+            None => (0..c.units.len() as u32).map(KeyNode::Unit).collect(),
+        };
+        for n in order {
+            match n {
+                KeyNode::Unit(u) => {
+                    let u = u as usize;
+                    same.units[u] = (|| {
+                        let p = &c.units[u];
+                        let first = *p.series.first()?;
+                        let tu = t.series[*t.by_id.get(c.series_id(first))? as usize].unit;
+                        let tp = &t.units[tu as usize];
+                        let ok = fixed(&p.params)
+                            && !p.inputs.iter().any(|k| drawn.contains(k))
+                            && (Arc::ptr_eq(&p.def, &tp.def) || p.def == tp.def)
+                            && p.params == tp.params
+                            && p.inputs == tp.inputs
+                            && p.series.len() == tp.series.len()
+                            && p.deps.len() == tp.deps.len()
+                            && p.deps.iter().zip(&tp.deps).all(|(d, td)| same.units[*d as usize] == Some(*td))
+                            && p.mixes.len() == tp.mixes.len()
+                            && p.mixes
+                                .iter()
+                                .zip(&tp.mixes)
+                                .all(|((m, o), (tm, to))| o == to && same.mixes[*m as usize] == Some(*tm));
+                        ok.then_some(tu)
+                    })();
+                }
+                KeyNode::Mix(m) => {
+                    let m = m as usize;
+                    same.mixes[m] = (|| {
+                        let mp = &c.classes.as_ref()?.units[m];
+                        let tcp = t.classes.as_ref()?;
+                        let first = *mp.series.first()?;
+                        let (tm, _) = tcp.series_mix[*t.by_id.get(c.series_id(first))? as usize]?;
+                        let tmp = &tcp.units[tm as usize];
+                        let ok = fixed(&mp.params)
+                            && (Arc::ptr_eq(&mp.def, &tmp.def) || mp.def == tmp.def)
+                            && mp.params == tmp.params
+                            && mp.units.len() == tmp.units.len()
+                            && mp.units.iter().zip(&tmp.units).all(|(u, tu)| same.units[*u as usize] == Some(*tu))
+                            && mp.mixes.len() == tmp.mixes.len()
+                            && mp.mixes.iter().zip(&tmp.mixes).all(|(d, td)| same.mixes[*d as usize] == Some(*td));
+                        ok.then_some(tm)
+                    })();
+                }
+            }
         }
-        out
-    }
-
-    /// §6.1: for each mix unit of `c`, the target's mix unit it is identical to (so its memo is
-    /// the target's own), or None for a mix unit points compute: the same definition and
-    /// parameters, none varied or overridden (shares), reading identical value units (`same`,
-    /// from [`Self::same_as_target`]) and identical mix units.
-    fn same_mixes_as_target(&self, c: &Compiled, same: &[Option<u32>]) -> Vec<Option<u32>> {
-        let (Some(cp), Some(tp)) = (&c.classes, &self.base.plan.classes) else { return Vec::new() };
-        let mut out: Vec<Option<u32>> = vec![None; cp.units.len()];
-        for n in &cp.order {
-            let KeyNode::Mix(m) = *n else { continue };
-            let (mp, Some(tm)) = (&cp.units[m as usize], tp.units.get(m as usize)) else { continue };
-            let ok = (Arc::ptr_eq(&mp.def, &tm.def) || mp.def == tm.def)
-                && mp.params == tm.params
-                && !mp.params.iter().any(|p| self.varied.contains(p) || self.overridden.contains(p))
-                && mp.units.len() == tm.units.len()
-                && mp.units.iter().zip(&tm.units).all(|(u, tu)| same[*u as usize] == Some(*tu))
-                && mp.mixes.len() == tm.mixes.len()
-                && mp.mixes.iter().zip(&tm.mixes).all(|(d, td)| out[*d as usize] == Some(*td));
-            out[m as usize] = ok.then_some(m);
-        }
-        out
+        same
     }
 
     /// Accounting of the preparations so far (base evaluations of each plan's fixed units).
@@ -506,13 +509,11 @@ impl Evaluator {
         })?;
         let same = self.same_as_target(&plan);
         let keys: Vec<Option<UnitKey<'_>>> =
-            same.iter().map(|same| same.and_then(|tu| self.target_keys[tu as usize]).map(UnitKey::from_id)).collect();
-        let mkeys: Vec<Option<MixKey<'_>>> = self
-            .same_mixes_as_target(&plan, &same)
+            same.units.iter().map(|tu| tu.and_then(|tu| self.target_keys[tu as usize]).map(UnitKey::from_id)).collect();
+        let mkeys: Vec<Option<MixKey<'_>>> = same
+            .mixes
             .iter()
-            .map(|same| {
-                same.and_then(|tm| self.target_mix_keys.get(tm as usize).copied().flatten()).map(MixKey::from_id)
-            })
+            .map(|tm| tm.and_then(|tm| self.target_mix_keys.get(tm as usize).copied().flatten()).map(MixKey::from_id))
             .collect();
         let sw = sys::Stopwatch::start();
         let order = plan.point_order(&targets, &mix_targets);
