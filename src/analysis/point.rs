@@ -331,17 +331,22 @@ impl Evaluator {
     }
 
     /// Units one point evaluates at most, and units in the evaluated closure, for the budget.
-    pub(crate) fn cost(&self) -> (u64, u64) {
+    /// A target id the analysis plan lacks is an error, never a free analysis: the modes check
+    /// their ids first, so this is their mistake, reported as the request's.
+    fn cost(&self) -> Result<(u64, u64), HostError> {
         let c = &self.plan;
-        let Ok((targets, mix_targets, _)) = resolve_targets(c, &self.targets) else { return (0, 0) };
+        let (targets, mix_targets, _) = resolve_targets(c, &self.targets).map_err(|id| {
+            bad(Diagnostic::error("unknown_reference", format!("series `{id}` does not exist in {}", self.base.target))
+                .with_help("name a series of the model"))
+        })?;
         let closure = units_of(&c.point_order(&targets, &mix_targets));
         let weight = |us: &mut dyn Iterator<Item = u32>| us.map(|u| c.units[u as usize].weight as u64).sum::<u64>();
         let all = weight(&mut closure.iter().copied());
         if self.varied.iter().any(|v| self.base.structural.contains(v)) {
-            return (all, all);
+            return Ok((all, all));
         }
         let same = self.same_as_target(c).units;
-        (weight(&mut closure.iter().copied().filter(|u| same[*u as usize].is_none())), all)
+        Ok((weight(&mut closure.iter().copied().filter(|u| same[*u as usize].is_none())), all))
     }
 
     /// Refuses an analysis of `points` points (`evaluations` of them at most) over the limits,
@@ -355,7 +360,7 @@ impl Evaluator {
             )
             .with_help("use fewer values, samples or iterations")));
         }
-        let (per_point, closure) = self.cost();
+        let (per_point, closure) = self.cost()?;
         let bins = self.plan.grid.bins as u64;
         let cost = (closure + points.saturating_mul(per_point)).saturating_mul(bins);
         if cost > limits.eval_budget {
