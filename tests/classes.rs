@@ -677,22 +677,30 @@ async fn a_sweep_of_per_class_metrics_equals_get_series_of_variants() {
     assert!(peaks[0] < peaks[2] && peaks[2] < peaks[4], "more refund share, more refunds queued: {peaks:?}");
     assert!((0..3).all(|i| peaks[2 * i] > peaks[2 * i + 1]), "more capacity, less queued: {peaks:?}");
 
-    // A per-class metric of a series without classes, or of an unknown class, is located.
-    let bad = |metric: &str| pb::SweepRequest {
+    // A per-class metric or series of a series without classes, or of an unknown class, is
+    // located, and said the same way in both fields and by GetSeries.
+    let bad = |metric: Option<&str>, series: Option<&str>| pb::SweepRequest {
         options: Some(pb::AnalysisOptions { target: target(""), ..Default::default() }),
         vary: vec![pb::Vary { name: "cap".into(), values: vec![2.0], range: None }],
-        metrics: vec![metric.into()],
-        series: vec![],
+        metrics: metric.map(|m| format!("max({m})")).into_iter().collect(),
+        series: series.map(String::from).into_iter().collect(),
     };
-    for (metric, says) in
-        [("max(svc_queue@refnd)", "no class `refnd`"), ("max(svc_latency_min@order)", "carries no class")]
-    {
-        let e = match c.analysis().sweep(bad(metric)).await {
-            Err(e) => e,
-            Ok(s) => s.into_inner().message().await.unwrap_err(),
-        };
-        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{metric}: {e:?}");
-        assert!(e.message().contains(says) && e.message().contains("metrics[0]"), "{metric}: {}", e.message());
+    for (id, says) in [
+        ("svc_queue@refnd", "no class `refnd` in `svc_queue@refnd`"),
+        ("svc_latency_min@order", "`svc_latency_min` carries no class, so `svc_latency_min@order` does not exist"),
+    ] {
+        for (req, field) in [(bad(Some(id), None), "metrics[0]"), (bad(Some("svc_queue"), Some(id)), "series[0]")] {
+            let e = match c.analysis().sweep(req).await {
+                Err(e) => e,
+                Ok(s) => s.into_inner().message().await.unwrap_err(),
+            };
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{id}: {e:?}");
+            assert!(e.message().contains(says) && e.message().contains(field), "{id}: {}", e.message());
+        }
+        let req = pb::GetSeriesRequest { target: target(""), ids: vec![id.into()], ..Default::default() };
+        let e = c.queries().get_series(req).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::NotFound, "{id}: {e:?}");
+        assert!(e.message().contains(says), "{id}: {}", e.message());
     }
 }
 

@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::diag::Diagnostic;
+use crate::engine::classes::per_class_mistake;
 use crate::engine::plan::Compiled;
 use crate::model::doc::closest;
 use crate::model::params::{ParamDecl, ParamType};
@@ -388,26 +389,8 @@ impl Metric {
             }
             MetricKind::Reduce { reducer, series, window, series_span, window_span } => {
                 // §6.1 per-class series `x@c`: `x` classed, `c` a declared class or `_unattributed`.
-                if let Some((base, class)) = series.rsplit_once('@')
-                    && let Some(&s) = c.by_id.get(base)
-                {
-                    let at = |msg: String| error(text, series_span.0, series_span.1, msg);
-                    if !c.is_classed(s) {
-                        return Err(at(format!("`{base}` carries no class, so `{series}` does not exist (§6.1)"))
-                            .with_help(format!(
-                                "reduce the total `{base}`, or a series downstream of a classed source"
-                            )));
-                    }
-                    if c.class_id(class).is_none() {
-                        let mut ids: Vec<&str> =
-                            c.classes.as_ref().map_or_else(Vec::new, |cp| cp.ids.iter().map(String::as_str).collect());
-                        ids.push(crate::model::doc::UNATTRIBUTED);
-                        let help = match closest(class, &ids) {
-                            Some(n) => format!("did you mean `{base}@{n}`?"),
-                            None => format!("classes: {}", ids.join(", ")),
-                        };
-                        return Err(at(format!("no class `{class}` in `{series}`")).with_help(help));
-                    }
+                if let Some((message, help)) = per_class_mistake(c, series) {
+                    return Err(error(text, series_span.0, series_span.1, message).with_help(help));
                 }
                 let known = c.by_id.contains_key(series)
                     || series.rsplit_once('@').is_some_and(|(base, _)| c.by_id.contains_key(base));

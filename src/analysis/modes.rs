@@ -15,6 +15,7 @@ use crate::analysis::metric::Resolved;
 use crate::analysis::point::{Evaluator, Outcome};
 use crate::analysis::{AnalysisError, Common, Control, MetricValue, PointResult, add, check_keep};
 use crate::engine::Accounting;
+use crate::engine::classes::per_class_mistake;
 use crate::host::AnalysisBase;
 use crate::model::grid::Grid;
 use crate::sys;
@@ -164,17 +165,16 @@ pub(crate) fn check_series(
     diags: &mut Vec<crate::diag::Diagnostic>,
 ) {
     for (i, id) in ids.iter().enumerate() {
-        if !c.by_id.contains_key(id) && c.per_class(id).is_none() {
+        if c.by_id.contains_key(id) || c.per_class(id).is_some() {
+            continue;
+        }
+        let (message, help) = per_class_mistake(c, id).unwrap_or_else(|| {
             let all: Vec<&str> = c.by_id.keys().map(String::as_str).collect();
             let help = crate::model::doc::closest(id, &all)
                 .map_or_else(|| "name a series of the model".to_string(), |n| format!("did you mean `{n}`?"));
-            diags.push(crate::analysis::invalid(
-                "unknown_reference",
-                format!("{field}[{i}]"),
-                format!("unknown series `{id}`"),
-                help,
-            ));
-        }
+            (format!("unknown series `{id}`"), help)
+        });
+        diags.push(crate::analysis::invalid("unknown_reference", format!("{field}[{i}]"), message, help));
     }
 }
 

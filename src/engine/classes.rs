@@ -104,6 +104,31 @@ impl ClassPlan {
     }
 }
 
+/// Why a per-class id `x@c` (§6.1) of a series `x` of `c` names nothing: `x` carries no class,
+/// or `c` is not one of its classes. A message and a help naming what exists; None when `id` is
+/// not of that form (no `@`, or `x` is no series of `c`) or names a per-class series. The one
+/// wording of these mistakes, for analyses' metrics and series and for queries.
+pub fn per_class_mistake(c: &crate::engine::plan::Compiled, id: &str) -> Option<(String, String)> {
+    let (base, class) = id.rsplit_once('@')?;
+    let s = *c.by_id.get(base)?;
+    if !c.is_classed(s) {
+        return Some((
+            format!("`{base}` carries no class, so `{id}` does not exist (§6.1)"),
+            format!("name the total `{base}`, or a series downstream of a classed source"),
+        ));
+    }
+    if c.class_id(class).is_some() {
+        return None;
+    }
+    let mut ids: Vec<&str> = c.classes.as_ref().map_or_else(Vec::new, |cp| cp.ids.iter().map(String::as_str).collect());
+    ids.push(crate::model::doc::UNATTRIBUTED);
+    let help = match crate::model::doc::closest(class, &ids) {
+        Some(n) => format!("did you mean `{base}@{n}`?"),
+        None => format!("classes: {}", ids.join(", ")),
+    };
+    Some((format!("no class `{class}` in `{id}`"), help))
+}
+
 /// Share series named by `file:`/`series:` references become input series
 /// `<snake(node)>_share_<snake(class)>`. Returns (node id, class) → series id for every
 /// series share.

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 
 use crate::artifacts;
 use crate::engine::Evaluation;
+use crate::engine::classes::per_class_mistake;
 use crate::engine::db::ClassId;
 use crate::engine::plan::Compiled;
 use crate::host::{HostError, Target, View};
@@ -74,14 +75,15 @@ fn matching_classes(c: &Compiled, ids: &[String], pattern: &str) -> Result<Vec<(
     let mut out = Vec::new();
     let classed = |s: u32| c.is_classed(s);
     for id in ids.iter().filter(|id| id.contains('@')) {
-        let (base, class) = id.rsplit_once('@').unwrap_or((id, ""));
-        let Some(&s) = c.by_id.get(base) else {
-            return Err(HostError::not_found(format!("series `{base}` (of `{id}`)")));
+        let Some((s, class)) = c.per_class(id) else {
+            return Err(match per_class_mistake(c, id) {
+                Some((message, help)) => HostError::NotFound(format!("{message}; {help}")),
+                None => {
+                    HostError::not_found(format!("series `{}` (of `{id}`)", id.rsplit_once('@').map_or("", |x| x.0)))
+                }
+            });
         };
-        if !classed(s) {
-            return Err(HostError::not_found(format!("per-class series `{id}`: `{base}` carries no class (§6.1)")));
-        }
-        out.push((s, ClassSel::Exact(c.class_id(class).ok_or_else(|| unknown_class(c, id, class))?)));
+        out.push((s, ClassSel::Exact(class)));
     }
     if let Some((bp, cp)) = pattern.rsplit_once('@') {
         for (id, &s) in &c.by_id {
@@ -91,15 +93,6 @@ fn matching_classes(c: &Compiled, ids: &[String], pattern: &str) -> Result<Vec<(
         }
     }
     Ok(out)
-}
-
-fn unknown_class(c: &Compiled, id: &str, class: &str) -> HostError {
-    let ids: Vec<&str> = c.classes.as_ref().map_or_else(Vec::new, |cp| cp.ids.iter().map(String::as_str).collect());
-    HostError::not_found(format!(
-        "per-class series `{id}`: no class `{class}`; classes: {}, {}",
-        ids.join(", "),
-        crate::model::doc::UNATTRIBUTED
-    ))
 }
 
 /// The per-class series messages of `sel`, in request order, windowed.
