@@ -38,7 +38,6 @@ use sha2::{Digest, Sha256};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::engine::db;
 use crate::engine::plan::Compiled;
-use crate::engine::validate::{self, ValidationInputs};
 use crate::engine::warnings::Warning;
 use crate::engine::{Database, Evaluation, InputSeries, ParamCell, Scenario, SeriesCell};
 use crate::model::grid::Grid;
@@ -438,19 +437,12 @@ impl Host {
     /// Warnings of a full evaluation (with the class warnings of §6.1 when the model declares
     /// classes: their mixes are computed here).
     pub fn warnings(&self, m: &Model, ev: &Evaluation) -> Vec<Warning> {
-        let inputs = m.input_data();
-        let params = m.numeric_params();
-        let mut with_mixes;
-        let ev = if ev.compiled.classes.is_some() && ev.mixes.is_empty() {
-            with_mixes = ev.clone();
-            if self.evaluate_mixes(m, &mut with_mixes, None).is_err() {
-                return validate::warnings(ev, &ValidationInputs { inputs: &inputs, params: &params });
-            }
-            &with_mixes
-        } else {
-            ev
-        };
-        validate::warnings(ev, &ValidationInputs { inputs: &inputs, params: &params })
+        // Mixes fail only for a scenario lacking an input cell, and a model holds one for every
+        // input its plan reads (loading refuses it otherwise).
+        view::warnings(&self.db, m.scenario, ev).unwrap_or_else(|d| {
+            debug_assert!(false, "a model's mixes failed:\n{}", d.render());
+            Vec::new()
+        })
     }
 
     /// Sets a parameter; setting the value it already has is not a change. A value that would

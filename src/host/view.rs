@@ -15,6 +15,33 @@ use crate::sys;
 
 use super::sessions::{SessionInfo, SessionState, VariantInfo};
 
+/// Warnings (§7.1) of a full evaluation `ev` of scenario `sc`, read against its parameter and
+/// input cells; with the class warnings of §6.1 when the model declares classes (their mixes are
+/// computed here when `ev` lacks them). The one implementation for targets and one-shot models.
+pub(crate) fn warnings(
+    db: &crate::engine::Database,
+    sc: Scenario,
+    ev: &Evaluation,
+) -> Result<Vec<crate::engine::warnings::Warning>, crate::diag::Diagnostics> {
+    let inputs: BTreeMap<String, InputSeries> =
+        sc.inputs(db).iter().map(|(k, c)| (k.clone(), c.data(db).clone())).collect();
+    let params: BTreeMap<String, f64> =
+        sc.params(db).iter().filter_map(|(k, c)| c.value(db).as_f64().map(|x| (k.clone(), x))).collect();
+    let mut with_mixes;
+    let ev = if ev.compiled.classes.is_some() && ev.mixes.is_empty() {
+        with_mixes = ev.clone();
+        let all: Vec<u32> = ev.series.keys().copied().collect();
+        edb::evaluate_mixes(db, sc, &mut with_mixes, &all)?;
+        &with_mixes
+    } else {
+        ev
+    };
+    Ok(crate::engine::validate::warnings(
+        ev,
+        &crate::engine::validate::ValidationInputs { inputs: &inputs, params: &params },
+    ))
+}
+
 /// `session` or `session/variant`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Target {
@@ -176,23 +203,7 @@ impl View<'_> {
     /// Warnings (§7.1) of a full evaluation of `t`.
     pub fn warnings(&self, t: &Target, ev: &Evaluation) -> Result<Vec<crate::engine::warnings::Warning>, HostError> {
         let (sc, _) = self.scenario(t)?;
-        let inputs: BTreeMap<String, InputSeries> =
-            sc.inputs(self.db).iter().map(|(k, c)| (k.clone(), c.data(self.db).clone())).collect();
-        let params: BTreeMap<String, f64> =
-            sc.params(self.db).iter().filter_map(|(k, c)| c.value(self.db).as_f64().map(|x| (k.clone(), x))).collect();
-        let mut with_mixes;
-        let ev = if ev.compiled.classes.is_some() && ev.mixes.is_empty() {
-            with_mixes = ev.clone();
-            let all: Vec<u32> = ev.series.keys().copied().collect();
-            edb::evaluate_mixes(self.db, sc, &mut with_mixes, &all).map_err(HostError::from)?;
-            &with_mixes
-        } else {
-            ev
-        };
-        Ok(crate::engine::validate::warnings(
-            ev,
-            &crate::engine::validate::ValidationInputs { inputs: &inputs, params: &params },
-        ))
+        Ok(warnings(self.db, sc, ev)?)
     }
 
     /// Adds the mixes of the classed series among `series` to `ev` (§6.1).
