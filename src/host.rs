@@ -261,22 +261,17 @@ impl Host {
         data_root: &Path,
         cache: Option<&cache::CacheConfig>,
     ) -> Result<Host, HostError> {
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let opened = crate::store::guard::catch(|| {
             let store = Store::open(path, role)?;
             let mut host = Host::with_store(store, data_root.to_path_buf());
             host.set_result_cache(cache)?;
             host.rebuild()?;
             Ok(host)
-        }));
-        opened.unwrap_or_else(|payload| {
-            let text = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".into());
+        });
+        opened.unwrap_or_else(|panic| {
             Err(HostError::from(StoreError::Damaged {
                 path: path.display().to_string(),
-                detail: format!("rebuilding its sessions from it failed ({text})"),
+                detail: format!("rebuilding its sessions from it failed ({panic})"),
             }))
         })
     }

@@ -12,7 +12,7 @@
 //! `gc` collects blobs nothing references.
 
 mod gc;
-mod guard;
+pub(crate) mod guard;
 pub mod tables;
 mod verify;
 

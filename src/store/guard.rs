@@ -1,7 +1,8 @@
 //! Panics inside redb become errors: redb may panic on a damaged file (an `unreachable!` in a
 //! btree cursor, an `unwrap` of a `Utf8Error` while decoding a key), so every store call runs
 //! under [`catch`], which turns such a panic into a message for
-//! [`StoreError::Damaged`](super::StoreError::Damaged).
+//! [`StoreError::Damaged`](super::StoreError::Damaged). The host's open runs its rebuild from
+//! what the store read under it too.
 //!
 //! The process-wide panic hook is wrapped once: a panic inside [`catch`] on this thread is recorded
 //! (message and location) instead of printed, since the caller reports it as an error; every
@@ -52,14 +53,12 @@ fn payload_text(p: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs `f`; a panic inside it is returned as `Err(text)` (its message and where it was raised)
 /// instead of unwinding further.
-pub(super) fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     install_hook();
     DEPTH.with(|d| d.set(d.get() + 1));
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     DEPTH.with(|d| d.set(d.get() - 1));
-    result.map_err(|payload| {
-        CAUGHT.with(|c| c.borrow_mut().take()).unwrap_or_else(|| format!("redb panicked: {}", payload_text(&*payload)))
-    })
+    result.map_err(|payload| CAUGHT.with(|c| c.borrow_mut().take()).unwrap_or_else(|| payload_text(&*payload)))
 }
 
 #[cfg(test)]
