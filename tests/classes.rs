@@ -593,6 +593,49 @@ topology:
     - {id: Svc, kind: queue, semantics: {arrivals: arrivals, served: served}}
 ";
 
+/// GetSeries sizes a reply by the per-class series it selects: an exact `x@c` is one series, a
+/// pattern `x@g` as many as the classes `g` matches (`_unattributed` included when it does), so
+/// a request for one part of a long series fits where all its parts would not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_series_sizes_per_class_replies_by_the_classes_selected() {
+    use flowtime::client::Client;
+    use flowtime::host::SharedHost;
+    use flowtime::server::{ServerOptions, pb};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let host = Host::open(&dir.path().join("db.redb"), "test", root).unwrap();
+    // 10,000 bins: 80,000 bytes a series; two fit in the limit, three (order, refund and
+    // `_unattributed`) do not.
+    let opts = ServerOptions { max_message_bytes: 200_000, ..ServerOptions::default() };
+    let local = Client::in_process(Arc::new(SharedHost::new(host)), opts).await;
+    let c = &local.client;
+    let text = API_TEMPLATE.replace("bins: 4,", "bins: 10000,").replace("values: [6, 6, 3, 0]", "values: [6]");
+    c.templates().put_template(pb::PutTemplateRequest { text, ..Default::default() }).await.unwrap();
+    let open = pb::OpenSessionRequest { template_id: "classy".into(), session_id: "s".into(), ..Default::default() };
+    c.sessions().open_session(open).await.unwrap();
+    let get = |ids: &[&str], pattern: &str| {
+        let req = pb::GetSeriesRequest {
+            target: Some(pb::Target { session: "s".into(), variant: String::new() }),
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+            pattern: pattern.into(),
+            ..Default::default()
+        };
+        let c = c.clone();
+        async move { c.queries().get_series(req).await.map(|r| r.into_inner().series) }
+    };
+    let ids = |got: Vec<pb::Series>| got.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    assert_eq!(ids(get(&["svc_queue@refund"], "").await.unwrap()), ["svc_queue@refund"]);
+    assert_eq!(ids(get(&["svc_queue@refund", "svc_queue@order"], "").await.unwrap()).len(), 2);
+    assert_eq!(ids(get(&[], "svc_queue@ref*").await.unwrap()), ["svc_queue@refund"]);
+    for pattern in ["svc_queue@*", "svc_queue@*r*"] {
+        let e = get(&[], pattern).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{pattern}: {e:?}");
+        assert!(e.message().contains("3 series × 10000 bins"), "{pattern}: {}", e.message());
+    }
+}
+
 /// §6.1 in analyses: a sweep whose metrics and series are per-class (`max(svc_queue@refund)`,
 /// downstream of a class route too) gives, at every point, what GetSeries of `x@c` gives on a
 /// variant with the point's values; the share varies mixes only, the capacity values and mixes.

@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::engine::cexpr::{Bits, NumSlot};
+use crate::engine::db::ClassId;
 use crate::engine::mix::{MixDef, MixMember, MixRead, MixSrc, ShareSlot};
 use crate::engine::plan::{Body, Lower, SeriesKind, Table, UnitPlan, find_cycle, order_members, tarjan};
 use crate::engine::topology::{TopoBody, TopologyPlan, snake};
@@ -63,6 +64,18 @@ pub struct ClassPlan {
 impl ClassPlan {
     pub fn k(&self) -> usize {
         self.ids.len()
+    }
+
+    /// The classes whose id matches `glob` (`model::series::glob`): declared classes in order,
+    /// then `_unattributed` when the glob matches it. The one selection of classes by pattern,
+    /// for queries and watch streams.
+    pub fn matching(&self, glob: &str) -> Vec<ClassId> {
+        let matches = |id: &str| crate::model::series::glob(glob, id);
+        let mut out: Vec<ClassId> = (0..self.k()).filter(|i| matches(&self.ids[*i])).map(ClassId::Declared).collect();
+        if matches(crate::model::doc::UNATTRIBUTED) {
+            out.push(ClassId::Unattributed);
+        }
+        out
     }
 
     /// Value units and mix units needed for the mixes of `series` and the values of `units`,

@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::engine::Series;
-use crate::engine::db::{ClassId, UnitReads};
+use crate::engine::db::UnitReads;
 use crate::engine::plan::Compiled;
 use crate::host::{HostError, Target, View};
 use crate::server::convert;
@@ -48,11 +48,7 @@ fn class_values(
 ) -> Result<BTreeMap<String, (u32, Series)>, HostError> {
     let c = ev.compiled.clone();
     let Some(cp) = c.classes.as_ref().filter(|_| !classes.is_empty()) else { return Ok(BTreeMap::new()) };
-    let glob = crate::model::series::glob;
-    let mut wanted: Vec<ClassId> = (0..cp.k()).filter(|i| glob(classes, &cp.ids[*i])).map(ClassId::Declared).collect();
-    if glob(classes, crate::model::doc::UNATTRIBUTED) {
-        wanted.push(ClassId::Unattributed);
-    }
+    let wanted = cp.matching(classes);
     let classed: Vec<u32> = (0..c.series.len() as u32).filter(|s| c.is_classed(*s)).collect();
     if wanted.is_empty() || classed.is_empty() {
         return Ok(BTreeMap::new());

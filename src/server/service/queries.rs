@@ -66,8 +66,21 @@ fn matching(c: &Compiled, ids: &[String], pattern: &str) -> Result<Vec<u32>, Hos
 enum ClassSel {
     /// One class by id (a declared class or `_unattributed`).
     Exact(ClassId),
-    /// A glob over class ids; `_unattributed` only where it is non-zero.
-    Glob(String),
+    /// The classes a glob over class ids matches ([`ClassPlan::matching`]); `_unattributed`
+    /// only where it is non-zero.
+    ///
+    /// [`ClassPlan::matching`]: crate::engine::classes::ClassPlan::matching
+    Glob(Vec<ClassId>),
+}
+
+impl ClassSel {
+    /// Per-class series this selects at most, for the size check before evaluating.
+    fn len(&self) -> u64 {
+        match self {
+            ClassSel::Exact(_) => 1,
+            ClassSel::Glob(classes) => classes.len() as u64,
+        }
+    }
 }
 
 /// The per-class series a request names: `<id>@<class>` ids and a pattern with `@`.
@@ -85,10 +98,11 @@ fn matching_classes(c: &Compiled, ids: &[String], pattern: &str) -> Result<Vec<(
         };
         out.push((s, ClassSel::Exact(class)));
     }
-    if let Some((bp, cp)) = pattern.rsplit_once('@') {
+    if let (Some((bp, glob)), Some(cp)) = (pattern.rsplit_once('@'), &c.classes) {
+        let classes = cp.matching(glob);
         for (id, &s) in &c.by_id {
             if classed(s) && crate::model::series::glob(bp, id) {
-                out.push((s, ClassSel::Glob(cp.to_string())));
+                out.push((s, ClassSel::Glob(classes.clone())));
             }
         }
     }
@@ -103,13 +117,7 @@ fn class_msgs(ev: &Evaluation, sel: &[(u32, ClassSel)], a: u32, b: u32) -> Vec<p
     for (s, which) in sel {
         let classes: Vec<ClassId> = match which {
             ClassSel::Exact(k) => vec![*k],
-            ClassSel::Glob(g) => ev
-                .classes_of(*s)
-                .into_iter()
-                .filter(|k| {
-                    crate::model::series::glob(g, ev.class_series_id(*s, *k).rsplit_once('@').map_or("", |x| x.1))
-                })
-                .collect(),
+            ClassSel::Glob(matching) => ev.classes_of(*s).into_iter().filter(|k| matching.contains(k)).collect(),
         };
         for k in classes {
             if !seen.insert((*s, k)) {
@@ -256,10 +264,9 @@ impl pb::query_service_server::QueryService for Api {
                     return Err(no_match(&c, &t, &r.pattern));
                 }
                 let (a, b) = window(r.window.as_ref(), c.grid.bins, "window").map_err(to_host)?;
-                let k = c.classes.as_ref().map_or(0, |cp| cp.k() as u64 + 1);
-                let count = ids.len() as u64 + per_class.len() as u64 * k;
+                let count = ids.len() as u64 + per_class.iter().map(|(_, sel)| sel.len()).sum::<u64>();
                 if count * (b - a) as u64 * 8 > max_bytes {
-                    return Err(exhausted(format!("{} series × {} bins exceed the message size limit of {max_bytes} bytes; narrow the window or the pattern", ids.len(), b - a)));
+                    return Err(exhausted(format!("{count} series × {} bins exceed the message size limit of {max_bytes} bytes; narrow the window or the pattern", b - a)));
                 }
                 // An inferred capacity carries its label (§7.2), which needs the series it is
                 // inferred from: evaluate those too.
