@@ -1,7 +1,7 @@
 //! The AdminService: `db check` (the file copied under the host lock, checked without it),
 //! `db compact` and blob garbage collection (under the lock).
 
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 
 use crate::server::pb;
 use crate::store::CheckReport;
@@ -30,9 +30,7 @@ impl pb::admin_service_server::AdminService for Api {
     async fn check(&self, _: Request<pb::CheckRequest>) -> Reply<pb::CheckReply> {
         // The copy is taken under the lock; checking it needs no lock.
         let job = self.with_host("", |h| h.begin_check()).await?;
-        let report = tokio::task::spawn_blocking(move || job.finish())
-            .await
-            .map_err(|e| Status::internal(format!("check task failed: {e}")))?;
+        let report = super::on_blocking_thread(move || job.finish()).await?;
         Ok(Response::new(report.into()))
     }
 
