@@ -377,16 +377,22 @@ fn write_run_to_object_store(url: &str, r: &RunInput<'_>) -> Result<RunOutput, D
     uploaded
 }
 
-/// Checks every file a run's manifest lists against its hash, in the object store.
+/// Checks a run in an object store against its manifest, as [`verify_run`] checks a directory.
 fn verify_object_run(loc: &crate::objstore::Location, id: &str, manifest: &[u8]) -> Result<(), String> {
-    let bad = |msg: String| format!("run {id} in {}: {msg}; delete it and run again", loc.url);
-    let m: Value = serde_json::from_slice(manifest).map_err(|e| bad(format!("manifest.json is not JSON: {e}")))?;
-    let files = m.get("files").and_then(Value::as_object).ok_or_else(|| bad("manifest.json lists no files".into()))?;
+    verify_files(manifest, |path| crate::objstore::get(loc, &loc.child(&format!("{id}/{path}"))))
+        .map_err(|msg| format!("run {id} in {}: {msg}; delete it and run again", loc.url))
+}
+
+/// Checks every file a run's manifest (`manifest.json`'s bytes) lists against its sha256,
+/// reading each with `read` (None: missing): the one verification of a run being reused,
+/// wherever it is stored. The message names the file and what is wrong with it.
+fn verify_files(manifest: &[u8], read: impl Fn(&str) -> Result<Option<bytes::Bytes>, String>) -> Result<(), String> {
+    let m: Value = serde_json::from_slice(manifest).map_err(|e| format!("manifest.json is not JSON: {e}"))?;
+    let files = m.get("files").and_then(Value::as_object).ok_or("manifest.json lists no files")?;
     for (path, want) in files {
-        let bytes = crate::objstore::get(loc, &loc.child(&format!("{id}/{path}")))?
-            .ok_or_else(|| bad(format!("{path} is missing")))?;
+        let bytes = read(path)?.ok_or_else(|| format!("{path} is missing"))?;
         if Some(sha(&bytes).as_str()) != want.as_str() {
-            return Err(bad(format!("{path} does not match its manifest hash")));
+            return Err(format!("{path} does not match its manifest hash"));
         }
     }
     Ok(())
@@ -544,24 +550,18 @@ pub fn read_run_series(dir: &Path) -> Result<(Value, BTreeMap<String, Vec<f64>>)
 
 /// Checks every file listed in a run's manifest against its sha256.
 pub fn verify_run(dir: &Path) -> Result<(), Diagnostics> {
-    let bad = |msg: String| {
-        Diagnostics::one(Diagnostic::error("run_corrupt", msg).with_help("delete the run directory and run again"))
+    let manifest = sys::read(&dir.join("manifest.json")).map_err(|e| format!("cannot read manifest.json: {e}"));
+    let read = |path: &str| match sys::read(&dir.join(path)) {
+        Ok(bytes) => Ok(Some(bytes::Bytes::from(bytes))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {path}: {e}")),
     };
-    let manifest = sys::read(&dir.join("manifest.json"))
-        .map_err(|e| bad(format!("{}: cannot read manifest.json: {e}", dir.display())))?;
-    let m: Value = serde_json::from_slice(&manifest)
-        .map_err(|e| bad(format!("{}: manifest.json is not JSON: {e}", dir.display())))?;
-    let Some(files) = m.get("files").and_then(Value::as_object) else {
-        return Err(bad(format!("{}: manifest.json lists no files", dir.display())));
-    };
-    for (path, want) in files {
-        let bytes =
-            sys::read(&dir.join(path)).map_err(|e| bad(format!("{}: cannot read {path}: {e}", dir.display())))?;
-        if Some(sha(&bytes).as_str()) != want.as_str() {
-            return Err(bad(format!("{}: {path} does not match its manifest hash", dir.display())));
-        }
-    }
-    Ok(())
+    manifest.and_then(|m| verify_files(&m, read)).map_err(|msg| {
+        Diagnostics::one(
+            Diagnostic::error("run_corrupt", format!("{}: {msg}", dir.display()))
+                .with_help("delete the run directory and run again"),
+        )
+    })
 }
 
 #[cfg(test)]

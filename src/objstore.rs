@@ -161,22 +161,9 @@ fn put_all(loc: &Location, jobs: Vec<(ObjPath, Vec<u8>)>) -> Result<(), String> 
     })
 }
 
-/// Whether an object exists at `path`.
-pub fn exists(loc: &Location, path: &ObjPath) -> Result<bool, String> {
-    let store = loc.store.clone();
-    let path = path.clone();
-    loc.run(async move {
-        match store.head(&path).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(format!("{path}: {e}")),
-        }
-    })
-}
-
 /// Reads the object at `path` (None when missing).
-pub fn get(loc: &Location, path: &ObjPath) -> Result<Option<Vec<u8>>, String> {
-    Ok(get_with_time(loc, path)?.map(|(b, _)| b.to_vec()))
+pub fn get(loc: &Location, path: &ObjPath) -> Result<Option<bytes::Bytes>, String> {
+    Ok(get_with_time(loc, path)?.map(|(b, _)| b))
 }
 
 /// Reads the object at `path` with its modification time (seconds since the epoch).

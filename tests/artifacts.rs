@@ -9,6 +9,10 @@ use flowtime::host::Host;
 use flowtime::model::template::Supplied;
 
 fn run_into(out: &Path, q0: &str) -> flowtime::artifacts::RunOutput {
+    try_run_into(out, q0).unwrap_or_else(|d| panic!("{}", d.render()))
+}
+
+fn try_run_into(out: &Path, q0: &str) -> Result<flowtime::artifacts::RunOutput, flowtime::diag::Diagnostics> {
     let tpl = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/order-system.yaml");
     let mut host = Host::new();
     let mut supplied = BTreeMap::new();
@@ -28,7 +32,6 @@ fn run_into(out: &Path, q0: &str) -> flowtime::artifacts::RunOutput {
             tenant: None,
         },
     )
-    .unwrap()
 }
 
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -88,6 +91,29 @@ fn manifest_covers_every_file_and_existing_runs_are_verified_not_rewritten() {
     std::fs::write(r.dir.join("series/served.csv"), "bin_index,value\n0,1\n").unwrap();
     let err = verify_run(&r.dir).unwrap_err();
     assert!(err.0[0].message.contains("series/served.csv"), "{}", err.0[0].message);
+}
+
+/// A run being reused is verified against its manifest the same way in a directory and in an
+/// object store: a changed file and a missing one are named, and nothing is rewritten.
+#[test]
+fn reused_runs_are_verified_alike_in_a_directory_and_an_object_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = url::Url::from_directory_path(tmp.path().join("bucket")).unwrap().to_string();
+    for (out, dir) in [
+        (tmp.path().join("runs"), None),
+        (Path::new(&url).to_path_buf(), Some(tmp.path().join("bucket"))),
+    ] {
+        let r = run_into(&out, "0");
+        let dir = dir.map_or(r.dir.clone(), |d| d.join(&r.run_id));
+        assert!(run_into(&out, "0").reused, "{}", out.display());
+        std::fs::write(dir.join("series/served.csv"), "bin_index,value\n0,1\n").unwrap();
+        let err = try_run_into(&out, "0").unwrap_err().render();
+        assert!(err.contains("series/served.csv does not match its manifest hash"), "{err}");
+        std::fs::remove_file(dir.join("series/served.csv")).unwrap();
+        let err = try_run_into(&out, "0").unwrap_err().render();
+        assert!(err.contains("series/served.csv is missing"), "{err}");
+        assert!(!dir.join("series/served.csv").exists(), "a run being reused was rewritten");
+    }
 }
 
 #[test]
