@@ -99,10 +99,9 @@ fn manifest_covers_every_file_and_existing_runs_are_verified_not_rewritten() {
 fn reused_runs_are_verified_alike_in_a_directory_and_an_object_store() {
     let tmp = tempfile::tempdir().unwrap();
     let url = url::Url::from_directory_path(tmp.path().join("bucket")).unwrap().to_string();
-    for (out, dir) in [
-        (tmp.path().join("runs"), None),
-        (Path::new(&url).to_path_buf(), Some(tmp.path().join("bucket"))),
-    ] {
+    for (out, dir) in
+        [(tmp.path().join("runs"), None), (Path::new(&url).to_path_buf(), Some(tmp.path().join("bucket")))]
+    {
         let r = run_into(&out, "0");
         let dir = dir.map_or(r.dir.clone(), |d| d.join(&r.run_id));
         assert!(run_into(&out, "0").reused, "{}", out.display());

@@ -14,6 +14,14 @@ fn png_size(b: &[u8]) -> (u32, u32) {
     (w, h)
 }
 
+/// The text of every `<text>` element of an SVG, trimmed.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| Some(t.split_once('>')?.1.split_once("</text>")?.0.trim().to_string()))
+        .collect()
+}
+
 fn ok(args: &[&str], cwd: &Path) -> String {
     let out = run(args, cwd);
     assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
@@ -56,6 +64,14 @@ fn plot_writes_png_and_svg_for_a_target_and_a_run() {
     ok(&["plot", d, "queue_depth", "served", "--out", "r.svg"], dir);
     let svg = std::fs::read_to_string(dir.join("r.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains(&format!("run {id}: queue_depth, served")), "names the run");
+    // One bin: every series is a lone point, and the legend still names each; each unit is
+    // named once, in the order the series (by id) first use it.
+    ok(&["plot", d, "arrivals", "orders_queue_depth", "served", "--bins", "0..1", "--out", "one.svg"], dir);
+    let svg = std::fs::read_to_string(dir.join("one.svg")).unwrap();
+    for id in ["arrivals", "orders_queue_depth", "served"] {
+        assert!(svg_texts(&svg).iter().any(|t| t == id), "the legend names {id}: {:?}", svg_texts(&svg));
+    }
+    assert!(svg_texts(&svg).iter().any(|t| t == "per bin, items"), "{:?}", svg_texts(&svg));
     ok(&["plot", d, "queue_depth", "--bins", "0..48", "--out", "r.png"], dir);
     let png = std::fs::read(dir.join("r.png")).unwrap();
     assert_eq!(png_size(&png), (1000, 500));

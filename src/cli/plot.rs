@@ -263,8 +263,13 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
         hi = lo + 1.0;
     }
     let pad = (hi - lo) * 0.05;
-    let mut units: Vec<&str> = chart.lines.iter().map(|l| l.1).filter(|u| !u.is_empty()).collect();
-    units.dedup();
+    // Each unit once, in the order the lines first use it.
+    let mut units: Vec<&str> = Vec::new();
+    for u in chart.lines.iter().map(|l| l.1).filter(|u| !u.is_empty()) {
+        if !units.contains(&u) {
+            units.push(u);
+        }
+    }
     let y_desc = if units.is_empty() { "value".to_string() } else { units.join(", ") };
     let date = chart.start.map(|s| format_minutes(s + chart.offset as i64 * chart.bin_minutes)[..10].to_string());
     let x_desc = match date {
@@ -303,13 +308,14 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
                 segments.push(Vec::new());
             }
         }
+        // The legend names the series at its first drawn segment, a lone point as well as a line.
         for (j, seg) in segments.into_iter().filter(|s| !s.is_empty()).enumerate() {
             let style = ShapeStyle::from(&color).stroke_width(2);
-            if seg.len() == 1 {
-                c.draw_series(std::iter::once(Circle::new(seg[0], 2, style.filled()))).map_err(e)?;
-                continue;
-            }
-            let s = c.draw_series(LineSeries::new(seg, style)).map_err(e)?;
+            let s = if seg.len() == 1 {
+                c.draw_series(std::iter::once(Circle::new(seg[0], 2, style.filled()))).map_err(e)?
+            } else {
+                c.draw_series(LineSeries::new(seg, style)).map_err(e)?
+            };
             if j == 0 {
                 s.label(id.as_str())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
