@@ -426,7 +426,9 @@ class LoadGoldResponse(_message.Message):
 
     @_builtins.property
     def warnings(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Warning]:
-        """data_gap, nan_detected, rows_outside_window, extra_columns, bin_size_inferred."""
+        """data_gap, nan_detected, rows_outside_window, extra_columns, bin_size_inferred,
+        class_total_mismatch.
+        """
 
     @_builtins.property
     def provenance(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:

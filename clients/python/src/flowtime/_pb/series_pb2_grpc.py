@@ -87,6 +87,17 @@ class SeriesServiceServicer(object):
         comes as `data` in the messages (an upload) or as `options.path`, a file under the server's
         data root. The reply streams progress while the file is read, then one result; an error
         ends the stream (a bad row is INVALID_ARGUMENT naming its line) and stores nothing.
+
+        Classes (§6.1): an optional `class` column (CSV) or key (NDJSON). A row with a non-empty
+        class holds that class's part of its node's metrics and is stored as
+        `<node>_<metric>@<class>` (a class id uses letters, digits, `_`, `-` and `.`, not first;
+        anything else is INVALID_ARGUMENT naming the line). One row per node, class and bin. A bin
+        without a row for a class is 0 flow of that class, not a `data_gap`. A node with per-class
+        rows and no rows without a class gets totals `<node>_<metric>` that are the sums of its
+        classes (bins no class reports are gaps). A node with both is checked bin by bin wherever
+        the total has a value: a total that differs from the sum of its classes by more than
+        1e-9 · max(1, |total|) is a `class_total_mismatch` warning (severity warning) naming the node,
+        the metric, the bins and, as its value, the largest difference.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
