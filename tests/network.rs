@@ -368,7 +368,8 @@ fn deadlines_stop_the_work_and_every_request_is_logged() {
         tokio::time::sleep(Duration::from_millis(700)).await;
         let busy = server.cpu() - cpu;
         assert!(busy < Duration::from_millis(200), "the server kept working for {busy:?} of 700 ms");
-        // A cheap request is answered, and watch streams are not cut at the server's maximum.
+        // A cheap request is answered (watch streams and the maximum:
+        // `watch_streams_outlive_the_servers_maximum_request_time`).
         c.sessions().get_session(pb::GetSessionRequest { session_id: "big".into() }).await.unwrap();
     });
     let log = server.log();
@@ -385,6 +386,84 @@ fn deadlines_stop_the_work_and_every_request_is_logged() {
     let put = log_lines(&log, "/flowtime.v1.TemplateService/PutTemplate");
     assert_eq!(put.len(), 1, "{log}");
     assert!(put[0].contains("INFO") && field(put[0], "code") == "Ok", "{}", put[0]);
+    server.stop();
+}
+
+async fn next(s: &mut tonic::Streaming<pb::WatchEvent>) -> Result<Option<pb::WatchEvent>, tonic::Status> {
+    tokio::time::timeout(Duration::from_secs(20), s.message()).await.expect("an answer within 20 s")
+}
+
+/// Watch streams are exempt from the server's maximum request time (`--max-request-seconds`),
+/// over gRPC and through the page's JSON gateway: a watcher still gets the events of changes
+/// made after the maximum has passed, and its stream has not ended. A watch that gives its own
+/// deadline still gets it: the stream ends with DEADLINE_EXCEEDED once that passes.
+#[test]
+fn watch_streams_outlive_the_servers_maximum_request_time() {
+    let server = Served::start(&["--max-request-seconds", "1"], &[]);
+    rt().block_on(async {
+        let c = Client::connect(&server.addr).await.unwrap();
+        let text = "id: w\nversion: \"1\"\nparameters:\n  - {name: k, type: number, default: 1}\ngrid: {bins: 4, binSize: 1, binUnit: hours, start: \"2026-01-01T00:00:00Z\"}\nnodes:\n  - {id: a, kind: expr, expr: \"{{k}} * 2\"}\n";
+        c.templates().put_template(pb::PutTemplateRequest { text: text.into(), source: String::new() }).await.unwrap();
+        let open = pb::OpenSessionRequest { template_id: "w".into(), session_id: "s".into(), ..Default::default() };
+        c.sessions().open_session(open).await.unwrap();
+        let watch = |timeout: Option<Duration>| {
+            let mut r = tonic::Request::new(pb::WatchRequest {
+                target: Some(pb::Target { session: "s".into(), variant: String::new() }),
+                classes: String::new(),
+            });
+            if let Some(t) = timeout {
+                r.set_timeout(t);
+            }
+            let c = c.clone();
+            async move { c.watch().watch(r).await.unwrap().into_inner() }
+        };
+        let mut open_ended = watch(None).await;
+        // The page's watch: NDJSON through the gateway, read until a line with `needle`.
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut page = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+        let body = r#"{"target": {"session": "s"}}"#;
+        let head = format!(
+            "POST /api/flowtime.v1.WatchService/Watch HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        page.write_all(head.as_bytes()).await.unwrap();
+        let mut seen = String::new();
+        let mut read_until = async |needle: &str| {
+            let mut buf = [0u8; 65536];
+            while !seen.contains(needle) {
+                let n = tokio::time::timeout(Duration::from_secs(20), page.read(&mut buf))
+                    .await
+                    .unwrap_or_else(|_| panic!("no `{needle}` within 20 s: {seen}"))
+                    .unwrap();
+                assert!(n > 0 && !seen.contains("\"error\""), "the page's stream ended: {seen}");
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        };
+        read_until("\"initial\":true").await;
+        let opened = Instant::now();
+        let mut own = watch(Some(Duration::from_secs(8))).await;
+        assert!(next(&mut open_ended).await.unwrap().unwrap().initial);
+        assert!(next(&mut own).await.unwrap().unwrap().initial);
+        // Past the server's maximum (1 s), well short of the watch's own deadline (8 s).
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let set = |v: f64| pb::SetSessionParametersRequest {
+            session_id: "s".into(),
+            parameters: [("k".to_string(), pb::ParamValue { kind: Some(pb::param_value::Kind::Number(v)) })].into(),
+        };
+        c.sessions().set_session_parameters(set(2.0)).await.unwrap();
+        for s in [&mut open_ended, &mut own] {
+            let ev = next(s).await.unwrap().expect("an event after the server's maximum");
+            assert!(!ev.initial && ev.series.iter().any(|x| x.id == "a" && x.values == [4.0; 4]), "{ev:?}");
+        }
+        read_until("\"values\":[4.0,4.0,4.0,4.0]").await;
+        // Past the watch's own deadline: that stream ends; the open-ended one goes on.
+        tokio::time::sleep(Duration::from_secs(9).saturating_sub(opened.elapsed())).await;
+        c.sessions().set_session_parameters(set(3.0)).await.unwrap();
+        let ev = next(&mut open_ended).await.unwrap().expect("an event");
+        assert!(ev.series.iter().any(|x| x.id == "a" && x.values == [6.0; 4]), "{ev:?}");
+        let ended = next(&mut own).await;
+        assert!(matches!(&ended, Err(e) if e.code() == Code::DeadlineExceeded), "{ended:?}");
+    });
     server.stop();
 }
 

@@ -6,7 +6,8 @@
 //!   Everything served on the listener goes through this one layer, so a route added to it later
 //!   (the web page) is covered too.
 //! - **Deadline.** A request's deadline is the shorter of its `grpc-timeout` and the server's
-//!   `max_request_duration` (watch streams only honour their own `grpc-timeout`). When it passes,
+//!   `max_request_duration` (watch streams, over gRPC or the page's gateway, only honour their
+//!   own `grpc-timeout`, which `server::watch` enforces on the stream). When it passes,
 //!   or when the client goes away, the request's stop flag is set: evaluations check it between
 //!   units ([`crate::engine::db::interruptible`]), analyses and LoadGold through their own cancel
 //!   paths, and the answer is DEADLINE_EXCEEDED.
@@ -183,7 +184,10 @@ where
             .headers()
             .get(http::header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let watch = method.starts_with("/flowtime.v1.WatchService/");
+        // Watch streams, over gRPC or through the page's JSON gateway (whose in-process call
+        // runs within this request).
+        let watch =
+            ["/flowtime.v1.WatchService/", "/api/flowtime.v1.WatchService/"].iter().any(|p| method.starts_with(p));
         let client = grpc_timeout(req.headers()).map(|t| t.saturating_sub(margin(t)));
         let limit = match (client, self.edge.max.filter(|_| !watch)) {
             (Some(a), Some(b)) => Some(a.min(b)),

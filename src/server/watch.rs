@@ -7,6 +7,9 @@
 //! (only the cone recomputes) and compared bit for bit with the previous event's values. The
 //! snapshot is dropped before the event is sent.
 //!
+//! A stream runs while its client wants it; a deadline of its own (`grpc-timeout`) ends it with
+//! DEADLINE_EXCEEDED. The edge exempts watch streams from the server's maximum request time.
+//!
 //! §6.1: a watcher that asks for classes (`WatchRequest.classes`, a glob over class ids) also
 //! gets the per-class series `x@c` of every classed series; their mixes are evaluated on the
 //! same snapshot (salsa re-executes only the mix units a change reaches) and compared bit for bit,
@@ -23,6 +26,7 @@ use crate::engine::db::UnitReads;
 use crate::engine::plan::Compiled;
 use crate::host::{HostError, Target, View};
 use crate::server::convert;
+use crate::server::edge::{Call, deadline_exceeded};
 use crate::server::pb;
 use crate::server::service::Api;
 
@@ -185,7 +189,18 @@ impl pb::watch_service_server::WatchService for Api {
         let api = self.clone();
         let mut changes = self.changes.subscribe();
         let mut stopping = self.stopping.clone();
+        // The stream outlives this handler, so the edge's deadline (which ends with the reply's
+        // start) does not reach it: it ends here, at its own `grpc-timeout` (the edge exempts
+        // watch streams from the server's maximum), or runs while the client wants it.
+        let deadline = Call::current().and_then(|c| c.remaining());
         tokio::spawn(async move {
+            let expired = async move {
+                match deadline {
+                    Some(left) => tokio::time::sleep(left).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(expired);
             let mut seen: Option<Seen> = None;
             loop {
                 let prev = seen.clone();
@@ -207,10 +222,15 @@ impl pb::watch_service_server::WatchService for Api {
                         return;
                     }
                 }
-                tokio::select! {
-                    r = changes.changed() => if r.is_err() { return },
+                let deadline_passed = tokio::select! {
+                    r = changes.changed() => if r.is_err() { return } else { false },
                     () = tx.closed() => return,
                     _ = stopping.wait_for(|s| *s) => return,
+                    () = &mut expired => true,
+                };
+                if deadline_passed {
+                    let _ = tx.send(Err(deadline_exceeded())).await;
+                    return;
                 }
             }
         });

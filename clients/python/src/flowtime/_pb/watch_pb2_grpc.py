@@ -49,6 +49,9 @@ class WatchServiceServicer(object):
         (`initial = true`); then, after every change of an input of the target (a parameter, a
         variant override, a stored series it reads), one event lists every series in the change's
         downstream cone with `changed` set when its values changed, and values for changed ones.
+        The stream runs until the client cancels it or the server stops; with a deadline of its own
+        (`grpc-timeout`) it ends then, with DEADLINE_EXCEEDED. The server's maximum request time
+        does not apply to it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,6 +36,9 @@ class WatchServiceStub:
     (`initial = true`); then, after every change of an input of the target (a parameter, a
     variant override, a stored series it reads), one event lists every series in the change's
     downstream cone with `changed` set when its values changed, and values for changed ones.
+    The stream runs until the client cancels it or the server stops; with a deadline of its own
+    (`grpc-timeout`) it ends then, with DEADLINE_EXCEEDED. The server's maximum request time
+    does not apply to it.
     """
 
 @_typing.type_check_only
@@ -46,6 +49,9 @@ class WatchServiceAsyncStub(WatchServiceStub):
     (`initial = true`); then, after every change of an input of the target (a parameter, a
     variant override, a stored series it reads), one event lists every series in the change's
     downstream cone with `changed` set when its values changed, and values for changed ones.
+    The stream runs until the client cancels it or the server stops; with a deadline of its own
+    (`grpc-timeout`) it ends then, with DEADLINE_EXCEEDED. The server's maximum request time
+    does not apply to it.
     """
 
 class WatchServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -59,6 +65,9 @@ class WatchServiceServicer(metaclass=_abc_1.ABCMeta):
         (`initial = true`); then, after every change of an input of the target (a parameter, a
         variant override, a stored series it reads), one event lists every series in the change's
         downstream cone with `changed` set when its values changed, and values for changed ones.
+        The stream runs until the client cancels it or the server stops; with a deadline of its own
+        (`grpc-timeout`) it ends then, with DEADLINE_EXCEEDED. The server's maximum request time
+        does not apply to it.
         """
 
 def add_WatchServiceServicer_to_server(servicer: WatchServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
