@@ -239,11 +239,9 @@ class Client(Closing):
         r = self._call(self._series.GetStoredSeries, series_pb2.GetStoredSeriesRequest(name=name))
         info = _stored_info(r.info)
         values = np.asarray(r.values, dtype=np.float64)
-        if info["start"] is None:
-            index: pd.Index = pd.RangeIndex(len(values), name="bin")
-        else:
-            index = pd.date_range(info["start"], periods=len(values), freq=f"{info['bin_minutes']}min", name="time")
-        s = pd.Series(values, index=index, name=name)
+        m = info["bin_minutes"]
+        grid = _frames.Grid(bins=len(values), bin_size=m, bin_unit="minutes", bin_minutes=m, start=info["start"])
+        s = pd.Series(values, index=grid.index(), name=name)
         s.attrs.update(provenance=info["provenance"], sha256=info["sha256"], bin_minutes=info["bin_minutes"])
         return s
 
