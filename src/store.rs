@@ -22,6 +22,7 @@ pub use verify::{CheckJob, CheckReport, Problem, check_file};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -265,6 +266,11 @@ pub struct Store {
     /// The path as shown in messages.
     shown: String,
     holder_file: Option<PathBuf>,
+    /// Set when a committed write stored a new blob (and at open: an earlier process may have
+    /// left a collection due); cleared when [`Store::garbage_due`] finds none due. Only blob
+    /// writes make a collection due, so a change that stores none costs no read of the meta
+    /// table to ask.
+    blobs_written: AtomicBool,
 }
 
 impl fmt::Debug for Store {
@@ -330,6 +336,10 @@ fn open_redb(path: &Path, check: bool, rollback_is_damage: bool) -> Result<(redb
 }
 
 impl Store {
+    fn new(db: redb::Database, path: PathBuf, shown: String) -> Store {
+        Store { db, path, shown, holder_file: None, blobs_written: AtomicBool::new(true) }
+    }
+
     /// Opens (or creates) the file. `role` names this process for others that find the file in
     /// use, e.g. "`flowtime serve` (pid 42); use `--server`".
     ///
@@ -351,7 +361,7 @@ impl Store {
         // Check the schema on a read-only open first, so a refused file is left untouched.
         let shutdown = if existed { Store::check_readonly(path)? } else { Shutdown::Clean };
         let (db, _) = open_redb(path, existed, shutdown == Shutdown::Clean)?;
-        let mut store = Store { db, path: path.to_path_buf(), shown, holder_file: None };
+        let mut store = Store::new(db, path.to_path_buf(), shown);
         store.check_or_init_schema(existed)?;
         let holder = holder_path(path);
         let _ = sys::write(&holder, role.as_bytes());
@@ -372,7 +382,7 @@ impl Store {
             sys::remove_file(&scratch).map_err(storage)?;
         }
         let (db, _) = open_redb(&scratch, false, false)?;
-        let store = Store { db, path: scratch.clone(), shown: scratch.display().to_string(), holder_file: None };
+        let store = Store::new(db, scratch.clone(), scratch.display().to_string());
         store.check_or_init_schema(false)?;
         drop(store);
         match sys::publish_new(&scratch, path) {
@@ -417,7 +427,7 @@ impl Store {
     /// An in-memory store (tests and one-shot commands).
     pub fn in_memory() -> Result<Store> {
         let db = redb::Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
-        let store = Store { db, path: PathBuf::from(":memory:"), shown: ":memory:".into(), holder_file: None };
+        let store = Store::new(db, PathBuf::from(":memory:"), ":memory:".into());
         store.check_or_init_schema(false)?;
         Ok(store)
     }
@@ -479,10 +489,14 @@ impl Store {
     pub fn write<T>(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
         guarded(&self.shown, || {
             let tx = self.db.begin_write()?;
-            let mut w = Writer { tx: &tx };
+            let mut w = Writer { tx: &tx, wrote_blob: false };
             match f(&mut w) {
                 Ok(v) => {
+                    let wrote_blob = w.wrote_blob;
                     tx.commit()?;
+                    if wrote_blob {
+                        self.blobs_written.store(true, Ordering::Release);
+                    }
                     Ok(v)
                 }
                 Err(e) => {
@@ -523,10 +537,19 @@ impl Store {
     }
 
     /// Whether enough blob bytes were written since the last collection that one is due: more
-    /// than the live bytes then, and at least [`gc::AUTO_GC_MIN_BYTES`].
+    /// than the live bytes then, and at least [`gc::AUTO_GC_MIN_BYTES`]. Reads the meta table
+    /// only when a blob was written since it last said no (or since the store was opened).
     pub fn garbage_due(&self) -> Result<bool> {
-        let r = self.read()?;
-        r.guarded(|| gc::due(&r.tx))
+        // Cleared before reading, so a blob committed meanwhile sets it again for the next ask.
+        if !self.blobs_written.swap(false, Ordering::AcqRel) {
+            return Ok(false);
+        }
+        let due = self.read().and_then(|r| r.guarded(|| gc::due(&r.tx)));
+        if !matches!(due, Ok(false)) {
+            // Due (until a collection resets the written bytes) or unknown: ask again next time.
+            self.blobs_written.store(true, Ordering::Release);
+        }
+        due
     }
 }
 
@@ -644,6 +667,8 @@ fn read_blob(chunks: &impl ReadableTable<(u64, u32), &'static [u8]>, sha: &str, 
 /// Writes inside one transaction.
 pub struct Writer<'a> {
     tx: &'a redb::WriteTransaction,
+    /// Whether this transaction stored a new blob (see `Store::garbage_due`).
+    wrote_blob: bool,
 }
 
 impl Writer<'_> {
@@ -680,6 +705,7 @@ impl Writer<'_> {
         meta.insert("next_blob", &(id + 1).to_le_bytes()[..])?;
         let written = meta.get(gc::WRITTEN)?.and_then(|v| decode_u64(v.value())).unwrap_or(0);
         meta.insert(gc::WRITTEN, &(written + values.len() as u64 * 8).to_le_bytes()[..])?;
+        self.wrote_blob = true;
         let mut chunks = self.tx.open_table(BLOB_CHUNKS)?;
         let mut buf = Vec::with_capacity(CHUNK_VALUES * 8);
         for (c, chunk) in values.chunks(CHUNK_VALUES).enumerate() {

@@ -190,6 +190,41 @@ fn automatic_collection_follows_the_written_bytes() {
     }
 }
 
+/// A collection an earlier process left due (blobs written, none collected) runs after the
+/// first change of the next one, even a change that stores no blob: the store asks whether one
+/// is due after its open, and after every write that stored a blob, not only after those.
+#[test]
+fn a_collection_left_due_runs_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.redb");
+    let bins = 8760;
+    let n = flowtime::store::AUTO_GC_MIN_BYTES.div_ceil(bins as u64 * 8) as usize + 1;
+    {
+        let store = flowtime::store::Store::open(&path, "test").unwrap();
+        store
+            .write(|w| {
+                for i in 0..n {
+                    w.put_blob(&series(i, bins))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+    let mut host = Host::open(&path, "test", Path::new(".")).unwrap();
+    let blobs = |host: &Host| host.store().read().unwrap().counts().unwrap()["blobs"] as usize;
+    assert_eq!(blobs(&host), n, "opening collects nothing");
+    let plain = "id: plain\nversion: \"1\"\ngrid: {bins: 4, binSize: 5, binUnit: minutes, start: \"2025-10-07T00:00:00Z\"}\nnodes:\n  - {id: a, kind: const, values: [1, 2, 3, 4]}\n";
+    host.put_template(plain, "plain.yaml").unwrap();
+    let open = OpenRequest {
+        template_id: "plain".into(),
+        template_version: "1".into(),
+        id: Some("s".into()),
+        ..Default::default()
+    };
+    host.open_session(open).unwrap();
+    assert_eq!(blobs(&host), 0, "the first change after the reopen collected what nothing references");
+}
+
 /// A `flowtime serve` child process on a fresh database, stopped when dropped.
 struct Served {
     child: std::process::Child,

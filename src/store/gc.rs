@@ -12,7 +12,9 @@
 //! when `flowtime db gc` (`AdminService.CollectGarbage`) asks, and on its own after a write once
 //! more blob bytes were written since the last collection than were live after it (and at least
 //! [`AUTO_GC_MIN_BYTES`], 1 MiB): garbage stays below about the live bytes, at a cost per written byte
-//! that does not grow with the database.
+//! that does not grow with the database. Only a blob write can make a collection due, so the
+//! store reads the counters (`Store::garbage_due`) only after a committed write stored a blob,
+//! or once after it opens, never on the path of every other change.
 
 use std::collections::{BTreeMap, BTreeSet};
 
