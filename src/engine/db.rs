@@ -1151,8 +1151,6 @@ pub struct PointResult {
     pub mixes: BTreeMap<u32, Series>,
     /// Series definitions computed (memo reads that had to execute included).
     pub evaluated: u64,
-    /// Classed series whose mixes were computed.
-    pub mixes_evaluated: u64,
 }
 
 /// Evaluates `targets` of plan `c`, and the mixes of `mix_targets` (§6.1), for a scenario that
@@ -1196,7 +1194,6 @@ pub fn evaluate_point<'db>(
     let mut own: BTreeMap<u32, Vec<Series>> = BTreeMap::new();
     let mut own_mix: BTreeMap<u32, Vec<Arc<[f64]>>> = BTreeMap::new();
     let mut computed = 0u64;
-    let mut mixes_computed = 0u64;
     let param = |p: &String| (values.params)(p).ok_or_else(|| format!("parameter `{p}`"));
     let memo_mix = |m: u32| known_mix.get(m as usize).copied().flatten();
     for n in order {
@@ -1228,7 +1225,6 @@ pub fn evaluate_point<'db>(
                 );
                 let params = mp.params.iter().map(param).collect::<Result<Vec<f64>, String>>()?;
                 let out = def.eval(&MixEnv { vals: &vals, params: &params, mixes: &mixes });
-                mixes_computed += def.members.len() as u64;
                 own_mix.insert(m, out);
                 continue;
             }
@@ -1310,12 +1306,7 @@ pub fn evaluate_point<'db>(
             }
         }
     }
-    Ok(PointResult {
-        series,
-        mixes,
-        evaluated: computed + EVALUATED.with(|e| e.get()),
-        mixes_evaluated: mixes_computed,
-    })
+    Ok(PointResult { series, mixes, evaluated: computed + EVALUATED.with(|e| e.get()) })
 }
 
 fn missing_input(db: &dyn Db, s: Scenario, c: &Compiled) -> Diagnostics {
