@@ -9,7 +9,7 @@
 //! re-evaluated.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -434,7 +434,7 @@ pub fn evaluate_in_order<'db>(
 ) -> Result<u64, Interrupted> {
     EVALUATED.with(|e| e.set(0));
     LOADED.with(|e| e.set(0));
-    let _clear = PrefetchGuard;
+    let _cache_state = EvalGuard::start();
     let keys: Vec<UnitKey<'db>> = keys.into_iter().collect();
     let mut decided = db.result_cache().is_none();
     for (i, k) in keys.iter().enumerate() {
@@ -502,12 +502,22 @@ fn prefetch<'db>(db: &'db dyn Db, keys: &[UnitKey<'db>]) {
 /// Units fetched ahead per `get_many` call (256 series of a year of hours are ~18 MB).
 const PREFETCH_CHUNK: usize = 256;
 
-/// Clears this thread's prefetched entries when an evaluation ends, however it ends.
-struct PrefetchGuard;
+/// The result-cache state of one evaluation driver on this thread: starts tracking the keys
+/// computed after a miss ([`MISSED`]) and clears it and the prefetched entries when the
+/// evaluation ends, however it ends.
+struct EvalGuard;
 
-impl Drop for PrefetchGuard {
+impl EvalGuard {
+    fn start() -> EvalGuard {
+        MISSED.with(|m| *m.borrow_mut() = Some(HashSet::new()));
+        EvalGuard
+    }
+}
+
+impl Drop for EvalGuard {
     fn drop(&mut self) {
         PREFETCHED.with(|p| p.borrow_mut().clear());
+        MISSED.with(|m| *m.borrow_mut() = None);
     }
 }
 
@@ -603,6 +613,7 @@ pub fn evaluate_known<'db>(
 ) -> Result<u64, Interrupted> {
     EVALUATED.with(|e| e.set(0));
     LOADED.with(|e| e.set(0));
+    let _cache_state = EvalGuard::start();
     for n in order {
         check_interrupt()?;
         match *n {
@@ -766,6 +777,12 @@ thread_local! {
     /// Result-cache entries fetched ahead for the evaluation running on this thread
     /// ([`prefetch`]), taken by [`eval_unit`] as it reaches their units.
     static PREFETCHED: RefCell<HashMap<ContentKey, Vec<Arc<[f64]>>>> = RefCell::new(HashMap::new());
+    /// While an evaluation driver runs on this thread: the content keys of the units it computed
+    /// because the result cache did not have them. A unit reading one of them is not looked up
+    /// (its key is new too, unless the cache evicted or lost its dependency's entry alone), so a
+    /// new root value costs one miss, not one per unit downstream (on a network store, one GET
+    /// each).
+    static MISSED: RefCell<Option<HashSet<ContentKey>>> = const { RefCell::new(None) };
 }
 
 /// The fingerprint of an input cell's values, hashed once per value (only with a result cache).
@@ -804,7 +821,9 @@ pub fn eval_unit<'db>(db: &'db dyn Db, key: UnitKey<'db>) -> Outputs {
         ext.push(values);
     }
     let ck = content_key_of(db, key, &src_keys);
-    if let Some(rc) = rc.filter(|_| ck != NO_KEY)
+    let after_miss =
+        ck != NO_KEY && MISSED.with(|m| m.borrow().as_ref().is_some_and(|m| src_keys.iter().any(|k| m.contains(k))));
+    if let Some(rc) = rc.filter(|_| ck != NO_KEY && !after_miss)
         && let Some(found) = PREFETCHED
             .with(|p| p.borrow_mut().remove(&ck))
             .or_else(|| rc.get(&ck, def.n_outputs as usize, def.bins as usize))
@@ -820,6 +839,11 @@ pub fn eval_unit<'db>(db: &'db dyn Db, key: UnitKey<'db>) -> Outputs {
     EVALUATED_EVER.with(|e| e.set(e.get() + def.members.len() as u64));
     let out = def.eval(&UnitEnv { ext: &ext, params: &params, inputs: &inputs, mixes: &mixes });
     if let Some(rc) = rc.filter(|_| ck != NO_KEY) {
+        MISSED.with(|m| {
+            if let Some(m) = m.borrow_mut().as_mut() {
+                m.insert(ck);
+            }
+        });
         rc.put(salsa::plumbing::AsId::as_id(&key).as_bits(), &ck, &out);
     }
     Outputs(out.into_iter().map(Series).collect(), ck)
