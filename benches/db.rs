@@ -254,7 +254,7 @@ fn ratios(n: usize) {
     let loaded = load();
     let (host, m) = &loaded;
     let ev = host.evaluate(m, None).unwrap();
-    let ws = host.warnings(m, &ev);
+    let ws = host.warnings(m, &ev).unwrap();
     let inputs = m.input_data();
     let runs_dir = tempfile::tempdir().unwrap();
     let mut extra_heap = 0;

@@ -81,7 +81,7 @@ fn validate(bencher: divan::Bencher, text: &str) {
     bencher.bench_local(|| {
         let (host, m) = load(text);
         let ev = host.evaluate(&m, None).unwrap();
-        host.warnings(&m, &ev).len()
+        host.warnings(&m, &ev).unwrap().len()
     });
 }
 

@@ -430,14 +430,9 @@ impl Host {
     }
 
     /// Warnings of a full evaluation (with the class warnings of §6.1 when the model declares
-    /// classes: their mixes are computed here).
-    pub fn warnings(&self, m: &Model, ev: &Evaluation) -> Vec<Warning> {
-        // Mixes fail only for a scenario lacking an input cell, and a model holds one for every
-        // input its plan reads (loading refuses it otherwise).
-        view::warnings(&self.db, m.scenario, ev).unwrap_or_else(|d| {
-            debug_assert!(false, "a model's mixes failed:\n{}", d.render());
-            Vec::new()
-        })
+    /// classes: their mixes are computed here, so the request's deadline can stop them).
+    pub fn warnings(&self, m: &Model, ev: &Evaluation) -> Result<Vec<Warning>, Diagnostics> {
+        view::warnings(&self.db, m.scenario, ev)
     }
 
     /// Sets a parameter; setting the value it already has is not a change. A value that would

@@ -19,7 +19,7 @@ fn try_run_into(out: &Path, q0: &str) -> Result<flowtime::artifacts::RunOutput, 
     supplied.insert("q0".to_string(), Supplied::Text(q0.into()));
     let m = host.load_file(&tpl, &supplied, None).unwrap();
     let ev = host.evaluate(&m, None).unwrap();
-    let ws = host.warnings(&m, &ev);
+    let ws = host.warnings(&m, &ev).unwrap();
     let inputs = m.input_data();
     write_run(
         out,

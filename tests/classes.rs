@@ -80,14 +80,14 @@ fn router_sends_each_class_its_way_and_drops_the_unrouted() {
     assert_series(&per_class(&ev, "airport", "Beta"), &[0.0; 3], "airport@Beta");
     assert_series(&per_class(&ev, "general", "Beta"), &[60.0; 3], "general@Beta");
     assert_sums(&ev);
-    assert!(host.warnings(&model, &ev).iter().all(|w| w.code != "router_class_unrouted"));
+    assert!(host.warnings(&model, &ev).unwrap().iter().all(|w| w.code != "router_class_unrouted"));
 
     // Beta has nowhere to go: dropped, with a warning naming the router, class and bins.
     let yaml = yaml.replace("        - {target: general, classes: [Beta]}\n", "");
     let (host, model) = load(&yaml);
     let ev = eval_classes(&host, &model);
     assert_series(&get(&ev, "airport"), &[40.0; 3], "airport");
-    let ws = host.warnings(&model, &ev);
+    let ws = host.warnings(&model, &ev).unwrap();
     let w = ws.iter().find(|w| w.code == "router_class_unrouted").expect("router_class_unrouted");
     assert_eq!(w.node_id, "split");
     assert_eq!(w.bins, vec![0, 1, 2]);

@@ -35,7 +35,7 @@ fn a_load_parses_its_text_once_and_never_again() {
     host.set_param(&mut m, "k", ParamValue::Number(3.0)).unwrap();
     let ev = host.evaluate(&m, None).unwrap();
     assert_eq!(ev.get("b").unwrap()[..3], [0.0, 0.0, 3.0]);
-    let ws = host.warnings(&m, &ev);
+    let ws = host.warnings(&m, &ev).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let inputs = m.input_data();
     let run = RunInput {

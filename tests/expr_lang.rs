@@ -519,7 +519,7 @@ nodes:
     // (0·0.25 + 4·0.75) / 1 = 3.
     assert_series(&ev, "exact", &[3.0, 3.0], "normalised pmf");
     assert_series(&ev, "dup", &[5.0, 5.0], "duplicate values");
-    let ws = host.warnings(&m, &ev);
+    let ws = host.warnings(&m, &ev).unwrap();
     let renorm: Vec<_> = ws.iter().filter(|w| w.code == "pmf_renormalised").collect();
     assert_eq!(renorm.len(), 1, "{ws:?}");
     assert_eq!(renorm[0].node_id, "skewed");
@@ -547,7 +547,7 @@ nodes:
     // a3 = 2.125 + 4 = 6.125, b3 = 3.0625
     assert_series(&ev, "a", &[1.0, 2.5, 4.25, 6.125], "a");
     assert_series(&ev, "b", &[0.5, 1.25, 2.125, 3.0625], "b");
-    let ws = host.warnings(&m, &ev);
+    let ws = host.warnings(&m, &ev).unwrap();
     let defaulted: Vec<_> = ws.iter().filter(|w| w.code == "feedback_initial_defaulted").collect();
     assert_eq!(defaulted.len(), 1, "{ws:?}");
     assert_eq!((defaulted[0].node_id.as_str(), defaulted[0].severity), ("b", Severity::Info));
@@ -561,7 +561,7 @@ nodes:
     let (host, m, ev) = eval_with(&text, &BTreeMap::new());
     assert_series(&ev, "a", &[3.0, 3.5, 4.75, 6.375], "a with initial");
     assert_series(&ev, "b", &[1.5, 1.75, 2.375, 3.1875], "b with initial");
-    assert!(!host.warnings(&m, &ev).iter().any(|w| w.code == "feedback_initial_defaulted"));
+    assert!(!host.warnings(&m, &ev).unwrap().iter().any(|w| w.code == "feedback_initial_defaulted"));
 }
 
 #[test]
@@ -1046,7 +1046,7 @@ fn load_anything(text: &str) {
     if let Ok(m) = host.load_text(text, "fuzz.yaml", &BTreeMap::new(), &dir) {
         let small = host.compiled(&m).is_ok_and(|c| c.grid.bins <= 10_000 && c.series.len() <= 1_000);
         if small && let Ok(ev) = host.evaluate(&m, None) {
-            let _ = host.warnings(&m, &ev);
+            let _ = host.warnings(&m, &ev).unwrap();
         }
     }
 }

@@ -23,6 +23,7 @@ fn infer(template: &str, node: &str, pairs: &[(&str, &str)]) -> (f64, Option<Str
     let ev = host.evaluate(&m, None).unwrap();
     let warning = host
         .warnings(&m, &ev)
+        .unwrap()
         .into_iter()
         .find(|w| w.code == "capacity_not_inferable" && w.node_id == node)
         .map(|w| w.message);

@@ -1051,7 +1051,7 @@ proptest! {
         let (host, model, ev) = eval(&inference_model(&served, &queue));
         let inferred = get(&ev, "capacity_inferred");
         prop_assert!(inferred.iter().all(|c| *c == cap), "inferred {inferred:?}, capacity {cap}");
-        let ws = host.warnings(&model, &ev);
+        let ws = host.warnings(&model, &ev).unwrap();
         prop_assert!(ws.iter().all(|w| w.code != "capacity_not_inferable"), "{ws:?}");
     }
 }
@@ -1063,7 +1063,7 @@ fn inference_of_a_never_saturated_series_is_nan_with_a_warning() {
     assert!(queue.iter().all(|q| *q == 0.0), "never saturated");
     let (host, model, ev) = eval(&inference_model(&served, &queue));
     assert!(get(&ev, "capacity_inferred").iter().all(|c| c.is_nan()));
-    let ws = host.warnings(&model, &ev);
+    let ws = host.warnings(&model, &ev).unwrap();
     let w: Vec<_> = ws.iter().filter(|w| w.code == "capacity_not_inferable").collect();
     assert_eq!(w.len(), 1, "{ws:?}");
     assert_eq!(w[0].node_id, "capacity_inferred");
@@ -1093,7 +1093,12 @@ topology:
     let (host, model, ev) = eval(&y);
     assert_series(&get(&ev, "b_queue"), &[8.0, 6.0], "queue");
     assert!(get(&ev, "cap_inf").iter().all(|c| c.is_nan()), "initial condition 10 makes bin 0 draining");
-    assert!(host.warnings(&model, &ev).iter().any(|w| w.code == "capacity_not_inferable" && w.node_id == "cap_inf"));
+    assert!(
+        host.warnings(&model, &ev)
+            .unwrap()
+            .iter()
+            .any(|w| w.code == "capacity_not_inferable" && w.node_id == "cap_inf")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

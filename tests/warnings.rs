@@ -10,7 +10,7 @@ use crate::topology::{eval, get, grid, konst, load_in};
 /// Warnings of a model (which must evaluate: warnings never block a run).
 fn warnings(yaml: &str) -> Vec<Warning> {
     let (host, model, ev) = eval(yaml);
-    host.warnings(&model, &ev)
+    host.warnings(&model, &ev).unwrap()
 }
 
 /// The warnings with `code`.
@@ -224,7 +224,7 @@ fn file_warnings(csv: &str) -> (Vec<Warning>, Vec<f64>) {
     let (dir, y) = file_model(csv);
     let (host, model) = load_in(&y, dir.path());
     let ev = host.evaluate(&model, None).unwrap();
-    (host.warnings(&model, &ev), get(&ev, "a"))
+    (host.warnings(&model, &ev).unwrap(), get(&ev, "a"))
 }
 
 #[test]
@@ -259,7 +259,13 @@ fn data_quality_warnings_name_the_role_series_of_a_topology_input() {
     let (host, model) = load_in(&y, dir.path());
     let ev = host.evaluate(&model, None).unwrap();
     assert_eq!(get(&ev, "checkout_api_arrivals"), vec![1.0, 1.0, 0.0]);
-    check(one(&host.warnings(&model, &ev), "data_gap"), Severity::Warning, "checkout_api_arrivals", &[2], Some(1.0));
+    check(
+        one(&host.warnings(&model, &ev).unwrap(), "data_gap"),
+        Severity::Warning,
+        "checkout_api_arrivals",
+        &[2],
+        Some(1.0),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,12 +283,12 @@ fn feedback_initial_defaulted() {
     let (host, model, ev) = eval(&loop_model(""));
     // a = 1 + b[t−1] with b[−1] read as 0: 1, 1.5, 1.75.
     assert_eq!(get(&ev, "a"), vec![1.0, 1.5, 1.75]);
-    let ws = host.warnings(&model, &ev);
+    let ws = host.warnings(&model, &ev).unwrap();
     check(one(&ws, "feedback_initial_defaulted"), Severity::Info, "b", &[], None);
     // With `initial: 2` on b: a = 3, 2.5, 2.25; `c` SHIFTs outside any loop and never warns.
     let (host, model, ev) = eval(&loop_model(", initial: 2"));
     assert_eq!(get(&ev, "a"), vec![3.0, 2.5, 2.25]);
-    none(&host.warnings(&model, &ev), "feedback_initial_defaulted");
+    none(&host.warnings(&model, &ev).unwrap(), "feedback_initial_defaulted");
 }
 
 #[test]
@@ -305,11 +311,11 @@ topology:
     let (host, m, ev) = eval(&model(""));
     // inflow 10 − 0 = 10, Q 6; inflow 4, Q 6; inflow 4, Q 6.
     assert_eq!(get(&ev, "backlog"), vec![6.0, 6.0, 6.0]);
-    check(one(&host.warnings(&m, &ev), "feedback_initial_defaulted"), Severity::Info, "backlog", &[], None);
+    check(one(&host.warnings(&m, &ev).unwrap(), "feedback_initial_defaulted"), Severity::Info, "backlog", &[], None);
     let (host, m, ev) = eval(&model("      initialCondition: {queueDepth: 8}\n"));
     // inflow 10 − 8 = 2, Q 8 + 2 − 4 = 6; then as above.
     assert_eq!(get(&ev, "inflow"), vec![2.0, 4.0, 4.0]);
-    none(&host.warnings(&m, &ev), "feedback_initial_defaulted");
+    none(&host.warnings(&m, &ev).unwrap(), "feedback_initial_defaulted");
 }
 
 #[test]
@@ -319,11 +325,11 @@ fn pmf_renormalised() {
     // (1·1 + 2·1) / 2.
     assert_eq!(get(&ev, "p"), vec![1.5, 1.5]);
     // value: the sum the probabilities had.
-    check(one(&host.warnings(&model, &ev), "pmf_renormalised"), Severity::Info, "p", &[], Some(2.0));
+    check(one(&host.warnings(&model, &ev).unwrap(), "pmf_renormalised"), Severity::Info, "p", &[], Some(2.0));
     let y = grid(2) + "nodes:\n  - {id: p, kind: pmf, pmf: {values: [1, 2], probabilities: [0.25, 0.75]}}\n";
     let (host, model, ev) = eval(&y);
     assert_eq!(get(&ev, "p"), vec![1.75, 1.75]);
-    none(&host.warnings(&model, &ev), "pmf_renormalised");
+    none(&host.warnings(&model, &ev).unwrap(), "pmf_renormalised");
 }
 
 #[test]
@@ -340,7 +346,7 @@ fn capacity_not_inferable() {
     // Saturated at bins 0 (1 > 0, 1 ≥ 0) and 1 (2 ≥ 1): median of 4 and 5 is 4.5.
     let (host, m, ev) = eval(&model(&[1.0, 2.0, 0.0]));
     assert_eq!(get(&ev, "cap"), vec![4.5; 3]);
-    none(&host.warnings(&m, &ev), "capacity_not_inferable");
+    none(&host.warnings(&m, &ev).unwrap(), "capacity_not_inferable");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ pub(crate) fn run(a: &RunArgs, data_root: Option<&std::path::Path>, json: bool) 
     let mut ev = host.evaluate(&model, None)?;
     // Per-class series are written with the totals (§6.1, §8).
     host.evaluate_mixes(&model, &mut ev, None)?;
-    let warnings = host.warnings(&model, &ev);
+    let warnings = host.warnings(&model, &ev)?;
     let inputs = model.input_data();
     let out = artifacts::write_run(
         &a.out,
@@ -107,7 +107,7 @@ pub(crate) fn validate(a: &ValidateArgs, data_root: Option<&std::path::Path>, js
     let mut host = Host::new();
     let model = load(&mut host, &a.file, &a.params, data_root)?;
     let ev = host.evaluate(&model, None)?;
-    let warnings = host.warnings(&model, &ev);
+    let warnings = host.warnings(&model, &ev)?;
     let c = &ev.compiled;
     let mut stdout = std::io::stdout().lock();
     let res = if json {

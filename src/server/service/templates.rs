@@ -60,7 +60,7 @@ impl pb::template_service_server::TemplateService for Api {
             // Like every evaluating request: refused before any work when over the budget.
             super::check_budget(&*host.compiled(&m)?, None, budget)?;
             let ev = host.evaluate(&m, None)?;
-            let warnings = host.warnings(&m, &ev);
+            let warnings = host.warnings(&m, &ev)?;
             let yaml = artifacts::instantiated_yaml(&m.source, &m.params)?;
             Ok(pb::InstantiateTemplateResponse {
                 model_yaml: yaml,
