@@ -265,12 +265,15 @@ impl Shared {
     }
 
     fn write_chunk(&self, keys: &[ContentKey]) {
-        let jobs: Vec<(ContentKey, ObjPath, Vec<u8>)> = {
+        // Only reference counts are copied under the lock: `put` and `get` on the evaluation's
+        // path never wait for an encoding.
+        let offered: Vec<(ContentKey, Vec<Arc<[f64]>>)> = {
             let pending = self.pending();
-            keys.iter()
-                .filter_map(|k| pending.get(k).map(|o| (*k, self.path(k), encode_entry(ENGINE_VERSION, k, o))))
-                .collect()
+            keys.iter().filter_map(|k| pending.get(k).map(|o| (*k, o.to_vec()))).collect()
         };
+        let jobs: Vec<(ContentKey, ObjPath, Vec<u8>)> =
+            offered.iter().map(|(k, o)| (*k, self.path(k), encode_entry(ENGINE_VERSION, k, o))).collect();
+        drop(offered);
         let store = self.loc.store.clone();
         let done: Vec<(ContentKey, u64)> = self.loc.run(async move {
             use futures::StreamExt;
