@@ -793,7 +793,9 @@ fn check_same_shape(base: &Base, plan: &Compiled, drawn: &BTreeSet<String>, fiel
 fn point_error(p: &Point, d: Diagnostics) -> HostError {
     let at = p.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
     HostError::BadInput(Diagnostics(
-        d.0.into_iter().map(|x| Diagnostic { message: format!("at the point {at}: {}", x.message), ..x }).collect(),
+        d.0.into_iter()
+            .map(|x| Diagnostic { message: crate::diag::bounded(&format!("at the point {at}: {}", x.message)), ..x })
+            .collect(),
     ))
 }
 

@@ -84,7 +84,7 @@ pub(crate) fn from_host(field: &str, e: HostError) -> Status {
     match e {
         HostError::BadInput(d) => {
             // Windows outside the grid and exceeded limits have their own codes (§11).
-            let messages = || d.0.iter().map(|x| x.message.as_str()).collect::<Vec<_>>().join("; ");
+            let messages = || bounded(&d.0.iter().map(|x| x.message.as_str()).collect::<Vec<_>>().join("; "));
             if d.0.iter().any(|x| x.code == "out_of_range") {
                 return Status::out_of_range(messages());
             }
