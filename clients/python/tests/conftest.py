@@ -58,7 +58,7 @@ class Server:
         assert text.rstrip().endswith("stopped"), text
 
 
-def start_server(dir: Path, *serve_args: str, before: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Server:
+def start_server(dir: Path, *serve_args: str, before: tuple[str, ...] = ()) -> Server:
     """`flowtime [BEFORE…] --db … serve --listen 127.0.0.1:0 --runs … [SERVE_ARGS…]` in `dir`."""
     dir.mkdir(parents=True, exist_ok=True)
     log = dir / "serve.log"
@@ -81,7 +81,7 @@ def start_server(dir: Path, *serve_args: str, before: tuple[str, ...] = (), env:
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=dir,
-            env={k: v for k, v in os.environ.items() if k != "FLOWTIME_TOKEN"} | (env or {}),
+            env={k: v for k, v in os.environ.items() if k != "FLOWTIME_TOKEN"},
         )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

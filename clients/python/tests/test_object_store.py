@@ -26,9 +26,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A moto S3 server on loopback with an empty bucket `flow`; the environment the `flowtime`
-    binary reads its endpoint and credentials from."""
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Any]]:
+    """A moto S3 server on loopback with an empty bucket `flow`: the environment the `flowtime`
+    binary reads its endpoint and credentials from, and a boto3 client of it."""
     port = _free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     server = Path(sys.executable).parent / "moto_server"
@@ -56,7 +56,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
                 pytest.fail(f"moto did not start: {log.read_text()}")
             time.sleep(0.2)
     try:
-        yield env
+        yield env, client
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -75,18 +75,12 @@ def _flowtime(env: dict[str, str], cwd: Path, *args: str) -> Any:
     return json.loads(done.stdout)
 
 
-def test_runs_and_the_result_cache_in_s3(s3: dict[str, str], tmp_path: Path) -> None:
+def test_runs_and_the_result_cache_in_s3(s3: tuple[dict[str, str], Any], tmp_path: Path) -> None:
+    env, client = s3
     template = str(REPO / "templates" / "order-system.yaml")
-    local = _flowtime(s3, tmp_path, "run", template, "--out", str(tmp_path / "runs"))
-    remote = _flowtime(s3, tmp_path, "run", template, "--out", "s3://flow/runs/")
+    local = _flowtime(env, tmp_path, "run", template, "--out", str(tmp_path / "runs"))
+    remote = _flowtime(env, tmp_path, "run", template, "--out", "s3://flow/runs/")
     assert remote["runId"] == local["runId"] and remote["reused"] is False
-    client: Any = boto3.client(
-        "s3",
-        endpoint_url=s3["AWS_ENDPOINT"],
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
     run_dir = tmp_path / "runs" / local["runId"]
     manifest = (run_dir / "manifest.json").read_bytes()
     key = f"runs/{local['runId']}/manifest.json"
@@ -94,13 +88,13 @@ def test_runs_and_the_result_cache_in_s3(s3: dict[str, str], tmp_path: Path) -> 
     for name in json.loads(manifest)["files"]:
         body = client.get_object(Bucket="flow", Key=f"runs/{local['runId']}/{name}")["Body"].read()
         assert body == (run_dir / name).read_bytes(), name
-    assert _flowtime(s3, tmp_path, "run", template, "--out", "s3://flow/runs/")["reused"] is True
+    assert _flowtime(env, tmp_path, "run", template, "--out", "s3://flow/runs/")["reused"] is True
 
     # The result cache in S3, shared by two processes on two database files.
     cache = ["--cache", "s3://flow/cache/"]
     for db in ("a.redb", "b.redb"):
-        _flowtime(s3, tmp_path, "--db", db, *cache, "session", "open", template, "--name", "s")
-    first = _flowtime(s3, tmp_path, "--db", "a.redb", *cache, "query", "s", "*")["accounting"]
+        _flowtime(env, tmp_path, "--db", db, *cache, "session", "open", template, "--name", "s")
+    first = _flowtime(env, tmp_path, "--db", "a.redb", *cache, "query", "s", "*")["accounting"]
     assert first["nodes_evaluated"] == first["nodes_total"] > 10
-    second = _flowtime(s3, tmp_path, "--db", "b.redb", *cache, "query", "s", "*")["accounting"]
+    second = _flowtime(env, tmp_path, "--db", "b.redb", *cache, "query", "s", "*")["accounting"]
     assert (second["nodes_evaluated"], second["nodes_loaded"]) == (0, first["nodes_total"])

@@ -9,8 +9,9 @@ import ipaddress
 from pathlib import Path
 from typing import Iterator
 
+import pandas as pd
 import pytest
-from conftest import REPO, Server, start_server
+from conftest import GOLD, REPO, Server, start_server
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -105,6 +106,26 @@ def test_token_and_tls_reach_every_kind_of_call(secured: tuple[Server, Path, Pat
         # A server-streaming call (an analysis with progress) carries the token too.
         sweep = session.sweep({"demand_scale": [1, 2]}, ["max(arrivals)"])
         assert list(sweep["max(arrivals)"]) == [df["arrivals"].max(), 2 * df["arrivals"].max()]
+        # A bidirectional stream (LoadGold) carries it too.
+        gold = pd.read_csv(GOLD, parse_dates=["ts"])
+        small = gold[gold.node == "OrderService"].copy()
+        small["node"] = "Secure" + small["node"]
+        loaded = c.load_gold(small, bin_size="5m")
+        assert loaded.rows == len(small) and "SecureOrderService_arrivals" in loaded.series
+
+
+def test_a_token_file_is_read_whole_and_an_empty_one_is_refused(
+    secured: tuple[Server, Path, Path, Path], tmp_path: Path
+) -> None:
+    server, ca, _, _ = secured
+    padded = tmp_path / "padded"
+    padded.write_text(f"  {TOKEN}  \n\n")
+    with flowtime.connect(server.address, token_file=padded, tls_ca=ca, timeout=60) as c:
+        assert "order-system" in set(c.templates()["id"])
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    with pytest.raises(ValueError, match="is empty"):
+        flowtime.connect(server.address, token_file=empty, tls_ca=ca)
 
 
 def test_a_call_without_the_token_is_unauthenticated(

@@ -52,10 +52,10 @@ def connect(
     `https://host:port`).
 
     `timeout` is a per-call deadline in seconds (None: none). A server started with a token
-    (`serve --token-file`) needs it on every call: `token`, else the first line of `token_file`,
+    (`serve --token-file`) needs it on every call: `token`, else the text of `token_file` (trimmed),
     else the `FLOWTIME_TOKEN` environment variable. `tls_ca` is a PEM file of the certificate
-    authority that signed a TLS server's certificate (`serve --tls-cert`); without it the
-    connection is plain TCP. The connection is made lazily: the first call fails with
+    authority that signed a TLS server's certificate (`serve --tls-cert`); an `https://` address
+    without it uses TLS checked against the system's roots; anything else is plain TCP. The connection is made lazily: the first call fails with
     `flowtime.Unavailable` when nothing listens there, `flowtime.Unauthenticated` without the
     right token.
     """
@@ -63,10 +63,12 @@ def connect(
 
 
 def _read_token(token: Optional[str], token_file: Union[str, "os.PathLike[str]", None]) -> Optional[str]:
-    """The bearer token `connect` sends: given, from a file (first line), or FLOWTIME_TOKEN."""
+    """The bearer token `connect` sends: given, from a file (its whole text, trimmed, as the
+    server and the CLI read it), or FLOWTIME_TOKEN."""
     if token is None and token_file is not None:
-        lines = Path(token_file).read_text(encoding="utf-8").splitlines()
-        token = lines[0] if lines else ""
+        token = Path(token_file).read_text(encoding="utf-8").strip()
+        if not token:
+            raise ValueError(f"the token file {token_file} is empty; write the server's token in it")
     if token is None:
         token = os.environ.get("FLOWTIME_TOKEN")
     token = token.strip() if token is not None else None
@@ -76,13 +78,18 @@ def _read_token(token: Optional[str], token_file: Union[str, "os.PathLike[str]",
 if TYPE_CHECKING:
     _UnaryUnary = grpc.UnaryUnaryClientInterceptor[Any, Any]
     _UnaryStream = grpc.UnaryStreamClientInterceptor[Any, Any]
+    _StreamUnary = grpc.StreamUnaryClientInterceptor[Any, Any]
+    _StreamStream = grpc.StreamStreamClientInterceptor[Any, Any]
 else:
     _UnaryUnary = grpc.UnaryUnaryClientInterceptor
     _UnaryStream = grpc.UnaryStreamClientInterceptor
+    _StreamUnary = grpc.StreamUnaryClientInterceptor
+    _StreamStream = grpc.StreamStreamClientInterceptor
 
 
-class _Bearer(_UnaryUnary, _UnaryStream):
-    """Adds `authorization: Bearer <token>` to every call (unary and server-streaming)."""
+class _Bearer(_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
+    """Adds `authorization: Bearer <token>` to every call, whatever streams (grpc passes a call
+    of a kind an interceptor does not implement straight through, without the header)."""
 
     def __init__(self, token: str) -> None:
         self._header = ("authorization", f"Bearer {token}")
@@ -98,6 +105,12 @@ class _Bearer(_UnaryUnary, _UnaryStream):
     def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return continuation(self._details(client_call_details), request)
 
+    def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return continuation(self._details(client_call_details), request_iterator)
+
 
 class Client(Closing):
     """A connection to a flowtime server. Use `flowtime.connect`; close it (or use `with`) when
@@ -112,14 +125,16 @@ class Client(Closing):
         token_file: Union[str, "os.PathLike[str]", None] = None,
         tls_ca: Union[str, "os.PathLike[str]", None] = None,
     ) -> None:
+        tls = address.startswith("https://")
         for scheme in ("http://", "https://", "grpc://"):
             if address.startswith(scheme):
                 address = address[len(scheme) :]
         self.address = address.rstrip("/")
         self.timeout = timeout
         options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", 64 << 20)]
-        if tls_ca is not None:
-            ca = Path(tls_ca).read_bytes()
+        if tls_ca is not None or tls:
+            # Without `tls_ca`, an https:// address is checked against the system's roots.
+            ca = Path(tls_ca).read_bytes() if tls_ca is not None else None
             self._base = grpc.secure_channel(self.address, grpc.ssl_channel_credentials(root_certificates=ca), options)
         else:
             self._base = grpc.insecure_channel(self.address, options=options)
