@@ -170,14 +170,18 @@ pub fn get(loc: &Location, path: &ObjPath) -> Result<Option<bytes::Bytes>, Strin
 pub fn get_with_time(loc: &Location, path: &ObjPath) -> Result<Option<(bytes::Bytes, i64)>, String> {
     let store = loc.store.clone();
     let path = path.clone();
-    loc.run(async move {
-        match store.get(&path).await {
-            Ok(r) => {
-                let t = r.meta.last_modified.timestamp();
-                r.bytes().await.map(|b| Some((b, t))).map_err(|e| format!("{path}: {e}"))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(format!("{path}: {e}")),
+    loc.run(async move { fetch_with_time(&*store, &path).await })
+}
+
+/// An object's bytes and modification time (seconds since the epoch), None when missing: the
+/// async step of [`get_with_time`], for callers that keep several in flight.
+pub async fn fetch_with_time(store: &dyn ObjectStore, path: &ObjPath) -> Result<Option<(bytes::Bytes, i64)>, String> {
+    match store.get(path).await {
+        Ok(r) => {
+            let t = r.meta.last_modified.timestamp();
+            r.bytes().await.map(|b| Some((b, t))).map_err(|e| format!("{path}: {e}"))
         }
-    })
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(format!("{path}: {e}")),
+    }
 }

@@ -441,13 +441,11 @@ pub fn evaluate_in_order<'db>(
         check_interrupt()?;
         eval_unit(db, *k);
         if !decided {
-            match (LOADED.with(|e| e.get()), EVALUATED.with(|e| e.get())) {
-                (0, 0) => {}
-                (loaded, _) => {
-                    decided = true;
-                    if loaded > 0 {
-                        prefetch(db, &keys[i + 1..]);
-                    }
+            let (loaded, evaluated) = (LOADED.with(|e| e.get()), EVALUATED.with(|e| e.get()));
+            if loaded + evaluated > 0 {
+                decided = true;
+                if loaded > 0 {
+                    prefetch(db, &keys[i + 1..]);
                 }
             }
         }

@@ -571,15 +571,7 @@ impl ObjectCache {
                     use futures::StreamExt;
                     futures::stream::iter(paths.into_iter().map(|path| {
                         let store = store.clone();
-                        async move {
-                            match store.get(&path).await {
-                                Ok(r) => {
-                                    let t = r.meta.last_modified.timestamp();
-                                    r.bytes().await.ok().map(|b| (b, t))
-                                }
-                                Err(_) => None,
-                            }
-                        }
+                        async move { crate::objstore::fetch_with_time(&*store, &path).await.ok().flatten() }
                     }))
                     .buffered(32)
                     .collect()
