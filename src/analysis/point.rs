@@ -26,8 +26,8 @@ use crate::analysis::{AnalysisError, Control};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::engine::classes::KeyNode;
 use crate::engine::db::{
-    ClassId, Memos, MixKey, PointValues, UnitKey, build_all_keys, build_keys, class_part, evaluate_known,
-    evaluate_point, mix_keys, unit_keys,
+    ClassId, Memos, MixKey, PointValues, UnitKey, build_all_keys, class_part, evaluate_known, evaluate_point, mix_keys,
+    unit_keys,
 };
 use crate::engine::plan::Compiled;
 use crate::engine::{Accounting, Database, Series, SeriesCell};
@@ -216,20 +216,18 @@ impl Evaluator {
         // The target's own keys, from its own query: interned there, they are collected with the
         // target (a variant deleted after an analysis); built here, outside any query, salsa
         // would keep them for good.
-        let target_keys = match unit_keys(db, scenario) {
-            Some(keys) => keys.iter().map(|k| Some(k.as_id())).collect(),
-            None => build_keys(db, &base.plan, &base_cells, &base.inputs)
-                .into_iter()
-                .map(|k| k.map(|k| k.as_id()))
-                .collect(),
-        };
-        let target_mix_keys = match mix_keys(db, scenario) {
-            Some(keys) => keys.iter().map(|k| Some(k.as_id())).collect(),
-            None => build_all_keys(db, &base.plan, &base_cells, &base.inputs)
-                .1
-                .into_iter()
-                .map(|k| k.map(|k| k.as_id()))
-                .collect(),
+        // One build of both when the queries have none (building interns every key).
+        let (target_keys, target_mix_keys): (Vec<_>, Vec<_>) = match (unit_keys(db, scenario), mix_keys(db, scenario)) {
+            (Some(u), Some(m)) => {
+                (u.iter().map(|k| Some(k.as_id())).collect(), m.iter().map(|k| Some(k.as_id())).collect())
+            }
+            _ => {
+                let (u, m) = build_all_keys(db, &base.plan, &base_cells, &base.inputs);
+                (
+                    u.into_iter().map(|k| k.map(|k| k.as_id())).collect(),
+                    m.into_iter().map(|k| k.map(|k| k.as_id())).collect(),
+                )
+            }
         };
         if !drawn.is_empty() {
             plan = base.compiler.with_overrides(&plan, &drawn)?;
