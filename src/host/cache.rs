@@ -298,61 +298,69 @@ impl Shared {
         self.written.fetch_add(done.len() as u64, Ordering::Relaxed);
         let bytes: u64 = done.iter().map(|(_, n)| n).sum();
         if self.since_sweep.fetch_add(bytes, Ordering::Relaxed) + bytes >= self.max_bytes / 8 {
-            self.sweep();
+            // The writer's sweep is best effort: the next one retries.
+            let _ = self.sweep();
         }
     }
 
     /// Lists this version's entries and deletes the least recently used until they fit the
-    /// bound; returns (entries, bytes) removed.
-    fn sweep(&self) -> (u64, u64) {
+    /// bound; returns (entries, bytes) removed, or why the store could not be listed.
+    fn sweep(&self) -> Result<(u64, u64), String> {
         self.since_sweep.store(0, Ordering::Relaxed);
         let store = self.loc.store.clone();
         let dir = self.dir.clone();
+        let url = self.loc.url.clone();
         let mut listed: Vec<(ObjPath, u64, i64)> = self.loc.run(async move {
-            use futures::StreamExt;
+            use futures::TryStreamExt;
             store
                 .list(Some(&dir))
-                .filter_map(|m| async move { m.ok() })
-                .map(|m| (m.location, m.size, m.last_modified.timestamp_nanos_opt().unwrap_or(0)))
-                .collect()
+                .map_ok(|m| (m.location, m.size, m.last_modified.timestamp_nanos_opt().unwrap_or(0)))
+                .try_collect()
                 .await
-        });
-        let mut total: u64 = listed.iter().map(|e| e.1).sum();
-        let mut dead = Vec::new();
-        if total > self.max_bytes {
+                .map_err(|e| format!("cannot list the result cache at {url}: {e}"))
+        })?;
+        let listed_bytes: u64 = listed.iter().map(|e| e.1).sum();
+        let (mut left, mut dead) = (listed_bytes, Vec::new());
+        if left > self.max_bytes {
             listed.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
             for (path, size, _) in listed {
-                if total <= self.max_bytes {
+                if left <= self.max_bytes {
                     break;
                 }
-                total -= size;
+                left -= size;
                 dead.push((path, size));
             }
         }
-        self.swept_bytes.store(total, Ordering::Relaxed);
-        let removed = (dead.len() as u64, dead.iter().map(|d| d.1).sum());
+        let removed = self.delete(dead);
+        self.swept_bytes.store(listed_bytes - removed.1, Ordering::Relaxed);
         self.evicted.fetch_add(removed.0, Ordering::Relaxed);
-        self.delete(dead.into_iter().map(|d| d.0).collect());
-        removed
+        Ok(removed)
     }
 
-    fn delete(&self, paths: Vec<ObjPath>) {
-        if paths.is_empty() {
-            return;
+    /// Deletes `entries` (path, size), eight at a time; returns the (entries, bytes) actually
+    /// removed (one already gone counts: another server swept it).
+    fn delete(&self, entries: Vec<(ObjPath, u64)>) -> (u64, u64) {
+        if entries.is_empty() {
+            return (0, 0);
         }
         let store = self.loc.store.clone();
-        self.loc.run(async move {
+        let gone: Vec<u64> = self.loc.run(async move {
             use futures::StreamExt;
-            futures::stream::iter(paths.into_iter().map(|p| {
+            futures::stream::iter(entries.into_iter().map(|(p, size)| {
                 let store = store.clone();
                 async move {
-                    let _ = store.delete(&p).await;
+                    match store.delete(&p).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => Some(size),
+                        Err(_) => None,
+                    }
                 }
             }))
             .buffer_unordered(8)
-            .collect::<Vec<()>>()
+            .filter_map(|r| async move { r })
+            .collect()
             .await
         });
+        (gone.len() as u64, gone.iter().sum())
     }
 
     /// Writes every pending entry.
@@ -469,25 +477,24 @@ impl ObjectCache {
         let store: Arc<dyn ObjectStore> = s.loc.store.clone();
         let prefix = s.loc.prefix.clone();
         let ours = version_tag();
-        let foreign: Vec<(ObjPath, u64)> = s.loc.run(async move {
-            use futures::StreamExt;
+        let url = s.loc.url.clone();
+        let listed: Vec<(ObjPath, u64)> = s.loc.run(async move {
+            use futures::TryStreamExt;
             let depth = prefix.parts().count();
             store
                 .list(Some(&prefix))
-                .filter_map(|m| async move { m.ok() })
-                .filter(|m| {
+                .try_filter(|m| {
                     let tag = m.location.parts().nth(depth).map(|p| p.as_ref().to_string()).unwrap_or_default();
                     std::future::ready(tag.starts_with("v-") && tag != ours)
                 })
-                .map(|m| (m.location, m.size))
-                .collect()
+                .map_ok(|m| (m.location, m.size))
+                .try_collect()
                 .await
-        });
-        let (mut n, mut bytes) = (foreign.len() as u64, foreign.iter().map(|f| f.1).sum::<u64>());
-        s.delete(foreign.into_iter().map(|f| f.0).collect());
-        let (swept, swept_bytes) = s.sweep();
-        n += swept;
-        bytes += swept_bytes;
+                .map_err(|e| format!("cannot list the result cache at {url}: {e}"))
+        })?;
+        let (n, bytes) = s.delete(listed);
+        let (swept, swept_bytes) = s.sweep()?;
+        let (n, bytes) = (n + swept, bytes + swept_bytes);
         Ok((n, bytes))
     }
 }
