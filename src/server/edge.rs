@@ -9,8 +9,9 @@
 //!   `max_request_duration` (watch streams, over gRPC or the page's gateway, only honour their
 //!   own `grpc-timeout`, which `server::watch` enforces on the stream). When it passes,
 //!   or when the client goes away, the request's stop flag is set: evaluations check it between
-//!   units ([`crate::engine::db::interruptible`]), analyses and LoadGold through their own cancel
-//!   paths, and the answer is DEADLINE_EXCEEDED.
+//!   units ([`crate::engine::db::interruptible`]), analyses through their own cancel path, and
+//!   LoadGold checks it before its write (its parse runs to the end); the answer is
+//!   DEADLINE_EXCEEDED.
 //! - **Log.** One `tracing` event per request when its reply ends (target `flowtime::request`):
 //!   method, target (session or variant, where the request names one), gRPC code, duration and
 //!   series definitions evaluated; at warn when it took over a second or failed on the server's

@@ -182,8 +182,16 @@ impl Api {
             .collect();
         let w = loaded.window;
         let prov = provenance.clone();
-        let changed =
-            self.write("data", move |h| h.put_series_batch(&items, Some(w.start_minutes), w.bin_minutes, prov)).await?;
+        // Past the deadline (the parse above runs to its end), nothing is stored.
+        let stop = Call::current().map(|c| c.stop.clone());
+        let changed = self
+            .write("data", move |h| {
+                if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+                    return Err(super::HostError::BadInput(crate::engine::db::Interrupted.diagnostic().into()));
+                }
+                h.put_series_batch(&items, Some(w.start_minutes), w.bin_minutes, prov)
+            })
+            .await?;
         let g = &w.grid_json();
         Ok(pb::LoadGoldResponse {
             series: names,

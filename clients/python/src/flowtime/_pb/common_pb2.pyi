@@ -29,8 +29,10 @@ Conventions:
   versions) are at most 256 bytes.
 - Deadlines: a request honours its `grpc-timeout` and the server's maximum
   (`serve --max-request-seconds`, default 600; watch streams only their own `grpc-timeout`).
-  When it passes, evaluation stops between units, an analysis or LoadGold stops, nothing is
-  stored, and the answer is DEADLINE_EXCEEDED.
+  When it passes, evaluation stops between units, an analysis stops between points, and the
+  answer is DEADLINE_EXCEEDED. LoadGold answers DEADLINE_EXCEEDED at once; its parse runs to
+  its end in the background and then stores nothing (unless the deadline passed while the
+  store's write itself was running, in which case the series are stored).
 - Authentication: a server started with a token (`serve --token-file FILE` or the
   FLOWTIME_TOKEN environment variable) answers every request on every service without
   `authorization: Bearer <token>` with UNAUTHENTICATED before any work. TLS (rustls) when
