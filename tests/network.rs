@@ -707,8 +707,16 @@ async fn get_series_p99(c: &Client, n: usize) -> Duration {
 /// No request stalls everyone: while 4 clients keep sending pathological templates (200 KB of
 /// nested flow sequences, and a 3,000-node template whose last expression is wrong, so it is
 /// parsed and compiled in full and then refused), a reader's p99 on GetSeries stays within 2×
-/// its idle p99. Documents are parsed and compiled off the host lock; before, the reader waited
-/// for every one of them.
+/// its p99 without them. Documents are parsed and compiled off the host lock; before, the reader
+/// waited for every one of them (p99 ~50× idle).
+///
+/// "Without them" is measured twice: idle, and with the cores the server lets documents use
+/// (`document_workers`, one fewer than the cores) kept busy by a plain loop in this process; the
+/// larger is the baseline. Parsing a document takes a core, and on a 2-core machine any busy
+/// core costs a 1.5 ms request a few milliseconds at p99, whatever its priority (measured: a
+/// SCHED_IDLE loop outside the server, or the server parsing at nice 19, each took p99 from
+/// ~2 to ~5 ms; the stall this test is about took it to 75 ms). On a machine with cores to
+/// spare the two baselines agree and the test is the "2× idle".
 #[test]
 fn pathological_templates_do_not_stall_a_reader() {
     let server = Served::start(&[], &[]);
@@ -734,6 +742,7 @@ fn pathological_templates_do_not_stall_a_reader() {
     assert!(e.message().contains("nope"), "{}", e.message());
     let attempt = || {
         let idle = rt.block_on(get_series_p99(&c, 400));
+        let busy = busy_cores(document_cores(), || rt.block_on(get_series_p99(&c, 400)));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let loaded = std::thread::scope(|scope| {
@@ -759,24 +768,52 @@ fn pathological_templates_do_not_stall_a_reader() {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             p99
         });
-        (idle, loaded, sent.load(std::sync::atomic::Ordering::Relaxed))
+        (idle, busy, loaded, sent.load(std::sync::atomic::Ordering::Relaxed))
     };
-    // The machine is shared (CI runs other jobs, helpers build): up to three measurements, the
-    // best counts. A reader waiting on the lock loses every one (p99 ~50× idle when documents
-    // were compiled under it).
+    // The machine is shared (other tests run beside this one): up to three measurements, the
+    // best counts. A reader waiting on the lock loses every one.
     let mut tries = Vec::new();
     for _ in 0..3 {
-        let (idle, loaded, sent) = attempt();
-        eprintln!("GetSeries p99: idle {idle:?}, with 4 pathological writers {loaded:?} ({sent} templates refused)");
+        let (idle, busy, loaded, sent) = attempt();
+        eprintln!(
+            "GetSeries p99: idle {idle:?}, {} busy core(s) {busy:?}, with 4 pathological writers {loaded:?} ({sent} templates refused)",
+            document_cores()
+        );
         assert!(sent >= 8, "the writers sent only {sent} templates");
-        tries.push((idle, loaded));
-        if loaded <= idle * 2 {
+        tries.push((idle.max(busy), loaded));
+        if loaded <= idle.max(busy) * 2 {
             break;
         }
     }
-    let (idle, loaded) = *tries.last().unwrap();
-    assert!(loaded <= idle * 2, "GetSeries p99 under pathological writers vs idle, each try: {tries:?}");
+    let (baseline, loaded) = *tries.last().unwrap();
+    assert!(
+        loaded <= baseline * 2,
+        "GetSeries p99 under pathological writers vs without them (the larger of idle and busy), each try: {tries:?}"
+    );
     server.stop();
+}
+
+/// How many cores the server lets documents use by default (`ServerOptions::document_workers`).
+fn document_cores() -> usize {
+    flowtime::server::ServerOptions::default().document_workers
+}
+
+/// Runs `f` while `n` threads of this process spin on the CPU.
+fn busy_cores<T>(n: usize, f: impl FnOnce() -> T) -> T {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..n {
+            scope.spawn(|| {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            });
+        }
+        let out = f();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        out
+    })
 }
 
 /// One HTTP/1.1 exchange with extra header lines: (status, head, body).
