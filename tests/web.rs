@@ -484,6 +484,18 @@ async fn the_class_selector_draws_per_class_series() {
     let total = series(&api, "s", &classed[0]).await;
     assert_ne!(truth[&ids[0]], total, "a part is not its total");
     b.shot("class-refund").await;
+    // Scrubbing keeps the selector as it is (rebuilt, an open <select> closes under the pointer).
+    b.js("window.lastOption = document.querySelector('#class option:last-child')").await;
+    for bin in [3, 7] {
+        b.js(&format!(
+            "const s = document.getElementById('scrub'); s.value = {bin}; s.dispatchEvent(new Event('input'))"
+        ))
+        .await;
+        b.settle("scrubbing with a class chosen").await;
+    }
+    let kept = b.js("return document.querySelector('#class option:last-child') === window.lastOption").await;
+    assert_eq!(kept, json!(true), "scrubbing rebuilt the class selector");
+    assert_eq!(b.js("return document.getElementById('class').value").await, json!("refund"));
 
     // A what-if on the class share: the variant's parts, as GetSeries computes them.
     let more = pb::CreateVariantRequest {

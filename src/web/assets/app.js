@@ -15,7 +15,7 @@ import { analyses } from './analyses.js';
 
 const $ = (id) => document.getElementById(id);
 const S = {
-  sessions: [], templates: [], target: null, session: null, decls: [], overrides: {}, graph: null, grid: null,
+  sessions: [], templates: [], target: null, session: null, decls: [], overrides: {}, graph: null, nodeById: new Map(), grid: null,
   kinds: {}, values: new Map(), revision: 0, bin: 0, state: null, selected: null, warnings: [], view: 'explore',
   watch: null, lost: false, compare: null, compareSel: null, awaiting: null, loading: 0,
   // SPEC §6.1 classes: the target's class ids and classed series (from GetState's `x@c` keys),
@@ -101,6 +101,7 @@ async function open(target, keepControls = false) {
   S.decls = template.parameters;
   S.overrides = variant ? variant.parameters : {};
   S.graph = graph;
+  S.nodeById = new Map(graph.nodes.map((n) => [n.id, n]));
   S.grid = graph.grid;
   S.kinds = Object.fromEntries(graph.series.map((s) => [s.id, s.kind]));
   S.bin = Math.min(S.bin, Number(graph.grid.bins) - 1);
@@ -181,12 +182,16 @@ function noteClasses(state) {
   S.classed = classed;
   if (S.cls && S.cls !== '*' && !list.includes(S.cls)) S.cls = '';
   const sel = $('class');
-  sel.replaceChildren(
-    el('option', { value: '' }, 'all (totals)'),
-    el('option', { value: '*' }, 'all, stacked by class'),
-    ...list.map((c) => el('option', { value: c }, c)),
-  );
-  sel.value = S.cls;
+  // Rebuilt only when the classes change: every scrub step lands here, and a rebuilt <select>
+  // closes under the user's pointer.
+  if (changed || sel.options.length !== list.length + 2) {
+    sel.replaceChildren(
+      el('option', { value: '' }, 'all (totals)'),
+      el('option', { value: '*' }, 'all, stacked by class'),
+      ...list.map((c) => el('option', { value: c }, c)),
+    );
+  }
+  if (sel.value !== S.cls) sel.value = S.cls;
   $('class-pick').hidden = !list.length;
   return changed;
 }
@@ -195,7 +200,7 @@ function noteClasses(state) {
 function classQuery() {
   if (!S.cls || !S.classes.length) return null;
   if (S.cls !== '*') return { pattern: `*@${S.cls}` };
-  const node = S.graph && S.graph.nodes.find((n) => n.id === S.selected);
+  const node = S.graph && S.nodeById.get(S.selected);
   if (!node) return null;
   const sids = [...Object.values(node.roles), ...Object.values(node.derived)].filter((sid) => S.classed.has(sid));
   const ids = [...new Set(sids)].flatMap((sid) => S.classes.map((c) => `${sid}@${c}`));
@@ -369,7 +374,7 @@ function classState(state, cls) {
   const part = (sid, v) => (S.classed.has(sid) ? state.series[`${sid}@${cls}`] : v);
   const series = Object.fromEntries(Object.entries(state.series).map(([sid, v]) => [sid, part(sid, v)]));
   const nodes = state.nodes.map((ns) => {
-    const g = S.graph.nodes.find((n) => n.id === ns.id);
+    const g = S.nodeById.get(ns.id);
     const roles = Object.fromEntries(Object.entries(ns.roles).map(([r, v]) => [r, part(g && g.roles[r], v)]));
     return { ...ns, roles };
   });
@@ -381,7 +386,7 @@ function renderHeatmap() {
   const metric = $('heat-metric').value;
   const rows = S.graph.nodes.map((n) => ({ id: n.id, sid: seriesOf(n, metric) }))
     .filter((r) => r.sid && S.values.has(r.sid)).map((r) => ({ id: r.id, values: S.values.get(r.sid) }));
-  const sid = rows.length ? seriesOf(S.graph.nodes.find((n) => n.id === rows[0].id), metric) : null;
+  const sid = rows.length ? seriesOf(S.nodeById.get(rows[0].id), metric) : null;
   heatmap({ rows, grid: S.grid, metric, unit: unit(S.kinds[sid]), bin: S.bin, onPick: pick }, $('heatmap'));
 }
 
