@@ -225,9 +225,25 @@ pub fn excerpt(s: &str, max: usize) -> String {
     }
 }
 
+/// `s` cut to about `max` characters in its middle: its first two thirds and last third, joined
+/// by "…", so that both the start of a long name and its end (a path's file name, an id's
+/// suffix) stay readable.
+pub fn middle_excerpt(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    let (head, tail) = (max * 2 / 3, max - max * 2 / 3);
+    let head_end = s.char_indices().nth(head).map_or(s.len(), |(i, _)| i);
+    let tail_start = s.char_indices().nth(n - tail).map_or(s.len(), |(i, _)| i);
+    format!("{}…{}", &s[..head_end], &s[tail_start..])
+}
+
 /// A text fit to show a user however large the input it quotes: every `` `quoted` `` span and
-/// every unbroken run of characters longer than [`EXCERPT`] is cut to [`EXCERPT`] characters with
-/// "…", and the whole to [`MAX_TEXT`]. Texts within those bounds come back unchanged.
+/// every unbroken run of characters longer than [`EXCERPT`] (a path, with a `/` or `\`, longer
+/// than 4 × [`EXCERPT`]) is cut in its middle to that many characters with "…"
+/// ([`middle_excerpt`]), and the whole to [`MAX_TEXT`]. Texts within those bounds come back
+/// unchanged.
 pub fn bounded(s: &str) -> String {
     if s.len() <= EXCERPT {
         return s.to_string();
@@ -236,7 +252,10 @@ pub fn bounded(s: &str) -> String {
     let mut rest = s;
     while !rest.is_empty() {
         // The next quoted span or word, whichever comes first, and the text before it.
-        let cut = |piece: &str| excerpt(piece, EXCERPT);
+        let cut = |piece: &str| {
+            let path = piece.contains(['/', '\\']);
+            middle_excerpt(piece, if path { 4 * EXCERPT } else { EXCERPT })
+        };
         if let Some(q) = rest.strip_prefix('`') {
             match q.find('`') {
                 Some(end) => {
@@ -302,9 +321,19 @@ mod tests {
         assert_eq!(bounded(short), short);
         let long = "x".repeat(1_000_000);
         let m = bounded(&format!("session `{long}` not found; did you mean `s1`?"));
-        assert_eq!(m, format!("session `{}…` not found; did you mean `s1`?", "x".repeat(EXCERPT)));
-        let m = bounded(&format!("cannot read {long} here"));
-        assert_eq!(m, format!("cannot read {}… here", "x".repeat(EXCERPT)));
+        assert_eq!(m, format!("session `{}…{}` not found; did you mean `s1`?", "x".repeat(53), "x".repeat(27)));
+        let m = bounded(&format!("cannot read {long}y here"));
+        assert_eq!(m, format!("cannot read {}…{}y here", "x".repeat(53), "x".repeat(26)));
+        // A path keeps up to 4 × EXCERPT characters, and its file name when cut.
+        let path = format!("/srv/{}/data/flow.redb", "deep/".repeat(40));
+        assert_eq!(bounded(&format!("{path} is in use by pid 7")), format!("{path} is in use by pid 7"));
+        let path = format!("/srv/{}/data/flow.redb", "deep/".repeat(100));
+        let m = bounded(&format!("{path} is in use by pid 7"));
+        assert!(
+            m.starts_with("/srv/deep/") && m.contains('…') && m.ends_with("/data/flow.redb is in use by pid 7"),
+            "{m}"
+        );
+        assert_eq!(m.chars().count(), 4 * EXCERPT + 1 + " is in use by pid 7".len());
         let many = "word ".repeat(10_000);
         assert_eq!(bounded(&many).chars().count(), MAX_TEXT + 1);
     }
