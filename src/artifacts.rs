@@ -360,7 +360,7 @@ fn write_run_to_object_store(url: &str, r: &RunInput<'_>) -> Result<RunOutput, D
     let id = run_id(&r.evaluation.compiled, &hash);
     let shown = PathBuf::from(format!("{}/{id}", url.trim_end_matches('/')));
     if let Some(manifest) = crate::objstore::get(&loc, &loc.child(&format!("{id}/manifest.json"))).map_err(fail)? {
-        verify_object_run(&loc, &id, &manifest).map_err(fail)?;
+        verify_object_run(&loc, &id, &manifest)?;
         return Ok(RunOutput { run_id: id, run_hash: hash, dir: shown, reused: true });
     }
     // One scratch directory per call: two requests writing the same run at once (runs are
@@ -377,22 +377,47 @@ fn write_run_to_object_store(url: &str, r: &RunInput<'_>) -> Result<RunOutput, D
     uploaded
 }
 
-/// Checks a run in an object store against its manifest, as [`verify_run`] checks a directory.
-fn verify_object_run(loc: &crate::objstore::Location, id: &str, manifest: &[u8]) -> Result<(), String> {
-    verify_files(manifest, |path| crate::objstore::get(loc, &loc.child(&format!("{id}/{path}"))))
-        .map_err(|msg| format!("run {id} in {}: {msg}; delete it and run again", loc.url))
+/// Checks a run in an object store against its manifest, as [`verify_run`] checks a directory:
+/// content that does not match is `run_corrupt`, a store that cannot be read `object_store`.
+fn verify_object_run(loc: &crate::objstore::Location, id: &str, manifest: &[u8]) -> Result<(), Diagnostics> {
+    verify_files(manifest, |path| crate::objstore::get(loc, &loc.child(&format!("{id}/{path}")))).map_err(|e| {
+        let d = match e {
+            Unverified::Corrupt(msg) => Diagnostic::error("run_corrupt", format!("run {id} in {}: {msg}", loc.url))
+                .with_help("delete the run from the store and run again"),
+            Unverified::Unreadable(msg) => {
+                Diagnostic::error("object_store", format!("run {id} in {}: {msg}", loc.url)).at_path("--out")
+            }
+        };
+        Diagnostics::one(d)
+    })
+}
+
+/// Why a run could not be verified.
+enum Unverified {
+    /// A file is missing, or its bytes (or the manifest's) are not what the manifest says.
+    Corrupt(String),
+    /// A file could not be read (the store or the file system failed).
+    Unreadable(String),
 }
 
 /// Checks every file a run's manifest (`manifest.json`'s bytes) lists against its sha256,
 /// reading each with `read` (None: missing): the one verification of a run being reused,
 /// wherever it is stored. The message names the file and what is wrong with it.
-fn verify_files(manifest: &[u8], read: impl Fn(&str) -> Result<Option<bytes::Bytes>, String>) -> Result<(), String> {
-    let m: Value = serde_json::from_slice(manifest).map_err(|e| format!("manifest.json is not JSON: {e}"))?;
-    let files = m.get("files").and_then(Value::as_object).ok_or("manifest.json lists no files")?;
+fn verify_files(
+    manifest: &[u8],
+    read: impl Fn(&str) -> Result<Option<bytes::Bytes>, String>,
+) -> Result<(), Unverified> {
+    let m: Value =
+        serde_json::from_slice(manifest).map_err(|e| Unverified::Corrupt(format!("manifest.json is not JSON: {e}")))?;
+    let files = m
+        .get("files")
+        .and_then(Value::as_object)
+        .ok_or_else(|| Unverified::Corrupt("manifest.json lists no files".into()))?;
     for (path, want) in files {
-        let bytes = read(path)?.ok_or_else(|| format!("{path} is missing"))?;
+        let bytes = read(path).map_err(Unverified::Unreadable)?;
+        let bytes = bytes.ok_or_else(|| Unverified::Corrupt(format!("{path} is missing")))?;
         if Some(sha(&bytes).as_str()) != want.as_str() {
-            return Err(format!("{path} does not match its manifest hash"));
+            return Err(Unverified::Corrupt(format!("{path} does not match its manifest hash")));
         }
     }
     Ok(())
@@ -556,7 +581,13 @@ pub fn verify_run(dir: &Path) -> Result<(), Diagnostics> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("cannot read {path}: {e}")),
     };
-    manifest.and_then(|m| verify_files(&m, read)).map_err(|msg| {
+    // In a directory, a file that cannot be read is as unusable as a damaged one.
+    let checked = manifest.and_then(|m| {
+        verify_files(&m, read).map_err(|e| match e {
+            Unverified::Corrupt(msg) | Unverified::Unreadable(msg) => msg,
+        })
+    });
+    checked.map_err(|msg| {
         Diagnostics::one(
             Diagnostic::error("run_corrupt", format!("{}: {msg}", dir.display()))
                 .with_help("delete the run directory and run again"),

@@ -106,10 +106,14 @@ fn reused_runs_are_verified_alike_in_a_directory_and_an_object_store() {
         let dir = dir.map_or(r.dir.clone(), |d| d.join(&r.run_id));
         assert!(run_into(&out, "0").reused, "{}", out.display());
         std::fs::write(dir.join("series/served.csv"), "bin_index,value\n0,1\n").unwrap();
-        let err = try_run_into(&out, "0").unwrap_err().render();
+        let err = try_run_into(&out, "0").unwrap_err();
+        assert_eq!(err.0[0].code, "run_corrupt", "{}", out.display());
+        let err = err.render();
         assert!(err.contains("series/served.csv does not match its manifest hash"), "{err}");
         std::fs::remove_file(dir.join("series/served.csv")).unwrap();
-        let err = try_run_into(&out, "0").unwrap_err().render();
+        let err = try_run_into(&out, "0").unwrap_err();
+        assert_eq!(err.0[0].code, "run_corrupt", "{}", out.display());
+        let err = err.render();
         assert!(err.contains("series/served.csv is missing"), "{err}");
         assert!(!dir.join("series/served.csv").exists(), "a run being reused was rewritten");
     }

@@ -292,6 +292,12 @@ async fn round_trips_queries_state_and_compare() {
         .into_inner();
     assert_eq!(c.summary.unwrap().differing, 0, "a run equals the target it was written from");
     assert_eq!(runs.list_runs(pb::ListRunsRequest {}).await.unwrap().into_inner().runs.len(), 1);
+    // A stored run whose files no longer match its manifest is DATA_LOSS, not the request's fault.
+    let served = Path::new(&run.dir).join("series/served.csv");
+    std::fs::write(&served, "bin_index,value\n0,1\n").unwrap();
+    let e = runs.create_run(pb::CreateRunRequest { target: target("replay", "backlog") }).await.unwrap_err();
+    assert_eq!(e.code(), Code::DataLoss, "{}", e.message());
+    assert!(e.message().contains("series/served.csv does not match its manifest hash"), "{}", e.message());
     server.stop().await;
 }
 

@@ -94,6 +94,13 @@ pub(crate) fn from_host(field: &str, e: HostError) -> Status {
             if d.0.iter().any(|x| x.code == crate::engine::db::Interrupted::CODE) {
                 return crate::server::edge::deadline_exceeded();
             }
+            // Not the request's fault: a stored run that fails its manifest, a store that failed.
+            if d.0.iter().any(|x| x.code == "run_corrupt") {
+                return Status::data_loss(messages());
+            }
+            if d.0.iter().any(|x| x.code == "object_store") {
+                return Status::internal(messages());
+            }
             invalid(field, &d)
         }
         HostError::NotFound(m) => Status::not_found(bounded(&m)),
