@@ -72,11 +72,8 @@ impl std::fmt::Debug for ConnectOptions {
 impl Client {
     /// Connects to a server. `url` may omit the scheme (`127.0.0.1:50051` means
     /// `http://127.0.0.1:50051`).
-    pub async fn connect(url: &str) -> Result<Client, tonic::transport::Error> {
-        let url = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
-        let channel = tonic::transport::Endpoint::from_shared(url)?.tcp_nodelay(true).connect().await?;
-        let transport = BoxCloneSyncService::new(channel.map_err(|e| Box::new(e) as _));
-        Ok(Client { transport, max_message_bytes: ServerOptions::default().max_message_bytes })
+    pub async fn connect(url: &str) -> anyhow::Result<Client> {
+        Client::connect_with(url, &ConnectOptions::default()).await
     }
 
     /// Connects to a server with a token and/or TLS. With a CA, `url` may say `http://` or omit

@@ -965,11 +965,7 @@ impl Evaluation {
         let x = *self.series.get(&s)?.get(t)?;
         let m = self.mixes.get(&s)?;
         let k = self.compiled.classes.as_ref()?.k();
-        let row = m.get(t * k..(t + 1) * k)?;
-        Some(match class {
-            ClassId::Declared(c) => x * row[c],
-            ClassId::Unattributed => x * crate::engine::mix::unattributed(row),
-        })
+        Some(x * class.share(m.get(t * k..(t + 1) * k)?))
     }
 
     /// The classes series `s` has per-class series of: every declared class, and
@@ -1004,10 +1000,15 @@ impl Evaluation {
 /// `x@c[t] = x[t] · m[t][c]` (§6.1): the part of class `class` of the series `x` whose mix (`bins × k`)
 /// is `m`.
 pub fn class_part(x: &[f64], m: &[f64], k: usize, class: ClassId) -> Vec<f64> {
-    match class {
-        ClassId::Declared(c) => x.iter().enumerate().map(|(t, v)| v * m[t * k + c]).collect(),
-        ClassId::Unattributed => {
-            x.iter().enumerate().map(|(t, v)| v * crate::engine::mix::unattributed(&m[t * k..(t + 1) * k])).collect()
+    x.iter().enumerate().map(|(t, v)| v * class.share(&m[t * k..(t + 1) * k])).collect()
+}
+
+impl ClassId {
+    /// This class's share of one bin's flow, from that bin's mix row (the `k` declared shares).
+    pub fn share(self, row: &[f64]) -> f64 {
+        match self {
+            ClassId::Declared(c) => row[c],
+            ClassId::Unattributed => crate::engine::mix::unattributed(row),
         }
     }
 }
