@@ -998,3 +998,59 @@ fn gold_class_column_gives_per_class_series_and_checks_totals() {
     let e = load(&mut Bytes(bad.as_bytes()), &opts, &mut |_| {}).unwrap_err();
     assert!(e.render().contains("class `a/b`"), "{}", e.render());
 }
+
+/// The evaluation budget counts per-class work (§6.1): a sweep of a class share recomputes no
+/// total, only mixes (`bins × k` values for each series a mix unit holds), and those count per
+/// point, so a share sweep is bounded by the budget like any other, not only by `max_points`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_counts_the_mixes_a_share_sweep_recomputes() {
+    use flowtime::client::Client;
+    use flowtime::host::SharedHost;
+    use flowtime::server::{ServerOptions, pb};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let host = Host::open(&dir.path().join("db.redb"), "test", root).unwrap();
+    let opts = ServerOptions { eval_budget: 4_000, ..ServerOptions::default() };
+    let local = Client::in_process(Arc::new(SharedHost::new(host)), opts).await;
+    let c = &local.client;
+    c.templates()
+        .put_template(pb::PutTemplateRequest { text: SWEEP_TEMPLATE.into(), ..Default::default() })
+        .await
+        .unwrap();
+    let open =
+        pb::OpenSessionRequest { template_id: "classy-sweep".into(), session_id: "s".into(), ..Default::default() };
+    c.sessions().open_session(open).await.unwrap();
+    let sweep = |points: usize| pb::SweepRequest {
+        options: Some(pb::AnalysisOptions {
+            target: Some(pb::Target { session: "s".into(), variant: String::new() }),
+            ..Default::default()
+        }),
+        vary: vec![pb::Vary {
+            name: "refund_share".into(),
+            values: (0..points).map(|i| i as f64).collect(),
+            range: None,
+        }],
+        metrics: vec!["max(svc_queue@refund)".into()],
+        series: vec![],
+    };
+    let run = |points: usize| async move {
+        let mut stream = c.analysis().sweep(sweep(points)).await?.into_inner();
+        let mut n = 0;
+        while let Some(ev) = stream.message().await? {
+            if let Some(pb::sweep_event::Event::Result(r)) = ev.event {
+                n = r.points.len();
+            }
+        }
+        Ok::<usize, tonic::Status>(n)
+    };
+    assert_eq!(run(5).await.unwrap(), 5, "a few share points fit the budget");
+    let e = run(1_000).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("1000 points ×"), "{}", e.message());
+    // The share changes no total: a point's work is all mixes, and it is not nothing.
+    let per_point: u64 =
+        e.message().split("1000 points × ").nth(1).unwrap().split(')').next().unwrap().parse().unwrap();
+    assert!(per_point >= 2, "{}", e.message());
+}

@@ -337,14 +337,23 @@ impl Evaluator {
             bad(Diagnostic::error("unknown_reference", format!("series `{id}` does not exist in {}", self.base.target))
                 .with_help("name a series of the model"))
         })?;
-        let closure = units_of(&c.point_order(&targets, &mix_targets));
-        let weight = |us: &mut dyn Iterator<Item = u32>| us.map(|u| c.units[u as usize].weight as u64).sum::<u64>();
-        let all = weight(&mut closure.iter().copied());
+        let order = c.point_order(&targets, &mix_targets);
+        // A mix unit (§6.1) computes `bins × k` values for each series it holds the mix of.
+        let k = c.classes.as_ref().map_or(0, |cp| cp.k()) as u64;
+        let weight = |n: &KeyNode| match n {
+            KeyNode::Unit(u) => c.units[*u as usize].weight as u64,
+            KeyNode::Mix(m) => c.classes.as_ref().map_or(0, |cp| cp.units[*m as usize].series.len() as u64 * k.max(1)),
+        };
+        let all: u64 = order.iter().map(weight).sum();
         if self.varied.iter().any(|v| self.base.structural.contains(v)) {
             return Ok((all, all));
         }
-        let same = self.same_as_target(c).units;
-        Ok((weight(&mut closure.iter().copied().filter(|u| same[*u as usize].is_none())), all))
+        let same = self.same_as_target(c);
+        let recomputed = |n: &&KeyNode| match n {
+            KeyNode::Unit(u) => same.units[*u as usize].is_none(),
+            KeyNode::Mix(m) => same.mixes[*m as usize].is_none(),
+        };
+        Ok((order.iter().filter(recomputed).map(weight).sum(), all))
     }
 
     /// Refuses an analysis of `points` points (`evaluations` of them at most) over the limits,

@@ -54,7 +54,8 @@ Errors, all before any point is evaluated and with nothing stored:
 - ALREADY_EXISTS when `keep_prefix-<n>` variants exist already;
 - RESOURCE_EXHAUSTED when the points exceed the point limit (100,000 by default) or the work
   exceeds the evaluation budget: (closure + points × units a point evaluates) × bins, with the
-  server's `bins × units` budget (200 million by default);
+  server's `bins × units` budget (200 million by default); a mix unit (SPEC §6.1) counts k
+  units (the declared classes) per series it holds the mix of;
 - UNAVAILABLE when a concurrent write to the database cancelled the analysis (retry);
 - CANCELLED when the client cancelled.
 """
