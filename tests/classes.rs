@@ -1054,3 +1054,45 @@ async fn the_budget_counts_the_mixes_a_share_sweep_recomputes() {
         e.message().split("1000 points × ").nth(1).unwrap().split(')').next().unwrap().parse().unwrap();
     assert!(per_point >= 2, "{}", e.message());
 }
+
+/// A request for per-class series counts the mixes it computes against the evaluation budget
+/// ([`flowtime::engine::plan::Compiled::work`]): with a budget that fits a total's closure and
+/// not its mixes, GetSeries of `x` answers and GetSeries of `x@c` is RESOURCE_EXHAUSTED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_class_request_counts_its_mixes_against_the_budget() {
+    use flowtime::client::Client;
+    use flowtime::host::{OpenRequest, SharedHost, Target};
+    use flowtime::server::{ServerOptions, pb};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut host = Host::open(&dir.path().join("db.redb"), "test", root).unwrap();
+    host.put_template(SWEEP_TEMPLATE, "sweep.yaml").unwrap();
+    let open = OpenRequest {
+        template_id: "classy-sweep".into(),
+        template_version: "1".into(),
+        id: Some("s".into()),
+        ..Default::default()
+    };
+    host.open_session(open).unwrap();
+    let c = host.compiled_target(&Target::parse("s")).unwrap();
+    let q = c.by_id["svc_queue"];
+    let (totals, with_mixes) = (c.work(Some(&[q]), &[]), c.work(Some(&[q]), &[q]));
+    assert!(with_mixes > totals, "the queue's mix is work: {totals} vs {with_mixes}");
+    let opts = ServerOptions { eval_budget: totals * c.grid.bins as u64, ..ServerOptions::default() };
+    let local = Client::in_process(Arc::new(SharedHost::new(host)), opts).await;
+    let get = |id: &str| {
+        let req = pb::GetSeriesRequest {
+            target: Some(pb::Target { session: "s".into(), variant: String::new() }),
+            ids: vec![id.into()],
+            ..Default::default()
+        };
+        let c = local.client.clone();
+        async move { c.queries().get_series(req).await }
+    };
+    assert_eq!(get("svc_queue").await.unwrap().into_inner().series.len(), 1);
+    let e = get("svc_queue@refund").await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains(&format!("{with_mixes} series definitions")), "{}", e.message());
+}

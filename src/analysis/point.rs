@@ -338,12 +338,7 @@ impl Evaluator {
                 .with_help("name a series of the model"))
         })?;
         let order = c.point_order(&targets, &mix_targets);
-        // A mix unit (§6.1) computes `bins × k` values for each series it holds the mix of.
-        let k = c.classes.as_ref().map_or(0, |cp| cp.k()) as u64;
-        let weight = |n: &KeyNode| match n {
-            KeyNode::Unit(u) => c.units[*u as usize].weight as u64,
-            KeyNode::Mix(m) => c.classes.as_ref().map_or(0, |cp| cp.units[*m as usize].series.len() as u64 * k.max(1)),
-        };
+        let weight = |n: &KeyNode| c.node_weight(n);
         let all: u64 = order.iter().map(weight).sum();
         if self.varied.iter().any(|v| self.base.structural.contains(v)) {
             return Ok((all, all));

@@ -1040,7 +1040,30 @@ impl Compiled {
     /// value units (and, with classes, the mix units) needed, each after everything it reads.
     /// Mix units appear only when a mix is asked for or a class route is in the closure.
     pub fn point_order(&self, targets: &[u32], mix_targets: &[u32]) -> Vec<KeyNode> {
-        let closure = self.closure(Some(targets));
+        self.order_with_mixes(self.closure(Some(targets)), mix_targets)
+    }
+
+    /// The work of evaluating one node of an evaluation order, in series definitions over the
+    /// grid: a value unit's weight; a mix unit (§6.1) `k` (the declared classes) for each series
+    /// it holds the mix of.
+    pub fn node_weight(&self, n: &KeyNode) -> u64 {
+        match n {
+            KeyNode::Unit(u) => self.units[*u as usize].weight as u64,
+            KeyNode::Mix(m) => {
+                self.classes.as_ref().map_or(0, |cp| cp.units[*m as usize].series.len() as u64 * cp.k().max(1) as u64)
+            }
+        }
+    }
+
+    /// The work ([`Compiled::node_weight`]) of evaluating `targets` (every series when None)
+    /// and the mixes of `mix_targets`: the one measure of the evaluation budget.
+    pub fn work(&self, targets: Option<&[u32]>, mix_targets: &[u32]) -> u64 {
+        self.order_with_mixes(self.closure(targets), mix_targets).iter().map(|n| self.node_weight(n)).sum()
+    }
+
+    /// `closure` (value units in evaluation order) with the mix units it and `mix_targets`
+    /// need, each after everything it reads.
+    fn order_with_mixes(&self, closure: Vec<u32>, mix_targets: &[u32]) -> Vec<KeyNode> {
         match &self.classes {
             Some(cp)
                 if !mix_targets.is_empty() || closure.iter().any(|u| !self.units[*u as usize].mixes.is_empty()) =>

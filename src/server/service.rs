@@ -98,16 +98,32 @@ pub(crate) async fn on_blocking_thread<T: Send + 'static>(f: impl FnOnce() -> T 
     Ok(out)
 }
 
-/// Rejects evaluations larger than the `bins × units` budget.
-pub(crate) fn check_budget(c: &Compiled, targets: Option<&[u32]>, budget: u64) -> Result<(), HostError> {
-    check_budget_all(&[(c, targets)], budget)
+/// Rejects evaluations larger than the `bins × units` budget: `targets` (every series when
+/// None) and the mixes (§6.1) of `mix_targets`, measured by [`Compiled::work`].
+pub(crate) fn check_budget(
+    c: &Compiled,
+    targets: Option<&[u32]>,
+    mix_targets: &[u32],
+    budget: u64,
+) -> Result<(), HostError> {
+    check_budget_all(&[(c, targets, mix_targets)], budget)
+}
+
+/// Every series of `c`: the mixes to count when a request evaluates every per-class series
+/// (§6.1) too, as a full state, a run and a comparison do.
+pub(crate) fn every_series(c: &Compiled) -> Vec<u32> {
+    (0..c.series.len() as u32).collect()
 }
 
 /// [`check_budget`] for a request that evaluates several plans.
-fn check_budget_all(plans: &[(&Compiled, Option<&[u32]>)], budget: u64) -> Result<(), HostError> {
+/// One plan's part of a request's work: the plan, the series it evaluates (every one when None)
+/// and the series whose mixes it computes.
+type Work<'a> = (&'a Compiled, Option<&'a [u32]>, &'a [u32]);
+
+fn check_budget_all(plans: &[Work<'_>], budget: u64) -> Result<(), HostError> {
     let (mut parts, mut cost) = (Vec::new(), 0u64);
-    for (c, targets) in plans {
-        let u: u64 = c.closure(*targets).iter().map(|u| c.units[*u as usize].weight as u64).sum();
+    for (c, targets, mix_targets) in plans {
+        let u = c.work(*targets, mix_targets);
         parts.push(format!("{u} series definitions × {} bins", c.grid.bins));
         cost += u * c.grid.bins as u64;
     }

@@ -87,7 +87,8 @@ fn step(
     }
     let c: Arc<Compiled> = v.compiled_target(t)?;
     // Every event evaluates the whole target (a structural change can make it grow).
-    crate::server::service::check_budget(&c, None, budget)?;
+    let classed = if classes.is_empty() { Vec::new() } else { crate::server::service::every_series(&c) };
+    crate::server::service::check_budget(&c, None, &classed, budget)?;
     let reads: Vec<UnitReads> =
         v.unit_reads(t)?.ok_or_else(|| HostError::FailedPrecondition(format!("{t} has unresolved inputs")))?;
     let mut ev = v.evaluate_target(t, None)?;
@@ -183,8 +184,13 @@ impl pb::watch_service_server::WatchService for Api {
         // Fail fast on an unknown target.
         let check = t.clone();
         let budget = self.opts.eval_budget;
-        self.read("target", move |v| crate::server::service::check_budget(&*v.compiled_target(&check)?, None, budget))
-            .await?;
+        let with_classes = !classes.is_empty();
+        self.read("target", move |v| {
+            let c = v.compiled_target(&check)?;
+            let classed = if with_classes { crate::server::service::every_series(&c) } else { Vec::new() };
+            crate::server::service::check_budget(&c, None, &classed, budget)
+        })
+        .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let api = self.clone();
         let mut changes = self.changes.subscribe();

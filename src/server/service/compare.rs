@@ -12,7 +12,7 @@ use crate::server::convert;
 use crate::server::pb;
 use crate::server::status::invalid_field;
 
-use super::{Api, check_budget, check_budget_all, to_host};
+use super::{Api, check_budget, check_budget_all, every_series, to_host};
 
 pub(super) enum Op {
     Target(Target),
@@ -91,7 +91,7 @@ pub(super) fn compare_operands(
             let cb = v.compiled_target(tb)?;
             same_grids(&ca.grid, &cb.grid)?;
             // Both sides may evaluate: they share one budget.
-            check_budget_all(&[(&ca, None), (&cb, None)], budget)?;
+            check_budget_all(&[(&ca, None, &every_series(&ca)), (&cb, None, &every_series(&cb))], budget)?;
             let cmp = v.compare(ta, tb)?;
             accounting = cmp.accounting;
             grid = ca.grid;
@@ -113,7 +113,7 @@ pub(super) fn compare_operands(
                     (Op::Run(_), Some(rv)) => Ok(rv.clone()),
                     (Op::Target(t), _) => {
                         let c = v.compiled_target(t)?;
-                        check_budget(&c, None, budget)?;
+                        check_budget(&c, None, &every_series(&c), budget)?;
                         let mut ev = v.evaluate_target(t, None)?;
                         // Per-class series (§6.1), as a run of this target lists them.
                         if c.classes.is_some() {

@@ -18,7 +18,7 @@ use crate::server::convert;
 use crate::server::pb;
 
 use super::compare::{Op, compare_operands, operand};
-use super::{Api, Reply, check_budget, to_host};
+use super::{Api, Reply, check_budget, every_series, to_host};
 
 fn info(view: &View<'_>, t: &Target, ev: &Evaluation) -> Result<pb::EvaluationInfo, HostError> {
     let (_, revision) = view.scenario(t)?;
@@ -222,7 +222,7 @@ struct Full {
 
 fn full(v: &View<'_>, t: &Target, budget: u64) -> Result<Full, HostError> {
     let c = v.compiled_target(t)?;
-    check_budget(&c, None, budget)?;
+    check_budget(&c, None, &every_series(&c), budget)?;
     let mut ev = v.evaluate_target(t, None)?;
     if c.classes.is_some() {
         let all: Vec<u32> = ev.series.keys().copied().collect();
@@ -279,10 +279,10 @@ impl pb::query_service_server::QueryService for Api {
                 }
                 needed.sort_unstable();
                 needed.dedup();
-                check_budget(&c, Some(&needed), budget)?;
+                let bases: Vec<u32> = per_class.iter().map(|(s, _)| *s).collect();
+                check_budget(&c, Some(&needed), &bases, budget)?;
                 let mut ev = v.evaluate_target(&t, Some(&needed))?;
                 if !per_class.is_empty() {
-                    let bases: Vec<u32> = per_class.iter().map(|(s, _)| *s).collect();
                     v.evaluate_mixes(&t, &mut ev, &bases)?;
                 }
                 let params = numeric_params(&v, &t)?;
@@ -351,7 +351,7 @@ impl pb::query_service_server::QueryService for Api {
             .read("target", move |v| {
                 let c = v.compiled_target(&t)?;
                 let (a, b) = window(r.window.as_ref(), c.grid.bins, "window").map_err(to_host)?;
-                check_budget(&c, None, budget)?;
+                check_budget(&c, None, &[], budget)?;
                 let ev = v.evaluate_target(&t, None)?;
                 let slice = |id: &str| ev.get(id).map(|s| &s[a as usize..b as usize]);
                 let nodes = c

@@ -8,7 +8,7 @@ use crate::server::convert;
 use crate::server::pb;
 use crate::server::status::from_host;
 
-use super::{Api, Reply, check_budget};
+use super::{Api, Reply, check_budget, every_series};
 
 #[tonic::async_trait]
 impl pb::run_service_server::RunService for Api {
@@ -20,7 +20,8 @@ impl pb::run_service_server::RunService for Api {
         // Evaluated on a snapshot and written without the lock; only the record is a write.
         let material = self
             .read("target", move |v| {
-                check_budget(&*v.compiled_target(&t)?, None, budget)?;
+                let c = v.compiled_target(&t)?;
+                check_budget(&c, None, &every_series(&c), budget)?;
                 v.run_material(&t)
             })
             .await?;

@@ -58,7 +58,7 @@ impl pb::template_service_server::TemplateService for Api {
             let mut host = Host::new();
             let m = host.load_text(&rec.text, &format!("{}@{}", rec.id, rec.version), &supplied, &root)?;
             // Like every evaluating request: refused before any work when over the budget.
-            super::check_budget(&*host.compiled(&m)?, None, budget)?;
+            super::check_budget(&*host.compiled(&m)?, None, &[], budget)?;
             let ev = host.evaluate(&m, None)?;
             let warnings = host.warnings(&m, &ev)?;
             let yaml = artifacts::instantiated_yaml(&m.source, &m.params)?;
