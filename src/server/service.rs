@@ -115,11 +115,11 @@ pub(crate) fn every_series(c: &Compiled) -> Vec<u32> {
     (0..c.series.len() as u32).collect()
 }
 
-/// [`check_budget`] for a request that evaluates several plans.
 /// One plan's part of a request's work: the plan, the series it evaluates (every one when None)
 /// and the series whose mixes it computes.
 type Work<'a> = (&'a Compiled, Option<&'a [u32]>, &'a [u32]);
 
+/// [`check_budget`] for a request that evaluates several plans.
 fn check_budget_all(plans: &[Work<'_>], budget: u64) -> Result<(), HostError> {
     let (mut parts, mut cost) = (Vec::new(), 0u64);
     for (c, targets, mix_targets) in plans {

@@ -69,6 +69,12 @@ fn class_values(
     Ok(out)
 }
 
+/// The series whose mixes every event computes: all of them when per-class series are asked for
+/// (`classes` not empty), none otherwise.
+fn watched_mixes(c: &Compiled, classes: &str) -> Vec<u32> {
+    if classes.is_empty() { Vec::new() } else { crate::server::service::every_series(c) }
+}
+
 fn step(
     v: &View<'_>,
     t: &Target,
@@ -87,8 +93,7 @@ fn step(
     }
     let c: Arc<Compiled> = v.compiled_target(t)?;
     // Every event evaluates the whole target (a structural change can make it grow).
-    let classed = if classes.is_empty() { Vec::new() } else { crate::server::service::every_series(&c) };
-    crate::server::service::check_budget(&c, None, &classed, budget)?;
+    crate::server::service::check_budget(&c, None, &watched_mixes(&c, classes), budget)?;
     let reads: Vec<UnitReads> =
         v.unit_reads(t)?.ok_or_else(|| HostError::FailedPrecondition(format!("{t} has unresolved inputs")))?;
     let mut ev = v.evaluate_target(t, None)?;
@@ -184,11 +189,10 @@ impl pb::watch_service_server::WatchService for Api {
         // Fail fast on an unknown target.
         let check = t.clone();
         let budget = self.opts.eval_budget;
-        let with_classes = !classes.is_empty();
+        let asked = classes.clone();
         self.read("target", move |v| {
             let c = v.compiled_target(&check)?;
-            let classed = if with_classes { crate::server::service::every_series(&c) } else { Vec::new() };
-            crate::server::service::check_budget(&c, None, &classed, budget)
+            crate::server::service::check_budget(&c, None, &watched_mixes(&c, &asked), budget)
         })
         .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
