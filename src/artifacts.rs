@@ -429,7 +429,8 @@ fn write_run_dir(runs: &Path, r: &RunInput<'_>) -> Result<RunOutput, Diagnostics
     let hash = run_hash(r.source.text(), r.params, r.inputs);
     let id = run_id(c, &hash);
     let dir = runs.join(&id);
-    let io = |what: &str, e: std::io::Error| Diagnostics::one(Diagnostic::error("io", format!("{what}: {e}")));
+    // The server's runs directory failing is not the request's fault (`run_io`, INTERNAL).
+    let io = |what: &str, e: std::io::Error| Diagnostics::one(Diagnostic::error("run_io", format!("{what}: {e}")));
     if sys::exists(&dir) {
         verify_run(&dir)?;
         return Ok(RunOutput { run_id: id, run_hash: hash, dir, reused: true });
@@ -574,24 +575,24 @@ pub fn read_run_series(dir: &Path) -> Result<(Value, BTreeMap<String, Vec<f64>>)
 }
 
 /// Checks every file listed in a run's manifest against its sha256.
+/// A damaged or incomplete run is `run_corrupt`; one the file system cannot read, `run_io`.
 pub fn verify_run(dir: &Path) -> Result<(), Diagnostics> {
-    let manifest = sys::read(&dir.join("manifest.json")).map_err(|e| format!("cannot read manifest.json: {e}"));
     let read = |path: &str| match sys::read(&dir.join(path)) {
         Ok(bytes) => Ok(Some(bytes::Bytes::from(bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("cannot read {path}: {e}")),
     };
-    // In a directory, a file that cannot be read is as unusable as a damaged one.
-    let checked = manifest.and_then(|m| {
-        verify_files(&m, read).map_err(|e| match e {
-            Unverified::Corrupt(msg) | Unverified::Unreadable(msg) => msg,
-        })
-    });
-    checked.map_err(|msg| {
-        Diagnostics::one(
-            Diagnostic::error("run_corrupt", format!("{}: {msg}", dir.display()))
+    let checked = match read("manifest.json") {
+        Ok(Some(m)) => verify_files(&m, read),
+        Ok(None) => Err(Unverified::Corrupt("manifest.json is missing".into())),
+        Err(msg) => Err(Unverified::Unreadable(msg)),
+    };
+    checked.map_err(|e| {
+        Diagnostics::one(match e {
+            Unverified::Corrupt(msg) => Diagnostic::error("run_corrupt", format!("{}: {msg}", dir.display()))
                 .with_help("delete the run directory and run again"),
-        )
+            Unverified::Unreadable(msg) => Diagnostic::error("run_io", format!("{}: {msg}", dir.display())),
+        })
     })
 }
 

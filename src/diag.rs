@@ -240,8 +240,8 @@ pub fn middle_excerpt(s: &str, max: usize) -> String {
 }
 
 /// A text fit to show a user however large the input it quotes: every `` `quoted` `` span and
-/// every unbroken run of characters longer than [`EXCERPT`] (a path, with a `/` or `\`, longer
-/// than 4 × [`EXCERPT`]) is cut in its middle to that many characters with "…"
+/// every unbroken run of characters longer than [`EXCERPT`] (an unquoted path, with a `/` or `\`,
+/// longer than 4 × [`EXCERPT`]) is cut in its middle to that many characters with "…"
 /// ([`middle_excerpt`]), and the whole to [`MAX_TEXT`]. Texts within those bounds come back
 /// unchanged.
 pub fn bounded(s: &str) -> String {
@@ -252,21 +252,22 @@ pub fn bounded(s: &str) -> String {
     let mut rest = s;
     while !rest.is_empty() {
         // The next quoted span or word, whichever comes first, and the text before it.
-        let cut = |piece: &str| {
-            let path = piece.contains(['/', '\\']);
+        // A quoted piece is the request's own text (a name, an expression): 80 characters.
+        let cut = |piece: &str, quoted: bool| {
+            let path = !quoted && piece.contains(['/', '\\']);
             middle_excerpt(piece, if path { 4 * EXCERPT } else { EXCERPT })
         };
         if let Some(q) = rest.strip_prefix('`') {
             match q.find('`') {
                 Some(end) => {
                     out.push('`');
-                    out.push_str(&cut(&q[..end]));
+                    out.push_str(&cut(&q[..end], true));
                     out.push('`');
                     rest = &q[end + 1..];
                 }
                 None => {
                     out.push('`');
-                    out.push_str(&cut(q));
+                    out.push_str(&cut(q, true));
                     rest = "";
                 }
             }
@@ -278,7 +279,7 @@ pub fn bounded(s: &str) -> String {
             out.push(c);
             rest = &rest[c.len_utf8()..];
         } else {
-            out.push_str(&cut(&rest[..word_end]));
+            out.push_str(&cut(&rest[..word_end], false));
             rest = &rest[word_end..];
         }
         if out.len() > MAX_TEXT * 4 {
@@ -334,6 +335,9 @@ mod tests {
             "{m}"
         );
         assert_eq!(m.chars().count(), 4 * EXCERPT + 1 + " is in use by pid 7".len());
+        // Quoted, a piece of the request (an expression with a division) keeps 80.
+        let m = bounded(&format!("expression `{}` is wrong", "a / b + ".repeat(100).replace(' ', "")));
+        assert_eq!(m.chars().count(), EXCERPT + 1 + "expression `` is wrong".len(), "{m}");
         let many = "word ".repeat(10_000);
         assert_eq!(bounded(&many).chars().count(), MAX_TEXT + 1);
     }

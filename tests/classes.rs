@@ -999,9 +999,9 @@ fn gold_class_column_gives_per_class_series_and_checks_totals() {
     assert!(e.render().contains("class `a/b`"), "{}", e.render());
 }
 
-/// The evaluation budget counts per-class work (§6.1): a sweep of a class share recomputes no
-/// total, only mixes (`bins × k` values for each series a mix unit holds), and those count per
-/// point, so a share sweep is bounded by the budget like any other, not only by `max_points`.
+/// The evaluation budget counts per-class work (§6.1): a sweep of a class share recomputes the
+/// mixes downstream of it (`bins × k` values for each series a mix unit holds), and those count
+/// per point, so a share sweep is bounded by the budget like any other, not only by `max_points`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_budget_counts_the_mixes_a_share_sweep_recomputes() {
     use flowtime::client::Client;
@@ -1011,17 +1011,23 @@ async fn the_budget_counts_the_mixes_a_share_sweep_recomputes() {
 
     let dir = tempfile::tempdir().unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let host = Host::open(&dir.path().join("db.redb"), "test", root).unwrap();
+    let mut host = Host::open(&dir.path().join("db.redb"), "test", root).unwrap();
+    host.put_template(SWEEP_TEMPLATE, "sweep.yaml").unwrap();
+    let open = flowtime::host::OpenRequest {
+        template_id: "classy-sweep".into(),
+        template_version: "1".into(),
+        id: Some("s".into()),
+        ..Default::default()
+    };
+    host.open_session(open).unwrap();
+    // The metric's closure: the queue's totals, and its mixes.
+    let plan = host.compiled_target(&flowtime::host::Target::parse("s")).unwrap();
+    let q = plan.by_id["svc_queue"];
+    let (closure, totals) = (plan.work(Some(&[q]), &[q]), plan.work(Some(&[q]), &[]));
+    let k = plan.classes.as_ref().unwrap().k() as u64;
     let opts = ServerOptions { eval_budget: 4_000, ..ServerOptions::default() };
     let local = Client::in_process(Arc::new(SharedHost::new(host)), opts).await;
     let c = &local.client;
-    c.templates()
-        .put_template(pb::PutTemplateRequest { text: SWEEP_TEMPLATE.into(), ..Default::default() })
-        .await
-        .unwrap();
-    let open =
-        pb::OpenSessionRequest { template_id: "classy-sweep".into(), session_id: "s".into(), ..Default::default() };
-    c.sessions().open_session(open).await.unwrap();
     let sweep = |points: usize| pb::SweepRequest {
         options: Some(pb::AnalysisOptions {
             target: Some(pb::Target { session: "s".into(), variant: String::new() }),
@@ -1049,10 +1055,12 @@ async fn the_budget_counts_the_mixes_a_share_sweep_recomputes() {
     let e = run(1_000).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
     assert!(e.message().contains("1000 points ×"), "{}", e.message());
-    // The share changes no total: a point's work is all mixes, and it is not nothing.
+    assert!(e.message().contains(&format!("({closure} + 1000 points ×")), "{}", e.message());
+    // The share changes none of the queue's totals: a point's work is mixes only (k units per
+    // series), some of them (the returns' mix reads no share), and not nothing.
     let per_point: u64 =
         e.message().split("1000 points × ").nth(1).unwrap().split(')').next().unwrap().parse().unwrap();
-    assert!(per_point >= 2, "{}", e.message());
+    assert!(per_point > 0 && per_point % k == 0 && per_point < closure - totals, "{}", e.message());
 }
 
 /// A request for per-class series counts the mixes it computes against the evaluation budget

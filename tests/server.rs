@@ -298,6 +298,16 @@ async fn round_trips_queries_state_and_compare() {
     let e = runs.create_run(pb::CreateRunRequest { target: target("replay", "backlog") }).await.unwrap_err();
     assert_eq!(e.code(), Code::DataLoss, "{}", e.message());
     assert!(e.message().contains("series/served.csv does not match its manifest hash"), "{}", e.message());
+    // Compared as an operand, the same run is the same error.
+    let e = q
+        .compare(pb::CompareRequest {
+            a: Some(pb::Operand { kind: Some(pb::operand::Kind::RunId(run.id.clone())) }),
+            b: Some(pb::Operand { kind: Some(pb::operand::Kind::Target(target("replay", "backlog").unwrap())) }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::DataLoss, "{}", e.message());
     server.stop().await;
 }
 

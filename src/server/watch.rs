@@ -69,10 +69,13 @@ fn class_values(
     Ok(out)
 }
 
-/// The series whose mixes every event computes: all of them when per-class series are asked for
-/// (`classes` not empty), none otherwise.
+/// The series whose mixes every event computes ([`class_values`]): all of them when `classes`
+/// matches a class of a plan with classes, none otherwise.
 fn watched_mixes(c: &Compiled, classes: &str) -> Vec<u32> {
-    if classes.is_empty() { Vec::new() } else { crate::server::service::every_series(c) }
+    match &c.classes {
+        Some(cp) if !classes.is_empty() && !cp.matching(classes).is_empty() => crate::server::service::every_series(c),
+        _ => Vec::new(),
+    }
 }
 
 fn step(

@@ -35,7 +35,7 @@ impl Api {
         let rec = self.with_host("run_id", move |h| h.run(&id)).await?;
         tokio::task::spawn_blocking(move || -> Result<RunValues, Status> {
             let (grid, values) = artifacts::read_run_series(std::path::Path::new(&rec.dir))
-                .map_err(|d| Status::failed_precondition(d.to_string()))?;
+                .map_err(|d| crate::server::status::from_host("run_id", HostError::from(d)))?;
             let start = grid["start"].as_str().map(parse_utc_minutes).transpose().map_err(Status::internal)?;
             let unit = crate::model::grid::BinUnit::parse(grid["binUnit"].as_str().unwrap_or("minutes"))
                 .unwrap_or(crate::model::grid::BinUnit::Minutes);

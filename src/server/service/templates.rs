@@ -58,7 +58,9 @@ impl pb::template_service_server::TemplateService for Api {
             let mut host = Host::new();
             let m = host.load_text(&rec.text, &format!("{}@{}", rec.id, rec.version), &supplied, &root)?;
             // Like every evaluating request: refused before any work when over the budget.
-            super::check_budget(&*host.compiled(&m)?, None, &[], budget)?;
+            // Warnings read every mix of a model with classes (§6.1): counted too.
+            let c = host.compiled(&m)?;
+            super::check_budget(&c, None, &super::every_series(&c), budget)?;
             let ev = host.evaluate(&m, None)?;
             let warnings = host.warnings(&m, &ev)?;
             let yaml = artifacts::instantiated_yaml(&m.source, &m.params)?;

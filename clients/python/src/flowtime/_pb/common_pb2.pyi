@@ -19,12 +19,12 @@ Conventions:
   ALREADY_EXISTS, FAILED_PRECONDITION, OUT_OF_RANGE (bins or timestamps outside the grid),
   RESOURCE_EXHAUSTED (message size, the bins × units budget, window caps) and UNAVAILABLE only
   for reads cancelled by a concurrent write (safe to retry). Stored data that fails its check
-  (a damaged record, a run whose files do not match its manifest) is DATA_LOSS naming what; an
-  object store the server writes runs to that fails is INTERNAL naming its URL. A request that
-  is not a valid protobuf message is INVALID_ARGUMENT.
+  (a damaged record, a run whose files do not match its manifest) is DATA_LOSS naming what; a
+  runs directory or object store the server cannot read or write is INTERNAL naming it. A
+  request that is not a valid protobuf message is INVALID_ARGUMENT.
 - Errors never echo large input: a quoted piece of a request (a name, an expression, a CSV
-  cell, a document line) is cut in its middle to 80 characters with "…" (a path to 320, so
-  that its file name stays), a message to 500 characters, and the details
+  cell, a document line) is cut in its middle to 80 characters with "…" (a path the server
+  names, to 320, so that its file name stays), a message to 500 characters, and the details
   (`grpc-status-details-bin`, before base64) to 4 KiB, keeping whole diagnostics
   in order while they fit (at least one; the message says how many more there were). An
   expression is kept as a window around the offending token, its offset adjusted.
