@@ -22,6 +22,8 @@ pub struct Location {
     pub url: String,
     /// Whether calls need a reactor (network services); local and memory stores run inline.
     remote: bool,
+    /// The directory of a `file://` store (which callers may read directly).
+    pub local_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Location {
@@ -47,6 +49,7 @@ impl Location {
         let prefix = |p: &str| {
             ObjPath::parse(p.trim_matches('/')).map_err(|e| format!("`{url}`: the path is not an object name ({e})"))
         };
+        let mut local_dir = None;
         let built: Result<(Arc<dyn ObjectStore>, ObjPath, bool), object_store::Error> = match parsed.scheme() {
             "file" => {
                 let dir = parsed.to_file_path().map_err(|()| {
@@ -54,6 +57,7 @@ impl Location {
                 })?;
                 crate::sys::create_dir_all(&dir)
                     .map_err(|e| format!("`{url}`: cannot create {}: {e}", dir.display()))?;
+                local_dir = Some(dir.clone());
                 object_store::local::LocalFileSystem::new_with_prefix(&dir).map(|s| {
                     (Arc::new(s.with_automatic_cleanup(true)) as Arc<dyn ObjectStore>, ObjPath::default(), false)
                 })
@@ -81,7 +85,7 @@ impl Location {
         // Cloud URLs name a bucket (or container) and a path inside it; the builders take the
         // bucket, the path is our prefix.
         let prefix = if remote { prefix(parsed.path())? } else { root };
-        Ok(Location { store, prefix, url: url.to_string(), remote })
+        Ok(Location { store, prefix, url: url.to_string(), remote, local_dir })
     }
 
     /// The name `rel` (slash-separated) under the prefix.

@@ -411,11 +411,7 @@ impl ObjectCache {
     pub fn open(cfg: &CacheConfig) -> Result<ObjectCache, String> {
         let loc = Location::parse(&cfg.url)?;
         let dir = loc.child(&version_tag());
-        let local_dir = url::Url::parse(&cfg.url)
-            .ok()
-            .filter(|u| u.scheme() == "file")
-            .and_then(|u| u.to_file_path().ok())
-            .map(|d| d.join(version_tag()));
+        let local_dir = loc.local_dir.as_ref().map(|d| d.join(version_tag()));
         let shared = Arc::new(Shared {
             loc,
             dir,
