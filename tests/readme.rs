@@ -320,3 +320,17 @@ fn the_readme_tour_works_as_written() {
     // queue_depth = max(0, 5 + 10 − 12) = 3, then 1, then 0.
     assert_eq!(q["first"], serde_json::json!([3.0, 1.0, 0.0, 0.0, 0.0, 0.0]));
 }
+
+/// CI runs the README's test command as written: the second command of the first `sh` block
+/// (the set-up block: the main job, then the tests) is a line of `.ci/run`, so what the README
+/// calls the tests is what CI runs.
+#[test]
+fn ci_runs_the_readme_test_command() {
+    let root = repo();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let setup = steps(&readme);
+    let test = setup.get(1).map(|s| s.text.split(" #").next().unwrap_or("").trim().to_string());
+    let test = test.expect("the README's set-up block has a test command");
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(ci.lines().any(|l| l.trim() == test), "`.ci/run` does not run the README's test command `{test}`");
+}
