@@ -44,7 +44,8 @@ fn open(db: &Path, cache: Option<&CacheConfig>) -> Host {
     Host::open_with_cache(db, "test", Path::new("."), cache).unwrap_or_else(|e| panic!("open {}: {e}", db.display()))
 }
 
-fn session(host: &mut Host, text: &str, file: &str, template: &str, id: &str, params: &[(&str, &str)]) {
+/// Stores `text` (as `file`) and opens session `id` of its version "1" with `params`.
+pub(crate) fn session(host: &mut Host, text: &str, file: &str, template: &str, id: &str, params: &[(&str, &str)]) {
     host.put_template(text, file).unwrap();
     host.open_session(OpenRequest {
         template_id: template.into(),

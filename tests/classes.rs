@@ -1012,14 +1012,7 @@ async fn the_budget_counts_the_mixes_a_share_sweep_recomputes() {
     let dir = tempfile::tempdir().unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut host = Host::open(&dir.path().join("db.redb"), "test", root).unwrap();
-    host.put_template(SWEEP_TEMPLATE, "sweep.yaml").unwrap();
-    let open = flowtime::host::OpenRequest {
-        template_id: "classy-sweep".into(),
-        template_version: "1".into(),
-        id: Some("s".into()),
-        ..Default::default()
-    };
-    host.open_session(open).unwrap();
+    crate::cache::session(&mut host, SWEEP_TEMPLATE, "sweep.yaml", "classy-sweep", "s", &[]);
     // The metric's closure: the queue's totals, and its mixes.
     let plan = host.compiled_target(&flowtime::host::Target::parse("s")).unwrap();
     let q = plan.by_id["svc_queue"];
@@ -1069,21 +1062,14 @@ async fn the_budget_counts_the_mixes_a_share_sweep_recomputes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_per_class_request_counts_its_mixes_against_the_budget() {
     use flowtime::client::Client;
-    use flowtime::host::{OpenRequest, SharedHost, Target};
+    use flowtime::host::{SharedHost, Target};
     use flowtime::server::{ServerOptions, pb};
     use std::sync::Arc;
 
     let dir = tempfile::tempdir().unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut host = Host::open(&dir.path().join("db.redb"), "test", root).unwrap();
-    host.put_template(SWEEP_TEMPLATE, "sweep.yaml").unwrap();
-    let open = OpenRequest {
-        template_id: "classy-sweep".into(),
-        template_version: "1".into(),
-        id: Some("s".into()),
-        ..Default::default()
-    };
-    host.open_session(open).unwrap();
+    crate::cache::session(&mut host, SWEEP_TEMPLATE, "sweep.yaml", "classy-sweep", "s", &[]);
     let c = host.compiled_target(&Target::parse("s")).unwrap();
     let q = c.by_id["svc_queue"];
     let (totals, with_mixes) = (c.work(Some(&[q]), &[]), c.work(Some(&[q]), &[q]));

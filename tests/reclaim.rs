@@ -214,14 +214,7 @@ fn a_collection_left_due_runs_after_a_reopen() {
     let blobs = |host: &Host| host.store().read().unwrap().counts().unwrap()["blobs"] as usize;
     assert_eq!(blobs(&host), n, "opening collects nothing");
     let plain = "id: plain\nversion: \"1\"\ngrid: {bins: 4, binSize: 5, binUnit: minutes, start: \"2025-10-07T00:00:00Z\"}\nnodes:\n  - {id: a, kind: const, values: [1, 2, 3, 4]}\n";
-    host.put_template(plain, "plain.yaml").unwrap();
-    let open = OpenRequest {
-        template_id: "plain".into(),
-        template_version: "1".into(),
-        id: Some("s".into()),
-        ..Default::default()
-    };
-    host.open_session(open).unwrap();
+    crate::cache::session(&mut host, plain, "plain.yaml", "plain", "s", &[]);
     assert_eq!(blobs(&host), 0, "the first change after the reopen collected what nothing references");
 }
 

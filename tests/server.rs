@@ -281,15 +281,13 @@ async fn round_trips_queries_state_and_compare() {
     let mut runs = RunServiceClient::new(ch.clone());
     let run = runs.create_run(pb::CreateRunRequest { target: target("replay", "backlog") }).await.unwrap().into_inner();
     assert!(run.id.starts_with("run_order-system_") && Path::new(&run.dir).join("manifest.json").exists());
-    let c = q
-        .compare(pb::CompareRequest {
-            a: Some(pb::Operand { kind: Some(pb::operand::Kind::RunId(run.id.clone())) }),
-            b: Some(pb::Operand { kind: Some(pb::operand::Kind::Target(target("replay", "backlog").unwrap())) }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    // The run against the target it was written from.
+    let run_vs_target = || pb::CompareRequest {
+        a: Some(pb::Operand { kind: Some(pb::operand::Kind::RunId(run.id.clone())) }),
+        b: Some(pb::Operand { kind: Some(pb::operand::Kind::Target(target("replay", "backlog").unwrap())) }),
+        ..Default::default()
+    };
+    let c = q.compare(run_vs_target()).await.unwrap().into_inner();
     assert_eq!(c.summary.unwrap().differing, 0, "a run equals the target it was written from");
     assert_eq!(runs.list_runs(pb::ListRunsRequest {}).await.unwrap().into_inner().runs.len(), 1);
     // A stored run whose files no longer match its manifest is DATA_LOSS, not the request's fault.
@@ -299,14 +297,7 @@ async fn round_trips_queries_state_and_compare() {
     assert_eq!(e.code(), Code::DataLoss, "{}", e.message());
     assert!(e.message().contains("series/served.csv does not match its manifest hash"), "{}", e.message());
     // Compared as an operand, the same run is the same error.
-    let e = q
-        .compare(pb::CompareRequest {
-            a: Some(pb::Operand { kind: Some(pb::operand::Kind::RunId(run.id.clone())) }),
-            b: Some(pb::Operand { kind: Some(pb::operand::Kind::Target(target("replay", "backlog").unwrap())) }),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let e = q.compare(run_vs_target()).await.unwrap_err();
     assert_eq!(e.code(), Code::DataLoss, "{}", e.message());
     server.stop().await;
 }
