@@ -118,11 +118,5 @@ pub fn input_fingerprint(values: &[f64]) -> ContentKey {
 
 /// A key as lowercase hex (object names, messages).
 pub fn key_hex(k: &ContentKey) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(64);
-    for b in k {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
+    crate::model::params::hex(k)
 }

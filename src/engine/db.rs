@@ -423,11 +423,12 @@ fn unit_key<'db>(
 /// the result cache ([`loaded_since_reset`] counts those).
 /// Stops between two units when this thread's interrupt flag is set ([`interruptible`]).
 ///
-/// With a result cache, the first unit that is not memoised decides how the rest are looked up:
-/// when it was loaded from the cache (a restart, or a scenario another process computed), the
-/// scenario's results are likely all there, so the content keys of the remaining units (computed
-/// from the leaves, without any value) are fetched at once, concurrently ([`prefetch`]); a
-/// computed first unit (a cache without this scenario) or a memoised scenario fetches nothing.
+/// With a result cache, the first unit decides how the rest are looked up: when it is not
+/// memoised and was loaded from the cache (a restart, or a scenario another process computed),
+/// the scenario's results are likely all there, so the content keys of the remaining units
+/// (computed from the leaves, without any value) are fetched at once, concurrently
+/// ([`prefetch`]); a computed first unit (a cache without this scenario), or a scenario whose
+/// first units are memoised (a leaf change, even back to a cached value), fetches nothing ahead.
 pub fn evaluate_in_order<'db>(
     db: &'db dyn Db,
     keys: impl IntoIterator<Item = UnitKey<'db>>,
@@ -444,7 +445,10 @@ pub fn evaluate_in_order<'db>(
             let (loaded, evaluated) = (LOADED.with(|e| e.get()), EVALUATED.with(|e| e.get()));
             if loaded + evaluated > 0 {
                 decided = true;
-                if loaded > 0 {
+                // Only when no unit before it was memoised (a restart, a scenario another
+                // process computed): after memoised units (a leaf change back to a cached value)
+                // the rest is mostly memoised too, and fetching it would be wasted reads.
+                if loaded > 0 && i == 0 {
                     prefetch(db, &keys[i + 1..]);
                 }
             }
@@ -821,11 +825,15 @@ pub fn eval_unit<'db>(db: &'db dyn Db, key: UnitKey<'db>) -> Outputs {
     let ck = content_key_of(db, key, &src_keys);
     let after_miss =
         ck != NO_KEY && MISSED.with(|m| m.borrow().as_ref().is_some_and(|m| src_keys.iter().any(|k| m.contains(k))));
-    if let Some(rc) = rc.filter(|_| ck != NO_KEY && !after_miss)
-        && let Some(found) = PREFETCHED
+    // An entry fetched ahead is used whatever happened upstream (it is verified and in hand);
+    // only a new lookup is skipped downstream of a miss.
+    let found = match rc.filter(|_| ck != NO_KEY) {
+        Some(rc) => PREFETCHED
             .with(|p| p.borrow_mut().remove(&ck))
-            .or_else(|| rc.get(&ck, def.n_outputs as usize, def.bins as usize))
-    {
+            .or_else(|| (!after_miss).then(|| rc.get(&ck, def.n_outputs as usize, def.bins as usize)).flatten()),
+        None => None,
+    };
+    if let Some(found) = found {
         LOADED.with(|e| e.set(e.get() + def.members.len() as u64));
         return Outputs(found.into_iter().map(Series).collect(), ck);
     }
