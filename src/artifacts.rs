@@ -558,15 +558,20 @@ fn write_run_dir(runs: &Path, r: &RunInput<'_>) -> Result<RunOutput, Diagnostics
 /// The series of a run directory (verified against its manifest): grid JSON and id → values.
 pub fn read_run_series(dir: &Path) -> Result<(Value, BTreeMap<String, Vec<f64>>), Diagnostics> {
     verify_run(dir)?;
+    // Verified just now: what cannot be read is the file system's failure, what does not parse
+    // is damage the manifest did not cover.
     let bad = |m: String| Diagnostics::one(Diagnostic::error("run_corrupt", m));
+    let unreadable = |what: &str, e: std::io::Error| {
+        Diagnostics::one(Diagnostic::error("run_io", format!("{}: cannot read {what}: {e}", dir.display())))
+    };
     let index: Value = serde_json::from_slice(
-        &sys::read(&dir.join("series/index.json")).map_err(|e| bad(format!("{}: {e}", dir.display())))?,
+        &sys::read(&dir.join("series/index.json")).map_err(|e| unreadable("series/index.json", e))?,
     )
     .map_err(|e| bad(format!("series/index.json: {e}")))?;
     let mut out = BTreeMap::new();
     for s in index["series"].as_array().cloned().unwrap_or_default() {
         let (Some(id), Some(path)) = (s["id"].as_str(), s["path"].as_str()) else { continue };
-        let text = sys::read_to_string(&dir.join(path)).map_err(|e| bad(format!("{path}: {e}")))?;
+        let text = sys::read_to_string(&dir.join(path)).map_err(|e| unreadable(path, e))?;
         let values: Vec<f64> =
             text.lines().skip(1).filter_map(|l| l.split_once(',').and_then(|(_, v)| v.parse().ok())).collect();
         out.insert(id.to_string(), values);

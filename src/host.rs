@@ -127,8 +127,24 @@ impl HostError {
 }
 
 impl From<Diagnostics> for HostError {
+    /// Bad input, except what is not the request's fault: a stored run that fails its manifest
+    /// (`run_corrupt`) is data loss, a runs directory or object store that fails (`run_io`,
+    /// `object_store`) is storage; their messages keep the help.
     fn from(d: Diagnostics) -> HostError {
-        HostError::BadInput(d)
+        let told = || {
+            let one = |x: &Diagnostic| match &x.help {
+                Some(h) => format!("{} ({h})", x.message),
+                None => x.message.clone(),
+            };
+            d.0.iter().map(one).collect::<Vec<_>>().join("; ")
+        };
+        if d.0.iter().any(|x| x.code == "run_corrupt") {
+            HostError::DataLoss(told())
+        } else if d.0.iter().any(|x| x.code == "run_io" || x.code == "object_store") {
+            HostError::Storage(told())
+        } else {
+            HostError::BadInput(d)
+        }
     }
 }
 

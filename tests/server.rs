@@ -296,6 +296,7 @@ async fn round_trips_queries_state_and_compare() {
     let e = runs.create_run(pb::CreateRunRequest { target: target("replay", "backlog") }).await.unwrap_err();
     assert_eq!(e.code(), Code::DataLoss, "{}", e.message());
     assert!(e.message().contains("series/served.csv does not match its manifest hash"), "{}", e.message());
+    assert!(e.message().contains("delete the run directory and run again"), "the fix is kept: {}", e.message());
     // Compared as an operand, the same run is the same error.
     let e = q.compare(run_vs_target()).await.unwrap_err();
     assert_eq!(e.code(), Code::DataLoss, "{}", e.message());

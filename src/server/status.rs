@@ -94,14 +94,6 @@ pub(crate) fn from_host(field: &str, e: HostError) -> Status {
             if d.0.iter().any(|x| x.code == crate::engine::db::Interrupted::CODE) {
                 return crate::server::edge::deadline_exceeded();
             }
-            // Not the request's fault: a stored run that fails its manifest, a store or runs
-            // directory that failed.
-            if d.0.iter().any(|x| x.code == "run_corrupt") {
-                return Status::data_loss(messages());
-            }
-            if d.0.iter().any(|x| x.code == "object_store" || x.code == "run_io") {
-                return Status::internal(messages());
-            }
             invalid(field, &d)
         }
         HostError::NotFound(m) => Status::not_found(bounded(&m)),
