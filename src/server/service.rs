@@ -65,11 +65,17 @@ impl Api {
         field: &'static str,
         f: impl FnOnce(&mut Host) -> Result<T, HostError> + Send + 'static,
     ) -> Result<T, Status> {
-        let host = self.host.clone();
-        let res = on_blocking_thread(move || host.write(f)).await?;
-        if res.is_ok() {
-            self.changes.send_modify(|g| *g += 1);
-        }
+        let (host, changes) = (self.host.clone(), self.changes.clone());
+        // Watchers are told on the thread that wrote: a write that commits after the request's
+        // deadline dropped this future still wakes them.
+        let res = on_blocking_thread(move || {
+            let res = host.write(f);
+            if res.is_ok() {
+                changes.send_modify(|g| *g += 1);
+            }
+            res
+        })
+        .await?;
         res.map_err(|e| from_host(field, e))
     }
 

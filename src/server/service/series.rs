@@ -182,7 +182,8 @@ impl Api {
             .collect();
         let w = loaded.window;
         let prov = provenance.clone();
-        // Past the deadline (the parse above runs to its end), nothing is stored.
+        // A deadline that passed while the write waited for the host lock stores nothing (one that
+        // passes during the parse drops this request before it gets here).
         let stop = Call::current().map(|c| c.stop.clone());
         let changed = self
             .write("data", move |h| {
