@@ -411,11 +411,11 @@ impl Evaluator {
             units: vec![None; c.units.len()],
             mixes: vec![None; c.classes.as_ref().map_or(0, |cp| cp.units.len())],
         };
-        let order: Vec<KeyNode> = match &c.classes {
-            Some(cp) => cp.order.clone(),
+        let order: std::borrow::Cow<'_, [KeyNode]> = match &c.classes {
+            Some(cp) => std::borrow::Cow::Borrowed(&cp.order),
             None => (0..c.units.len() as u32).map(KeyNode::Unit).collect(),
         };
-        for n in order {
+        for &n in order.iter() {
             match n {
                 KeyNode::Unit(u) => {
                     let u = u as usize;

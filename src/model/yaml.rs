@@ -291,19 +291,15 @@ fn check_limits(text: &str, limits: &Limits) -> Result<(), Diagnostic> {
         }
         i += 1;
     }
-    // Then a bound no misreading of quotes can switch off (a `'` opening a line of a block scalar or
-    // of a plain scalar's continuation is text, not a quoted scalar): libyaml cannot nest deeper
-    // than the brackets outside comments, counted with no regard for quoting. Brackets in text
-    // count here too, hence the slack.
-    let (mut raw, mut line, mut line_start, mut i) = (0u32, 1u32, 0usize, 0usize);
-    while i < b.len() {
-        match b[i] {
+    // Then a bound a misreading of quotes cannot switch off (a `'` opening a line of a block
+    // scalar or of a plain scalar's continuation is text, not a quoted scalar): libyaml cannot
+    // nest deeper than the brackets open at once, counted everywhere (a `#` inside quotes is no
+    // comment, so comments are not skipped either). Brackets in text and comments count too,
+    // hence the slack.
+    let (mut raw, mut line, mut line_start) = (0u32, 1u32, 0usize);
+    for (i, c) in b.iter().enumerate() {
+        match c {
             b'\n' => (line, line_start) = (line + 1, i + 1),
-            b'#' if i == 0 || blank(i - 1) => {
-                while i + 1 < b.len() && b[i + 1] != b'\n' {
-                    i += 1;
-                }
-            }
             b'[' | b'{' => {
                 raw += 1;
                 if raw > RAW_DEPTH_SLACK * limits.max_depth {
@@ -313,7 +309,6 @@ fn check_limits(text: &str, limits: &Limits) -> Result<(), Diagnostic> {
             b']' | b'}' => raw = raw.saturating_sub(1),
             _ => {}
         }
-        i += 1;
     }
     Ok(())
 }
@@ -391,6 +386,10 @@ mod tests {
     fn a_quote_in_a_block_scalar_does_not_hide_deep_nesting() {
         let n = 40_000;
         let text = format!("d: |\n  'tis text\na: {}{}\n", "[".repeat(n), "]".repeat(n));
+        let err = parse(&text).unwrap_err();
+        assert_eq!((err.code.as_str(), err.line), ("document_too_deep", Some(3)), "{err:?}");
+        // Nor does a `#` inside a quoted scalar after it.
+        let text = format!("d: |\n  'tis text\na: [\" #\", {}{}]\n", "[".repeat(n), "]".repeat(n));
         let err = parse(&text).unwrap_err();
         assert_eq!((err.code.as_str(), err.line), ("document_too_deep", Some(3)), "{err:?}");
     }
